@@ -1,0 +1,326 @@
+//! The embedded CPU backend: the default everywhere, no GPU needed.
+//!
+//! Candidate families and their ids:
+//! - `cpu:gemm:t<threads>` — the `gemm` crate; `cpu:gemm:t<all>` is the default.
+//! - `cpu:matrixmultiply:t<threads>` — the `matrixmultiply` crate, N split over threads.
+//! - `cpu:skinny:<isa>:m<tile>:t<threads>` — our decode kernel (M ≤ 16, layout TN).
+//! - `cpu:test:<what>` — deliberately slow / wrong test doubles, offered only when the
+//!   backend is built with `with_test_kernels` (or `GEMMTUNE_CPU_TEST_KERNELS=1`), so
+//!   tests can show the tuner rejects wrong kernels and picks by speed.
+
+pub mod libs;
+pub mod skinny;
+pub mod sysinfo;
+pub mod tensor;
+mod testing;
+
+use super::{Backend, Candidate, Identity, KernelId, Operands};
+use crate::error::{Error, Result};
+use crate::problem::{DType, Problem};
+use skinny::Skinny;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use sysinfo::Isa;
+pub use tensor::HostTensor;
+pub use testing::TestKernel;
+
+/// A resolved CPU kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuKernel {
+    Gemm { threads: usize },
+    MatrixMultiply { threads: usize },
+    Skinny(Skinny),
+    Test(TestKernel),
+}
+
+impl CpuKernel {
+    pub fn id(&self) -> KernelId {
+        KernelId(match self {
+            CpuKernel::Gemm { threads } => format!("cpu:gemm:t{threads}"),
+            CpuKernel::MatrixMultiply { threads } => format!("cpu:matrixmultiply:t{threads}"),
+            CpuKernel::Skinny(s) => format!("cpu:skinny:{}:m{}:t{}", s.isa.name(), s.mt, s.threads),
+            CpuKernel::Test(t) => format!("cpu:test:{}", t.name()),
+        })
+    }
+
+    /// Parses an id; says what is wrong with it otherwise.
+    pub fn parse(id: &str) -> std::result::Result<CpuKernel, String> {
+        let parts: Vec<&str> = id.split(':').collect();
+        let threads = |s: &str| -> std::result::Result<usize, String> {
+            s.strip_prefix('t')
+                .and_then(|t| t.parse::<usize>().ok())
+                .filter(|&t| (1..=1024).contains(&t))
+                .ok_or_else(|| format!("bad thread count '{s}' in kernel id '{id}'"))
+        };
+        match parts.as_slice() {
+            ["cpu", "gemm", t] => Ok(CpuKernel::Gemm { threads: threads(t)? }),
+            ["cpu", "matrixmultiply", t] => Ok(CpuKernel::MatrixMultiply { threads: threads(t)? }),
+            ["cpu", "skinny", isa, mt, t] => {
+                let isa = Isa::parse(isa).ok_or_else(|| format!("unknown instruction set '{isa}' in '{id}'"))?;
+                let mt = mt
+                    .strip_prefix('m')
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .filter(|v| skinny::TILES.contains(v))
+                    .ok_or_else(|| format!("bad tile '{mt}' in kernel id '{id}'"))?;
+                Ok(CpuKernel::Skinny(Skinny { isa, mt, threads: threads(t)? }))
+            }
+            ["cpu", "test", what] => TestKernel::parse(what)
+                .map(CpuKernel::Test)
+                .ok_or_else(|| format!("unknown test kernel '{what}'")),
+            _ => Err(format!("'{id}' is not a CPU kernel id")),
+        }
+    }
+}
+
+pub struct CpuBackend {
+    identity: Identity,
+    threads: usize,
+    test_kernels: bool,
+    pools: Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>,
+}
+
+impl CpuBackend {
+    pub fn new() -> CpuBackend {
+        let threads = sysinfo::threads();
+        let identity = Identity {
+            backend: "cpu".into(),
+            device: format!("{} ({threads} threads)", sysinfo::cpu_model()),
+            arch: sysinfo::arch_string(),
+            libraries: vec![
+                ("gemm".into(), env!("GEMMTUNE_LIB_GEMM").into()),
+                ("matrixmultiply".into(), env!("GEMMTUNE_LIB_MATRIXMULTIPLY").into()),
+            ],
+            details: vec![("llc_bytes".into(), sysinfo::llc_bytes().to_string())],
+        };
+        let test_kernels = std::env::var("GEMMTUNE_CPU_TEST_KERNELS").is_ok_and(|v| v == "1");
+        CpuBackend { identity, threads, test_kernels, pools: Mutex::new(HashMap::new()) }
+    }
+
+    /// Also offers the `cpu:test:*` test doubles (never used outside tests).
+    pub fn with_test_kernels(mut self) -> CpuBackend {
+        self.test_kernels = true;
+        self
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Thread counts worth trying: one, all, and half on larger machines.
+    fn thread_options(&self) -> Vec<usize> {
+        let mut v = vec![1, self.threads];
+        if self.threads >= 4 {
+            v.push(self.threads / 2);
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn pool(&self, threads: usize) -> Arc<rayon::ThreadPool> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools
+            .entry(threads)
+            .or_insert_with(|| {
+                Arc::new(
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .thread_name(move |i| format!("gemmtune-cpu{threads}-{i}"))
+                        .build()
+                        .expect("creating a CPU thread pool"),
+                )
+            })
+            .clone()
+    }
+
+    /// Runs `k` on host tensors directly (the runtime's entry point on the CPU).
+    pub fn run_host(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) {
+        let threads = match k {
+            CpuKernel::Gemm { threads } | CpuKernel::MatrixMultiply { threads } => *threads,
+            CpuKernel::Skinny(s) => s.threads,
+            CpuKernel::Test(_) => self.threads,
+        };
+        let mut body = || match k {
+            CpuKernel::Gemm { threads } => libs::gemm_crate(p, x, w, y, *threads),
+            CpuKernel::MatrixMultiply { threads } => libs::matrixmultiply(p, x, w, y, *threads),
+            CpuKernel::Skinny(s) => s.run(p, x, w, y),
+            CpuKernel::Test(t) => t.run(p, x, w, y, self.threads),
+        };
+        if threads <= 1 {
+            body()
+        } else {
+            self.pool(threads).install(body)
+        }
+    }
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        CpuBackend::new()
+    }
+}
+
+impl Backend for CpuBackend {
+    type Buffer = HostTensor;
+    type Kernel = CpuKernel;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    fn candidates(&self, p: &Problem) -> Result<Vec<Candidate>> {
+        let mut ks = Vec::new();
+        for &t in &self.thread_options() {
+            ks.push(CpuKernel::Gemm { threads: t });
+        }
+        for &t in &self.thread_options() {
+            ks.push(CpuKernel::MatrixMultiply { threads: t });
+        }
+        if Skinny::supports(p) {
+            for isa in Isa::offered() {
+                for mt in skinny::TILES.into_iter().filter(|&mt| mt == 1 || mt <= p.m) {
+                    for &t in &self.thread_options() {
+                        ks.push(CpuKernel::Skinny(Skinny { isa, mt, threads: t }));
+                    }
+                }
+            }
+        }
+        if self.test_kernels {
+            ks.extend(TestKernel::ALL.iter().map(|&t| CpuKernel::Test(t)));
+        }
+        // Put the default first, as every backend does.
+        let default = self.default_kernel(p);
+        ks.sort_by_key(|k| k.id() != default);
+        Ok(ks.into_iter().map(|k| Candidate::new(k.id().0)).collect())
+    }
+
+    fn default_kernel(&self, _p: &Problem) -> KernelId {
+        CpuKernel::Gemm { threads: self.threads }.id()
+    }
+
+    fn resolve(&self, p: &Problem, id: &KernelId) -> Result<CpuKernel> {
+        let k = CpuKernel::parse(id.as_str()).map_err(Error::input)?;
+        match k {
+            CpuKernel::Skinny(s) => {
+                if !s.isa.available() {
+                    return Err(Error::runtime(format!(
+                        "{id}: this CPU lacks the {} instruction set",
+                        s.isa.name()
+                    )));
+                }
+                if !Skinny::supports(p) {
+                    return Err(Error::runtime(format!(
+                        "{id}: the skinny kernel needs layout TN and M <= {} (got {p})",
+                        skinny::MAX_M
+                    )));
+                }
+            }
+            CpuKernel::Test(_) if !self.test_kernels => {
+                return Err(Error::runtime(format!("{id}: test kernels are not enabled")));
+            }
+            _ => {}
+        }
+        Ok(k)
+    }
+
+    fn alloc(&self, dtype: DType, len: usize) -> Result<HostTensor> {
+        Ok(HostTensor::zeros(dtype, len))
+    }
+
+    fn fill_random(&self, buf: &mut HostTensor, seed: u64) -> Result<()> {
+        buf.fill_random(seed);
+        Ok(())
+    }
+
+    fn fill_nan(&self, buf: &mut HostTensor) -> Result<()> {
+        buf.fill_nan();
+        Ok(())
+    }
+
+    fn download(&self, buf: &HostTensor) -> Result<Vec<f32>> {
+        Ok(buf.as_f32().into_owned())
+    }
+
+    fn run(&self, k: &CpuKernel, p: &Problem, ops: &mut Operands<HostTensor>) -> Result<()> {
+        let Operands { x, w, y } = ops;
+        for (name, t, len) in [("X", &*x, p.x_len()), ("W", &*w, p.w_len()), ("Y", &*y, p.y_len())] {
+            if t.len() != len || t.dtype() != p.dtype {
+                return Err(Error::runtime(format!(
+                    "operand {name} holds {} {} elements, {p} needs {len} {}",
+                    t.len(),
+                    t.dtype(),
+                    p.dtype
+                )));
+            }
+        }
+        self.run_host(k, p, x, w, y);
+        Ok(())
+    }
+
+    fn time(&self, k: &CpuKernel, p: &Problem, sets: &mut [Operands<HostTensor>], calls: usize) -> Result<f64> {
+        let start = Instant::now();
+        for i in 0..calls {
+            let n = sets.len();
+            let Operands { x, w, y } = &mut sets[i % n];
+            self.run_host(k, p, x, w, y);
+        }
+        Ok(start.elapsed().as_secs_f64() / calls.max(1) as f64)
+    }
+
+    fn cache_bytes(&self) -> usize {
+        sysinfo::llc_bytes()
+    }
+
+    fn measure_bandwidth(&self) -> Result<f64> {
+        Ok(sysinfo::copy_bandwidth(&self.pool(self.threads)))
+    }
+
+    fn peak_problem(&self) -> Problem {
+        Problem::linear(DType::F32, 1536, 1536, 1536).expect("valid problem")
+    }
+
+    fn library_kernels(&self, p: &Problem) -> Vec<KernelId> {
+        let t = self.threads;
+        let mut v = vec![CpuKernel::Gemm { threads: t }.id(), CpuKernel::MatrixMultiply { threads: t }.id()];
+        if Skinny::supports(p) {
+            let isa = Isa::offered()[0];
+            v.push(CpuKernel::Skinny(Skinny { isa, mt: if p.m >= 4 { 4 } else { 1 }, threads: t }).id());
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_bad_ids_explain() {
+        let b = CpuBackend::new().with_test_kernels();
+        for p in [Problem::linear(DType::F32, 4, 64, 64).unwrap(), Problem::linear(DType::BF16, 64, 64, 64).unwrap()] {
+            let cands = b.candidates(&p).unwrap();
+            assert_eq!(cands[0].id, b.default_kernel(&p));
+            assert!(cands.len() >= 4 + TestKernel::ALL.len());
+            for c in cands {
+                let k = CpuKernel::parse(c.id.as_str()).unwrap();
+                assert_eq!(k.id(), c.id);
+                b.resolve(&p, &c.id).unwrap();
+            }
+        }
+        for bad in ["cpu:gemm", "cpu:gemm:t0", "cpu:gemm:x2", "cpu:skinny:sse9:m1:t1", "cpu:skinny:avx2:m3:t1", "cuda:x", "cpu:test:nope"] {
+            assert!(CpuKernel::parse(bad).is_err(), "{bad}");
+        }
+        // The skinny kernel is not resolvable for prefill shapes.
+        let big = Problem::linear(DType::F32, 64, 8, 8).unwrap();
+        let id = CpuKernel::Skinny(Skinny { isa: Isa::Portable, mt: 1, threads: 1 }).id();
+        assert!(b.resolve(&big, &id).unwrap_err().to_string().contains("M <= 16"));
+        // Test kernels need opting in.
+        let plain = CpuBackend::new();
+        assert!(plain.resolve(&big, &KernelId::new("cpu:test:slow")).is_err());
+    }
+}

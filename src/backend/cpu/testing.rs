@@ -1,0 +1,95 @@
+//! Test doubles inside the real CPU backend, offered only when explicitly enabled. Each
+//! misbehaves in one way the tuner must handle: too slow, numerically wrong, NaN output,
+//! unwritten output, a panic, or the default kernel under another name (a tie).
+
+use super::libs;
+use super::tensor::HostTensor;
+use crate::problem::Problem;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TestKernel {
+    /// Correct but slow: a naive triple loop.
+    Slow,
+    /// 3 % error on every output: fast and wrong.
+    Wrong,
+    /// One NaN in the output.
+    Nan,
+    /// Leaves the last output row unwritten.
+    Partial,
+    /// Panics.
+    Panic,
+    /// The default kernel under another name: ties with the default.
+    Alias,
+}
+
+impl TestKernel {
+    pub const ALL: [TestKernel; 6] = [
+        TestKernel::Slow,
+        TestKernel::Wrong,
+        TestKernel::Nan,
+        TestKernel::Partial,
+        TestKernel::Panic,
+        TestKernel::Alias,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TestKernel::Slow => "slow",
+            TestKernel::Wrong => "wrong",
+            TestKernel::Nan => "nan",
+            TestKernel::Partial => "partial",
+            TestKernel::Panic => "panic",
+            TestKernel::Alias => "alias",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TestKernel> {
+        TestKernel::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    pub fn run(self, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor, threads: usize) {
+        match self {
+            TestKernel::Slow => {
+                let (xf, wf) = (x.as_f32(), w.as_f32());
+                let (xs, ws) = (p.x_strides(), p.w_strides());
+                let mut out = vec![0.0f32; p.y_len()];
+                for b in 0..p.batch {
+                    let (xo, wo, yo) = (b * p.m * p.k, b * p.n * p.k, b * p.m * p.n);
+                    for i in 0..p.m {
+                        for j in 0..p.n {
+                            let mut acc = 0.0f32;
+                            for kk in 0..p.k {
+                                // Column-order walk over X: deliberately cache-unfriendly.
+                                acc += xf[xo + i * xs.row + kk * xs.col] * wf[wo + j * ws.row + kk * ws.col];
+                            }
+                            out[yo + i * p.n + j] = acc;
+                        }
+                    }
+                }
+                y.store_f32(&out);
+            }
+            TestKernel::Wrong | TestKernel::Nan | TestKernel::Partial => {
+                let mut tmp = HostTensor::zeros(p.dtype, p.y_len());
+                libs::gemm_crate(p, x, w, &mut tmp, threads);
+                let mut v = tmp.as_f32().into_owned();
+                let mut keep = y.as_f32().into_owned();
+                match self {
+                    TestKernel::Wrong => v.iter_mut().for_each(|e| *e *= 1.03),
+                    TestKernel::Nan => {
+                        let mid = v.len() / 2;
+                        v[mid] = f32::NAN
+                    }
+                    _ => {
+                        // Copy all but the last row of the last batch item.
+                        let cut = v.len() - p.n;
+                        keep[..cut].copy_from_slice(&v[..cut]);
+                        v = keep.split_off(0);
+                    }
+                }
+                y.store_f32(&v);
+            }
+            TestKernel::Panic => panic!("test kernel panicked on purpose"),
+            TestKernel::Alias => libs::gemm_crate(p, x, w, y, threads),
+        }
+    }
+}

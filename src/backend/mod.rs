@@ -1,0 +1,170 @@
+//! The `Backend` trait: everything the tuner, the dispatcher and the runtime need from a
+//! device and its GEMM libraries. Backends live in their own folders (`cpu/`, later
+//! `cuda/` and `rocm/`); nothing outside a backend knows what a kernel id means.
+//!
+//! Life of a candidate: `candidates()` lists stable ids for a problem, `resolve()` turns
+//! an id (from the list or from a table written months ago) back into exactly that
+//! kernel, `run()` launches it on operands made by `alloc()`/`fill_random()`, and
+//! `time()` measures one sample of back-to-back calls the way the device should be
+//! timed (host clock on the CPU, events and graphs on GPUs).
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::problem::{DType, Problem};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A stable kernel name: `<backend>:<family>:<parameters>`. Re-resolving the same id on
+/// the same device and library versions selects exactly the same kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelId(pub String);
+
+impl KernelId {
+    pub fn new(s: impl Into<String>) -> KernelId {
+        KernelId(s.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The family part of the id (`gemm` in `cpu:gemm:t2`).
+    pub fn family(&self) -> &str {
+        self.0.split(':').nth(1).unwrap_or("")
+    }
+}
+
+impl fmt::Display for KernelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One candidate for a problem.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub id: KernelId,
+    /// Free-form `key=value` facts that ride along into the table (workspace bytes,
+    /// graph-capturable, ...), `;`-separated.
+    pub attrs: String,
+}
+
+impl Candidate {
+    pub fn new(id: impl Into<String>) -> Candidate {
+        Candidate { id: KernelId::new(id), attrs: String::new() }
+    }
+}
+
+/// Validators: what must be unchanged for a tuned row to stay valid (device, arch,
+/// library versions, tool version). Written into every table.
+pub type Validators = BTreeMap<String, String>;
+
+/// Device and library identity of a backend instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    pub backend: String,
+    /// Human-readable device name, e.g. "AMD EPYC (2 threads)" or "NVIDIA H100 80GB HBM3".
+    pub device: String,
+    /// Instruction set / compute capability the kernels were built for.
+    pub arch: String,
+    /// (library, version) pairs whose kernels the table names.
+    pub libraries: Vec<(String, String)>,
+    /// Informational facts that do not invalidate rows (memory size, cache sizes).
+    pub details: Vec<(String, String)>,
+}
+
+impl Identity {
+    pub fn validators(&self) -> Validators {
+        let mut v = Validators::new();
+        v.insert("backend".into(), self.backend.clone());
+        v.insert("device".into(), self.device.clone());
+        v.insert("arch".into(), self.arch.clone());
+        v.insert("gemmtune".into(), env!("CARGO_PKG_VERSION").into());
+        for (lib, ver) in &self.libraries {
+            v.insert(format!("lib.{lib}"), ver.clone());
+        }
+        v
+    }
+}
+
+/// Explains why a table row's validators do not fit this backend, or `None` if they do.
+/// Every key must be present on both sides with the same value.
+pub fn validator_mismatch(row: &Validators, here: &Validators) -> Option<String> {
+    for (k, v) in here {
+        match row.get(k) {
+            None => return Some(format!("{k} missing from the table (here: '{v}')")),
+            Some(t) if t != v => return Some(format!("{k} differs (table: '{t}', here: '{v}')")),
+            _ => {}
+        }
+    }
+    row.keys()
+        .find(|k| !here.contains_key(*k))
+        .map(|k| format!("{k} is in the table but unknown here"))
+}
+
+/// The operands of one problem: X, W and Y.
+pub struct Operands<B> {
+    pub x: B,
+    pub w: B,
+    pub y: B,
+}
+
+pub trait Backend: Send + Sync {
+    /// Memory holding one operand (host memory for the CPU, device memory for GPUs).
+    type Buffer: Send;
+    /// A resolved, ready-to-run kernel.
+    type Kernel: Send + Sync;
+
+    /// "cpu", "cuda", "rocm".
+    fn name(&self) -> &'static str;
+    fn identity(&self) -> &Identity;
+
+    /// Every candidate for `p`, the default included.
+    fn candidates(&self, p: &Problem) -> Result<Vec<Candidate>>;
+    /// What a user gets without tuning (the library heuristic); the baseline of reports.
+    fn default_kernel(&self, p: &Problem) -> KernelId;
+    /// Turns an id back into exactly that kernel for `p`, or says why it cannot run here.
+    fn resolve(&self, p: &Problem, id: &KernelId) -> Result<Self::Kernel>;
+
+    /// Allocates `len` elements of `dtype`; contents unspecified.
+    fn alloc(&self, dtype: DType, len: usize) -> Result<Self::Buffer>;
+    /// Fills with `random::element(dtype, seed, i)` for every element `i`.
+    fn fill_random(&self, buf: &mut Self::Buffer, seed: u64) -> Result<()>;
+    /// Fills with NaN, so that any element a kernel fails to write is caught.
+    fn fill_nan(&self, buf: &mut Self::Buffer) -> Result<()>;
+    /// Copies the whole buffer to the host as f32.
+    fn download(&self, buf: &Self::Buffer) -> Result<Vec<f32>>;
+
+    /// Runs the kernel once: `Y = X · W^T` in `p`'s layout. Returns when the result can be
+    /// read back (device backends may return after enqueueing; `download` synchronizes).
+    fn run(&self, k: &Self::Kernel, p: &Problem, ops: &mut Operands<Self::Buffer>) -> Result<()>;
+
+    /// One timing sample: `calls` back-to-back runs rotating over `sets`, warm already.
+    /// Returns seconds per call.
+    fn time(
+        &self,
+        k: &Self::Kernel,
+        p: &Problem,
+        sets: &mut [Operands<Self::Buffer>],
+        calls: usize,
+    ) -> Result<f64>;
+
+    /// Bytes of the last-level cache that rotating operand sets must exceed.
+    fn cache_bytes(&self) -> usize;
+
+    /// Measured memory bandwidth in bytes/s: a large copy, bytes read plus written.
+    fn measure_bandwidth(&self) -> Result<f64>;
+
+    /// A large square problem whose best time gives the compute peak for rooflines.
+    fn peak_problem(&self) -> Problem;
+
+    /// One representative kernel per library/family for `p` (reports compare against
+    /// each); the default alone unless a backend says more.
+    fn library_kernels(&self, p: &Problem) -> Vec<KernelId> {
+        vec![self.default_kernel(p)]
+    }
+
+    /// Explains why a table row tuned under `validators` may not be used here.
+    fn row_mismatch(&self, validators: &Validators) -> Option<String> {
+        validator_mismatch(validators, &self.identity().validators())
+    }
+}

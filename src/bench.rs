@@ -1,0 +1,171 @@
+//! Re-timing of a table's winners against the default and each library, with the
+//! device limits (compute peak and copy bandwidth) measured in the same run.
+//!
+//! For each problem the kernels are timed in interleaved rounds (every kernel once per
+//! round, the order rotating), so drift and frequency changes hit all of them alike;
+//! the tuned/default speedup is the median of per-round ratios with its ~99 % interval.
+
+use crate::backend::{Backend, KernelId};
+use crate::error::Result;
+use crate::problem::Problem;
+use crate::tune::guard::guarded;
+use crate::tune::{rotating_sets, stats, TuneConfig};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Limits {
+    /// Best measured FLOP/s on `peak_problem`.
+    pub peak_flops: f64,
+    pub peak_kernel: String,
+    pub peak_problem: String,
+    /// Copy bandwidth, bytes/s (read + write).
+    pub bandwidth: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelTiming {
+    /// "tuned", "default" or the library family.
+    pub role: String,
+    pub kernel: String,
+    pub median_us: f64,
+    pub noise_pct: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ShapeBench {
+    pub problem: String,
+    pub dtype: String,
+    pub layout: String,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub phase: String,
+    /// How the tuned kernel was found: exact, bucket or default.
+    pub source: String,
+    pub kernels: Vec<KernelTiming>,
+    /// Default time over tuned time (median of per-round ratios) and its interval.
+    pub speedup: f64,
+    pub speedup_lo: f64,
+    pub speedup_hi: f64,
+    /// Roofline floor over the tuned time.
+    pub roofline_pct: f64,
+    pub bound: String,
+}
+
+pub fn measure_limits<B: Backend>(b: &B, cfg: &TuneConfig) -> Result<Limits> {
+    let p = b.peak_problem();
+    let mut sets = rotating_sets(b, &p, &TuneConfig { cache_factor: 0.0, ..cfg.clone() })?;
+    let mut best = (f64::MAX, String::new());
+    for id in b.library_kernels(&p) {
+        let Ok(k) = b.resolve(&p, &id) else { continue };
+        let _ = guarded(|| b.time(&k, &p, &mut sets, 1)); // warm-up
+        let mut t = Vec::new();
+        for _ in 0..5 {
+            if let Ok(s) = guarded(|| b.time(&k, &p, &mut sets, 1)) {
+                t.push(s);
+            }
+        }
+        let m = t.iter().copied().fold(f64::MAX, f64::min);
+        if m < best.0 {
+            best = (m, id.to_string());
+        }
+    }
+    Ok(Limits {
+        peak_flops: p.flops() / best.0,
+        peak_kernel: best.1,
+        peak_problem: p.to_string(),
+        bandwidth: b.measure_bandwidth()?,
+    })
+}
+
+/// Benchmarks one problem: `tuned` (with how it was found) against the default and the
+/// backend's library kernels.
+pub fn bench_problem<B: Backend>(
+    b: &B,
+    p: &Problem,
+    phase: &str,
+    tuned: (&KernelId, &str),
+    limits: &Limits,
+    cfg: &TuneConfig,
+) -> Result<ShapeBench> {
+    // When the tuned kernel is the default, it is timed once and the speedup is exactly 1.
+    let default = b.default_kernel(p);
+    let same = *tuned.0 == default;
+    let mut roles: Vec<(String, KernelId)> = vec![("tuned".into(), tuned.0.clone())];
+    if !same {
+        roles.push(("default".into(), default));
+    }
+    for id in b.library_kernels(p) {
+        if !roles.iter().any(|(_, k)| *k == id) {
+            roles.push((id.family().to_string(), id));
+        }
+    }
+    let mut kernels = Vec::new();
+    for (role, id) in &roles {
+        kernels.push((role.clone(), id.clone(), b.resolve(p, id)?));
+    }
+    let mut sets = rotating_sets(b, p, cfg)?;
+    let mut calls = Vec::new();
+    for (_, id, k) in &kernels {
+        let t = guarded(|| {
+            b.time(k, p, &mut sets, 1)?;
+            b.time(k, p, &mut sets, 1)
+        })
+        .map_err(|e| crate::error::Error::runtime(format!("{p}: {id}: {e}")))?;
+        calls.push(((cfg.min_sample.as_secs_f64() / t.max(1e-9)).ceil() as usize).clamp(1, 100_000));
+    }
+    let n = kernels.len();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let start = Instant::now();
+    for round in 0..41 {
+        for j in 0..n {
+            let i = (j + round) % n;
+            let t = guarded(|| b.time(&kernels[i].2, p, &mut sets, calls[i]))
+                .map_err(|e| crate::error::Error::runtime(format!("{p}: {}: {e}", kernels[i].1)))?;
+            samples[i].push(t);
+        }
+        if round >= 4 && start.elapsed() > cfg.budget {
+            break;
+        }
+    }
+    if same {
+        let s = samples[0].clone();
+        samples.insert(1, s);
+        let (id, k) = (kernels[0].1.clone(), kernels[0].0.clone());
+        let _ = k;
+        kernels.insert(1, ("default".into(), id.clone(), b.resolve(p, &id)?));
+    }
+    let ratios: Vec<f64> =
+        if same { vec![1.0] } else { samples[1].iter().zip(&samples[0]).map(|(d, t)| d / t).collect() };
+    let (lo, hi) = stats::median_ci(&ratios);
+    let tuned_t = stats::median(&samples[0]);
+    let (t_comp, t_mem) = (p.flops() / limits.peak_flops, p.min_bytes() / limits.bandwidth);
+    Ok(ShapeBench {
+        problem: p.to_string(),
+        dtype: p.dtype.to_string(),
+        layout: p.layout.to_string(),
+        m: p.m,
+        n: p.n,
+        k: p.k,
+        batch: p.batch,
+        phase: phase.to_string(),
+        source: tuned.1.to_string(),
+        kernels: kernels
+            .iter()
+            .zip(&samples)
+            .map(|((role, id, _), s)| KernelTiming {
+                role: role.clone(),
+                kernel: id.to_string(),
+                median_us: stats::median(s) * 1e6,
+                noise_pct: stats::relative_mad(s) * 100.0,
+            })
+            .collect(),
+        speedup: stats::median(&ratios),
+        speedup_lo: lo,
+        speedup_hi: hi,
+        roofline_pct: 100.0 * t_comp.max(t_mem) / tuned_t,
+        bound: if t_comp > t_mem { "compute" } else { "memory" }.into(),
+    })
+}

@@ -1,0 +1,155 @@
+//! Command-line interface (clap derive). Each subcommand's work lives in `commands/`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gemmtune",
+    version,
+    about = "Pick the fastest GEMM kernel for every matrix shape an LLM runs.",
+    long_about = "gemmtune times and validates every GEMM kernel a backend offers for each \
+shape in a shape file, writes the winners to a best-kernel table, and replays that table \
+at run time through its dispatcher.\n\n\
+Exit codes: 0 success, 1 runtime failure, 2 usage or input error.",
+    after_help = "Examples:\n  \
+gemmtune tune --shapes shapes/smollm2-135m.csv --out tables/cpu.csv\n  \
+gemmtune table show tables/cpu.csv\n  \
+gemmtune dispatch --table tables/cpu.csv --shapes shapes/smollm2-135m.csv\n  \
+gemmtune bench --table tables/cpu.csv\n  \
+gemmtune backends"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Tune every shape of a shape file and write the best-kernel table.
+    #[command(after_help = "Examples:\n  \
+gemmtune tune --shapes shapes/smollm2-135m.csv --out tables/cpu.csv\n  \
+gemmtune tune --shapes shapes/smollm2-135m.csv --out tables/cpu-bf16.csv --dtype bf16 --budget-ms 500\n\n\
+The table is saved after every shape: rerunning the same command resumes where it stopped \
+(shapes already in the table are kept unless --force).")]
+    Tune(TuneArgs),
+    /// Inspect, check and combine best-kernel tables.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Re-time a table's winners against the default and each library, with roofline.
+    #[command(after_help = "Example:\n  gemmtune bench --table tables/cpu.csv --json bench.json")]
+    Bench(BenchArgs),
+    /// Run every shape of a shape file through the dispatcher and report coverage.
+    #[command(after_help = "Example:\n  \
+gemmtune dispatch --table tables/cpu.csv --shapes shapes/smollm2-135m.csv --extra-m 3,24 --record unseen.csv\n\n\
+Each call's output is checked against the f64 reference.")]
+    Dispatch(DispatchArgs),
+    /// Show which backends work on this machine, and why not otherwise.
+    Backends,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendName {
+    Cpu,
+    Cuda,
+    Rocm,
+}
+
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// Shape file to tune (see docs/architecture.md for the format).
+    #[arg(long)]
+    pub shapes: PathBuf,
+    /// Backend whose kernels are tuned.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendName,
+    /// Table to write (created, or updated and resumed if it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Timing budget per shape, in milliseconds (validation comes on top).
+    #[arg(long, default_value_t = 250)]
+    pub budget_ms: u64,
+    /// Tune every shape in this dtype instead of the shape file's (f32, f16, bf16).
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Seed for the random operands (default: fresh each run).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Re-tune shapes that already have a valid row in the output table.
+    #[arg(long)]
+    pub force: bool,
+    /// Print rejected candidates and the decision for every shape.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// No progress display and no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TableCommand {
+    /// Print a table's rows.
+    Show {
+        table: PathBuf,
+    },
+    /// Check a table: syntax, checksums, and whether each row fits this machine.
+    Validate {
+        table: PathBuf,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendName,
+        /// Fail (exit 2) if any row would be skipped here.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Merge tables (e.g. from several devices) into one; the newest row wins per shape.
+    Merge {
+        #[arg(required = true, num_args = 1..)]
+        tables: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Tuned table whose winners are re-timed.
+    #[arg(long)]
+    pub table: PathBuf,
+    /// Bench these shapes (default: the table's rows); shapes without a row use the
+    /// dispatcher's fallback.
+    #[arg(long)]
+    pub shapes: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendName,
+    /// Timing budget per shape, in milliseconds.
+    #[arg(long, default_value_t = 400)]
+    pub budget_ms: u64,
+    /// Also write the full results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Fail if table rows do not fit this machine.
+    #[arg(long)]
+    pub strict: bool,
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DispatchArgs {
+    #[arg(long)]
+    pub table: PathBuf,
+    #[arg(long)]
+    pub shapes: PathBuf,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendName,
+    /// Also dispatch these M values for every (N, K) of the shape file, to exercise the
+    /// fallbacks (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub extra_m: Vec<usize>,
+    /// Append problems without an exact table row to this shape file.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Fail if table rows do not fit this machine.
+    #[arg(long)]
+    pub strict: bool,
+}

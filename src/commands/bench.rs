@@ -1,0 +1,144 @@
+use super::fmt_us;
+use crate::backend::Backend;
+use crate::bench::{bench_problem, measure_limits, Limits, ShapeBench};
+use crate::cli::BenchArgs;
+use crate::dispatch::Dispatcher;
+use crate::error::{Error, Result};
+use crate::problem::{Phase, Problem};
+use crate::progress::Progress;
+use crate::report::render;
+use crate::shapes::ShapeFile;
+use crate::tune::{stats, TuneConfig};
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Serialize)]
+struct BenchReport<'a> {
+    schema: &'static str,
+    gemmtune: &'static str,
+    backend: &'a str,
+    device: &'a str,
+    limits: &'a Limits,
+    shapes: &'a [ShapeBench],
+}
+
+pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
+    let d = Dispatcher::from_table(&a.table, b, a.strict)?;
+    for w in d.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let b = d.backend();
+    let problems: Vec<(Problem, Phase)> = match &a.shapes {
+        Some(path) => ShapeFile::load(path)?.entries.iter().map(|e| (e.problem, e.phase)).collect(),
+        None => crate::table::Table::load(&a.table)?
+            .rows
+            .iter()
+            .map(|r| (r.problem, if r.problem.m <= 16 { Phase::Decode } else { Phase::Prefill }))
+            .collect(),
+    };
+    if problems.is_empty() {
+        return Err(Error::input("nothing to bench: no shapes"));
+    }
+    let cfg = TuneConfig { budget: Duration::from_millis(a.budget_ms.max(1)), ..TuneConfig::default() };
+    if !a.quiet {
+        eprintln!("measuring device limits (compute peak, copy bandwidth)...");
+    }
+    let limits = measure_limits(b, &cfg)?;
+    let progress = Progress::new(problems.len() as u64, "benching", a.quiet);
+    let mut results = Vec::new();
+    for (p, phase) in &problems {
+        progress.set_message(p.to_string());
+        let (id, source) = d.choose(p)?;
+        let r = bench_problem(b, p, phase.name(), (&id, source.name()), &limits, &cfg)?;
+        progress.done(format!("{p}: {:.2}x vs default, {:.0}% of roofline", r.speedup, r.roofline_pct));
+        results.push(r);
+    }
+    progress.finish();
+
+    print!("{}", render_results(&results));
+    println!(
+        "limits: peak {:.1} GFLOP/s ({} on {}), copy bandwidth {:.1} GB/s",
+        limits.peak_flops / 1e9,
+        limits.peak_kernel,
+        limits.peak_problem,
+        limits.bandwidth / 1e9
+    );
+    for (name, sel) in [("decode", "decode"), ("prefill", "prefill")] {
+        let rs: Vec<&ShapeBench> = results.iter().filter(|r| r.phase == sel).collect();
+        if rs.is_empty() {
+            continue;
+        }
+        println!(
+            "{name:<8} {} shapes: tuned vs default geomean {:.3}x (min {:.3}x), tuned at {:.1}% of roofline (geomean)",
+            rs.len(),
+            stats::geomean(rs.iter().map(|r| r.speedup)),
+            rs.iter().map(|r| r.speedup).fold(f64::MAX, f64::min),
+            stats::geomean(rs.iter().map(|r| r.roofline_pct))
+        );
+    }
+    if let Some(path) = &a.json {
+        let report = BenchReport {
+            schema: "gemmtune-bench/1",
+            gemmtune: env!("CARGO_PKG_VERSION"),
+            backend: b.name(),
+            device: &b.identity().device,
+            limits: &limits,
+            shapes: &results,
+        };
+        let text = serde_json::to_string_pretty(&report).expect("json");
+        crate::atomic::write_atomic(path, |w| w.write_all(text.as_bytes()))?;
+    }
+    Ok(())
+}
+
+fn render_results(results: &[ShapeBench]) -> String {
+    // Library columns in the order first seen.
+    let mut libs: Vec<String> = Vec::new();
+    for r in results {
+        for k in r.kernels.iter().skip(2) {
+            if !libs.contains(&k.role) {
+                libs.push(k.role.clone());
+            }
+        }
+    }
+    let mut headers: Vec<String> =
+        ["type", "m", "n", "k", "phase", "tuned kernel", "src", "tuned us", "default us", "speedup", "interval"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    headers.extend(libs.iter().map(|l| format!("{l} us")));
+    headers.extend(["% roof".to_string(), "bound".to_string()]);
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            let mut row = vec![
+                format!("{} {}", r.dtype, r.layout),
+                r.m.to_string(),
+                r.n.to_string(),
+                r.k.to_string(),
+                r.phase.clone(),
+                r.kernels[0].kernel.clone(),
+                r.source.clone(),
+                fmt_us(r.kernels[0].median_us / 1e6),
+                fmt_us(r.kernels[1].median_us / 1e6),
+                format!("{:.3}x", r.speedup),
+                format!("{:.2}-{:.2}", r.speedup_lo, r.speedup_hi),
+            ];
+            for l in &libs {
+                row.push(
+                    r.kernels
+                        .iter()
+                        .skip(2)
+                        .find(|k| &k.role == l)
+                        .map(|k| fmt_us(k.median_us / 1e6))
+                        .unwrap_or_else(|| "-".into()),
+                );
+            }
+            row.push(format!("{:.1}", r.roofline_pct));
+            row.push(r.bound.clone());
+            row
+        })
+        .collect();
+    let h: Vec<&str> = headers.iter().map(|s| s.as_str()).collect();
+    render(&h, &rows)
+}

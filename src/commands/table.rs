@@ -1,0 +1,85 @@
+use super::fmt_us;
+use crate::cli::TableCommand;
+use crate::error::{Error, Result};
+use crate::report::render;
+use crate::table::{describe_skips, Table, TableRow};
+
+pub fn run(cmd: TableCommand) -> Result<()> {
+    match cmd {
+        TableCommand::Show { table } => {
+            let t = Table::load(&table)?;
+            println!("{}: {} rows, {} validator sets", table.display(), t.rows.len(), t.validators.len());
+            for (id, v) in &t.validators {
+                let kv: Vec<String> = v.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!("  {id}: {}", kv.join("  "));
+            }
+            print!("{}", render_rows(&t, |_| true));
+            Ok(())
+        }
+        TableCommand::Validate { table, backend, strict } => {
+            let t = Table::load(&table)?;
+            let b = super::backend(backend)?;
+            let (ok, skipped) = t.check_rows(&b);
+            for w in describe_skips(&table, t.rows.len(), &skipped) {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "{}: syntax and checksums OK; {} of {} rows usable on this {} device",
+                table.display(),
+                ok.len(),
+                t.rows.len(),
+                crate::backend::Backend::name(&b)
+            );
+            if strict && !skipped.is_empty() {
+                return Err(Error::input(format!("{} rows do not fit this device (--strict)", skipped.len())));
+            }
+            Ok(())
+        }
+        TableCommand::Merge { tables, out } => {
+            let mut merged = Table::default();
+            merged.comments.push(format!("merged by gemmtune {}", env!("CARGO_PKG_VERSION")));
+            let mut conflicts = 0;
+            for path in &tables {
+                conflicts += merged.merge(&Table::load(path)?);
+            }
+            merged.save(&out)?;
+            println!(
+                "merged {} tables into {}: {} rows, {} shapes present in several (newest kept)",
+                tables.len(),
+                out.display(),
+                merged.rows.len(),
+                conflicts
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The rows of `t` selected by `keep`, as an aligned text table.
+pub fn render_rows(t: &Table, keep: impl Fn(&TableRow) -> bool) -> String {
+    let rows: Vec<Vec<String>> = t
+        .rows
+        .iter()
+        .filter(|r| keep(r))
+        .map(|r| {
+            let p = &r.problem;
+            vec![
+                format!("{} {}", p.dtype, p.layout),
+                p.m.to_string(),
+                p.n.to_string(),
+                p.k.to_string(),
+                r.kernel.to_string(),
+                fmt_us(r.time_us / 1e6),
+                fmt_us(r.default_time_us / 1e6),
+                format!("{:.2}x", r.speedup),
+                format!("{:.1}%", r.noise_pct),
+                format!("{:.1}", r.tflops * 1e3),
+                format!("{:.1}", r.gbps),
+            ]
+        })
+        .collect();
+    render(
+        &["type", "m", "n", "k", "kernel", "us", "default us", "speedup", "noise", "GFLOP/s", "GB/s"],
+        &rows,
+    )
+}

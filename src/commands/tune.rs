@@ -1,0 +1,125 @@
+use super::fmt_us;
+use crate::backend::Backend;
+use crate::cli::TuneArgs;
+use crate::error::{Error, Result};
+use crate::problem::{DType, Problem};
+use crate::progress::Progress;
+use crate::shapes::ShapeFile;
+use crate::table::{Table, TableRow};
+use crate::tune::{tune_problem, Outcome, TuneConfig};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
+    let shapes = ShapeFile::load(&a.shapes)?;
+    let dtype: Option<DType> = a.dtype.as_deref().map(str::parse).transpose().map_err(Error::input)?;
+    // Largest share of time first, so a stopped run has done the most valuable part.
+    let mut entries = shapes.entries.clone();
+    entries.sort_by(|x, y| y.weight.total_cmp(&x.weight));
+    let mut problems: Vec<Problem> = Vec::new();
+    for e in &entries {
+        let p = Problem { dtype: dtype.unwrap_or(e.problem.dtype), ..e.problem };
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    }
+    if problems.is_empty() {
+        return Err(Error::input(format!("{}: no shapes to tune", a.shapes.display())));
+    }
+
+    let mut table = if a.out.exists() {
+        Table::load(&a.out)?
+    } else {
+        let mut t = Table::default();
+        t.comments.push(format!("tuned by gemmtune {} from {}", env!("CARGO_PKG_VERSION"), a.shapes.display()));
+        t
+    };
+    let validators = b.identity().validators();
+    let (usable, _) = table.check_rows(&b);
+    let done: BTreeSet<Problem> = usable.iter().map(|r| r.problem).collect();
+    let todo: Vec<Problem> = problems.iter().copied().filter(|p| a.force || !done.contains(p)).collect();
+    if !a.quiet && todo.len() < problems.len() {
+        eprintln!(
+            "resuming: {} of {} shapes already tuned in {} (use --force to re-tune them)",
+            problems.len() - todo.len(),
+            problems.len(),
+            a.out.display()
+        );
+    }
+
+    let cfg = TuneConfig {
+        budget: Duration::from_millis(a.budget_ms.max(1)),
+        seed: a.seed.unwrap_or_else(|| TuneConfig::default().seed),
+        ..TuneConfig::default()
+    };
+    let start = Instant::now();
+    let mut progress = Progress::new(todo.len() as u64, "tuning", a.quiet);
+    let mut failed = Vec::new();
+    let mut candidates = 0usize;
+    for (i, p) in todo.iter().enumerate() {
+        progress.set_message(p.to_string());
+        match tune_problem(&b, p, &cfg, &mut progress) {
+            Ok(o) => {
+                candidates += o.candidates.len();
+                let vid = table.validator_id(&validators);
+                table.upsert(TableRow::from_outcome(&o, &vid));
+                // Checkpoint after every shape: a kill loses at most the shape in flight.
+                table.save(&a.out)?;
+                progress.done(shape_line(i + 1, todo.len(), &o));
+                if a.verbose {
+                    for line in details(&o) {
+                        progress.note(line);
+                    }
+                }
+            }
+            Err(e) => {
+                progress.note(format!("warning: {p}: {e}"));
+                failed.push(*p);
+            }
+        }
+    }
+    progress.finish();
+    if !a.quiet && !todo.is_empty() {
+        eprintln!(
+            "tuned {} shapes ({} candidates) in {:.1} s; table written to {}",
+            todo.len() - failed.len(),
+            candidates,
+            start.elapsed().as_secs_f64(),
+            a.out.display()
+        );
+    }
+    if !a.quiet {
+        print!("{}", super::table::render_rows(&table, |r| problems.contains(&r.problem)));
+    }
+    if !failed.is_empty() {
+        return Err(Error::runtime(format!("{} shapes could not be tuned (see warnings above)", failed.len())));
+    }
+    Ok(())
+}
+
+fn shape_line(i: usize, n: usize, o: &Outcome) -> String {
+    let tag = if o.winner == o.default { "default kept" } else { "tuned" };
+    format!(
+        "[{i}/{n}] {}: {} {} us vs default {} us ({:.2}x, {tag}); {} candidates, {} rejected, {:.2} s",
+        o.problem,
+        o.winner,
+        fmt_us(o.winner_time),
+        fmt_us(o.default_time),
+        o.speedup(),
+        o.candidates.len(),
+        o.rejected(),
+        o.wall.as_secs_f64()
+    )
+}
+
+fn details(o: &Outcome) -> Vec<String> {
+    let mut v = vec![format!("    {}", o.decision)];
+    for c in &o.candidates {
+        match (&c.rejected, c.median) {
+            (Some(why), _) => v.push(format!("    rejected {}: {why}", c.id)),
+            (None, Some(t)) => v.push(format!("    {:<40} {:>10} us  ({} samples)", c.id.as_str(), fmt_us(t), c.samples)),
+            (None, None) => v.push(format!("    {:<40} valid, dropped before timing", c.id.as_str())),
+        }
+    }
+    v
+}

@@ -1,0 +1,320 @@
+//! The GEMM problem key: what a tuned table row is looked up by.
+//!
+//! One convention everywhere: the PyTorch linear layer `Y[M,N] = X[M,K] · W[N,K]^T`
+//! (row-major tensors). In column-major BLAS terms that call is `C = op(A)·op(B)` with
+//! `A = W`, `B = X`, `m = N`, `n = M`, and `op(A) = T`, `op(B) = N`: the layout "TN".
+//! The two letters are always the BLAS `(transa, transb)` of that call, so
+//!
+//! | layout | W stored (row-major) | X stored (row-major) | typical use            |
+//! |--------|----------------------|----------------------|------------------------|
+//! | `TN`   | `[N, K]`             | `[M, K]`             | `nn.Linear` (default)  |
+//! | `NN`   | `[K, N]`             | `[M, K]`             | `Y = X · W`            |
+//! | `TT`   | `[N, K]`             | `[K, M]`             | transposed activations |
+//! | `NT`   | `[K, N]`             | `[K, M]`             |                        |
+//!
+//! `Y` is always row-major `[M, N]`. A batch count > 1 means `batch` independent
+//! problems stored back to back (strided batched GEMM).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Largest value accepted for one dimension: large enough for any real layer
+/// (vocabularies of 256k, prefill of 1M tokens), small enough that M·N·K fits u64 math.
+pub const MAX_DIM: u64 = 1 << 24;
+/// Largest element count of one operand (16 Gi elements = 32 GiB in bf16).
+pub const MAX_ELEMS: u64 = 1 << 34;
+
+/// Element type of X, W and Y. Accumulation is always f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+}
+
+impl DType {
+    pub const ALL: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+        }
+    }
+    pub fn bytes(self) -> u64 {
+        match self {
+            DType::F32 => 4,
+            DType::F16 | DType::BF16 => 2,
+        }
+    }
+    /// Largest relative Frobenius error a correct kernel may show against the f64
+    /// reference: f32 accumulation over K plus rounding of the output to this type.
+    pub fn tolerance(self) -> f64 {
+        match self {
+            DType::F32 => 1e-4,
+            DType::F16 => 4e-3,
+            DType::BF16 => 2e-2,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "f32" | "float32" | "float" => Ok(DType::F32),
+            "f16" | "float16" | "half" => Ok(DType::F16),
+            "bf16" | "bfloat16" => Ok(DType::BF16),
+            other => Err(format!("unknown dtype '{other}' (expected f32, f16 or bf16)")),
+        }
+    }
+}
+
+/// BLAS `(transa, transb)` of the column-major call; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Layout {
+    /// `op(A)` applied to W: true means W is stored `[N, K]` (the linear layer).
+    pub w_trans: bool,
+    /// `op(B)` applied to X: true means X is stored `[K, M]`.
+    pub x_trans: bool,
+}
+
+impl Layout {
+    pub const TN: Layout = Layout { w_trans: true, x_trans: false };
+    pub const NN: Layout = Layout { w_trans: false, x_trans: false };
+    pub const TT: Layout = Layout { w_trans: true, x_trans: true };
+    pub const NT: Layout = Layout { w_trans: false, x_trans: true };
+
+    pub fn name(self) -> &'static str {
+        match (self.w_trans, self.x_trans) {
+            (true, false) => "TN",
+            (false, false) => "NN",
+            (true, true) => "TT",
+            (false, true) => "NT",
+        }
+    }
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout::TN
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "TN" => Ok(Layout::TN),
+            "NN" => Ok(Layout::NN),
+            "TT" => Ok(Layout::TT),
+            "NT" => Ok(Layout::NT),
+            other => Err(format!("unknown layout '{other}' (expected TN, NN, NT or TT)")),
+        }
+    }
+}
+
+/// Row-major strides `(row, col)` of one operand, in elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strides {
+    pub row: usize,
+    pub col: usize,
+}
+
+/// The key of a tuned table row: everything that decides which kernel is fastest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Problem {
+    pub dtype: DType,
+    pub layout: Layout,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+}
+
+impl Problem {
+    /// A linear-layer problem (`TN`, batch 1), validated.
+    pub fn linear(dtype: DType, m: usize, n: usize, k: usize) -> Result<Problem, String> {
+        Problem::new(dtype, Layout::TN, m, n, k, 1)
+    }
+
+    pub fn new(
+        dtype: DType,
+        layout: Layout,
+        m: usize,
+        n: usize,
+        k: usize,
+        batch: usize,
+    ) -> Result<Problem, String> {
+        let p = Problem { dtype, layout, m, n, k, batch };
+        p.check()?;
+        Ok(p)
+    }
+
+    /// Rejects zero and absurd sizes before anybody allocates for them.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v) in [("m", self.m), ("n", self.n), ("k", self.k), ("batch", self.batch)] {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+            if v as u64 > MAX_DIM {
+                return Err(format!("{name} = {v} is larger than the supported maximum {MAX_DIM}"));
+            }
+        }
+        let b = self.batch as u64;
+        for (name, elems) in [
+            ("X", b * self.m as u64 * self.k as u64),
+            ("W", b * self.n as u64 * self.k as u64),
+            ("Y", b * self.m as u64 * self.n as u64),
+        ] {
+            if elems > MAX_ELEMS {
+                return Err(format!(
+                    "operand {name} would hold {elems} elements, more than the supported {MAX_ELEMS}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn x_len(&self) -> usize {
+        self.batch * self.m * self.k
+    }
+    pub fn w_len(&self) -> usize {
+        self.batch * self.n * self.k
+    }
+    pub fn y_len(&self) -> usize {
+        self.batch * self.m * self.n
+    }
+
+    /// Strides of X seen as the logical `[M, K]` matrix.
+    pub fn x_strides(&self) -> Strides {
+        if self.layout.x_trans {
+            Strides { row: 1, col: self.m }
+        } else {
+            Strides { row: self.k, col: 1 }
+        }
+    }
+    /// Strides of W seen as the logical `[N, K]` matrix.
+    pub fn w_strides(&self) -> Strides {
+        if self.layout.w_trans {
+            Strides { row: self.k, col: 1 }
+        } else {
+            Strides { row: 1, col: self.n }
+        }
+    }
+
+    pub fn flops(&self) -> f64 {
+        2.0 * self.batch as f64 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+    /// The fewest bytes a kernel must move: each operand read once, Y written once.
+    pub fn min_bytes(&self) -> f64 {
+        (self.x_len() + self.w_len() + self.y_len()) as f64 * self.dtype.bytes() as f64
+    }
+
+    /// The same problem with another M (the dispatcher's bucket fallback).
+    pub fn with_m(&self, m: usize) -> Problem {
+        Problem { m, ..*self }
+    }
+
+    /// Everything but M: problems sharing it run on the same weights.
+    pub fn weight_key(&self) -> (DType, Layout, usize, usize, usize) {
+        (self.dtype, self.layout, self.n, self.k, self.batch)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} m={} n={} k={}", self.dtype, self.layout, self.m, self.n, self.k)?;
+        if self.batch != 1 {
+            write!(f, " batch={}", self.batch)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which part of inference a problem comes from; rides along, not part of the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    Prefill,
+    Decode,
+    Other,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Prefill => "prefill",
+            Phase::Decode => "decode",
+            Phase::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "prefill" => Ok(Phase::Prefill),
+            "decode" => Ok(Phase::Decode),
+            "" | "other" => Ok(Phase::Other),
+            other => Err(format!("unknown phase '{other}' (expected prefill, decode or other)")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for d in DType::ALL {
+            assert_eq!(d.name().parse::<DType>().unwrap(), d);
+        }
+        for l in [Layout::TN, Layout::NN, Layout::NT, Layout::TT] {
+            assert_eq!(l.name().parse::<Layout>().unwrap(), l);
+        }
+        assert!("f8".parse::<DType>().is_err());
+        assert!("XN".parse::<Layout>().is_err());
+    }
+
+    #[test]
+    fn rejects_zero_and_absurd_dims() {
+        assert!(Problem::linear(DType::F32, 0, 4, 4).is_err());
+        assert!(Problem::linear(DType::F32, 4, 4, 0).is_err());
+        let e = Problem::linear(DType::F32, 1 << 30, 4, 4).unwrap_err();
+        assert!(e.contains("m = "), "{e}");
+        // Each dim is fine, the product is not.
+        let e = Problem::linear(DType::BF16, 1 << 20, 1 << 20, 16).unwrap_err();
+        assert!(e.contains("operand Y"), "{e}");
+    }
+
+    #[test]
+    fn strides_follow_layout() {
+        let p = Problem::new(DType::F32, Layout::TN, 3, 5, 7, 1).unwrap();
+        assert_eq!(p.x_strides(), Strides { row: 7, col: 1 });
+        assert_eq!(p.w_strides(), Strides { row: 7, col: 1 });
+        let p = Problem::new(DType::F32, Layout::NT, 3, 5, 7, 1).unwrap();
+        assert_eq!(p.x_strides(), Strides { row: 1, col: 3 });
+        assert_eq!(p.w_strides(), Strides { row: 1, col: 5 });
+    }
+}

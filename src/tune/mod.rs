@@ -1,0 +1,342 @@
+//! The tuner: for one problem, validate every candidate, time the survivors with
+//! successive halving, and keep a winner only if it beats the default by more than the
+//! measured noise in an interleaved A/B comparison.
+//!
+//! Timing method (see docs/architecture.md):
+//! - operands are random (never zeros) and rotate over enough sets to exceed the
+//!   last-level cache, so weights stream from memory as in real decode;
+//! - every candidate is warmed up, then timed in samples of back-to-back calls (each
+//!   sample at least `min_sample` long); the statistic is the median;
+//! - successive halving: after each round, candidates slower than the best by a
+//!   shrinking margin are dropped and at most half survive, so most time goes to the
+//!   contenders;
+//! - the final contender and the default are sampled alternately (A/B/B/A), and the
+//!   contender wins only if the ~99 % interval of the per-pair time ratio lies below 1
+//!   and the median gain is at least `min_gain` (a 0.5 % gain is not worth a switch).
+
+pub mod guard;
+pub mod stats;
+pub mod validate;
+
+use crate::backend::{Backend, Candidate, KernelId, Operands};
+use crate::error::{Error, Result};
+use crate::problem::Problem;
+use crate::random::derive_seed;
+use guard::guarded;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct TuneConfig {
+    /// Wall-time budget for timing one problem (validation not included).
+    pub budget: Duration,
+    /// Shortest timing sample; several calls are batched into one sample below it.
+    pub min_sample: Duration,
+    /// Rotating operand sets together exceed `cache_factor` × the last-level cache.
+    pub cache_factor: f64,
+    /// Upper bound on the memory of the rotating sets.
+    pub max_set_bytes: usize,
+    /// Base seed; every validation draws fresh operands from a seed derived from it.
+    pub seed: u64,
+    /// Smallest median gain over the default for a contender to replace it.
+    pub min_gain: f64,
+}
+
+impl Default for TuneConfig {
+    fn default() -> Self {
+        TuneConfig {
+            budget: Duration::from_millis(250),
+            min_sample: Duration::from_millis(2),
+            cache_factor: 2.0,
+            max_set_bytes: 2 << 30,
+            seed: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1),
+            min_gain: 0.01,
+        }
+    }
+}
+
+/// What happened to one candidate.
+#[derive(Clone, Debug)]
+pub struct CandidateResult {
+    pub id: KernelId,
+    pub attrs: String,
+    /// Relative error against the reference, when validated.
+    pub error: Option<f64>,
+    /// Why it was rejected (cannot load, wrong numbers, NaN, panic, ...).
+    pub rejected: Option<String>,
+    /// Median seconds per call over its samples, when timed.
+    pub median: Option<f64>,
+    pub samples: usize,
+}
+
+/// The result of tuning one problem.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub problem: Problem,
+    pub winner: KernelId,
+    pub winner_attrs: String,
+    /// Seconds per call, from the final A/B comparison.
+    pub winner_time: f64,
+    pub default: KernelId,
+    pub default_time: f64,
+    /// Relative half-width of the ~99 % interval of the winner/default ratio.
+    pub noise: f64,
+    /// Why the winner was chosen (or the default kept), in words.
+    pub decision: String,
+    pub candidates: Vec<CandidateResult>,
+    pub wall: Duration,
+}
+
+impl Outcome {
+    pub fn speedup(&self) -> f64 {
+        self.default_time / self.winner_time
+    }
+    pub fn rejected(&self) -> usize {
+        self.candidates.iter().filter(|c| c.rejected.is_some()).count()
+    }
+}
+
+/// Progress callbacks; the CLI draws bars from them.
+pub trait Observer {
+    fn candidate(&mut self, _problem: &Problem, _stage: &str, _id: &KernelId) {}
+}
+impl Observer for () {}
+
+/// Tunes one problem on backend `b`.
+pub fn tune_problem<B: Backend>(
+    b: &B,
+    p: &Problem,
+    cfg: &TuneConfig,
+    obs: &mut dyn Observer,
+) -> Result<Outcome> {
+    let start = Instant::now();
+    let default = b.default_kernel(p);
+    let mut cands: Vec<Candidate> = b.candidates(p)?;
+    if !cands.iter().any(|c| c.id == default) {
+        cands.insert(0, Candidate { id: default.clone(), attrs: String::new() });
+    }
+    let mut results: Vec<CandidateResult> = cands
+        .iter()
+        .map(|c| CandidateResult {
+            id: c.id.clone(),
+            attrs: c.attrs.clone(),
+            error: None,
+            rejected: None,
+            median: None,
+            samples: 0,
+        })
+        .collect();
+
+    // 1. Resolve and validate, each on a fresh draw.
+    let mut kernels: Vec<Option<B::Kernel>> = Vec::with_capacity(results.len());
+    let mut ops = alloc_operands(b, p)?;
+    for (i, r) in results.iter_mut().enumerate() {
+        obs.candidate(p, "validating", &r.id);
+        let k = match b.resolve(p, &r.id) {
+            Ok(k) => k,
+            Err(e) => {
+                r.rejected = Some(format!("cannot load: {e}"));
+                kernels.push(None);
+                continue;
+            }
+        };
+        match validate::validate(b, &k, p, &mut ops, derive_seed(cfg.seed, i as u64 + 1)) {
+            Ok(err) => {
+                r.error = Some(err);
+                kernels.push(Some(k));
+            }
+            Err(reason) => {
+                r.rejected = Some(reason);
+                kernels.push(None);
+            }
+        }
+    }
+    drop(ops);
+    let default_idx = results.iter().position(|r| r.id == default).expect("default listed");
+
+    // 2. Rotating operand sets, then warm-up and calibration of calls per sample.
+    let mut sets = rotating_sets(b, p, cfg)?;
+    let mut timings: Vec<Vec<f64>> = vec![Vec::new(); results.len()];
+    let mut calls: Vec<usize> = vec![1; results.len()];
+    let timing_start = Instant::now();
+    let mut alive: Vec<usize> = Vec::new();
+    for i in 0..results.len() {
+        let Some(k) = &kernels[i] else { continue };
+        obs.candidate(p, "warming up", &results[i].id);
+        match guarded(|| b.time(k, p, &mut sets, 1)) {
+            Ok(t) => {
+                // The first call pays for page faults and pool start-up; time a second.
+                let t = guarded(|| b.time(k, p, &mut sets, 1)).unwrap_or(t);
+                calls[i] = ((cfg.min_sample.as_secs_f64() / t.max(1e-9)).ceil() as usize).clamp(1, 100_000);
+                alive.push(i);
+            }
+            Err(reason) => results[i].rejected = Some(format!("failed while timing: {reason}")),
+        }
+    }
+
+    // 3. Successive halving over the contenders (the default always stays for the A/B).
+    let budget = cfg.budget.as_secs_f64();
+    let mut per_round = 2usize;
+    let mut cut = 0.5;
+    loop {
+        for &i in &alive {
+            let k = kernels[i].as_ref().expect("alive kernels are resolved");
+            obs.candidate(p, "timing", &results[i].id);
+            for _ in 0..per_round {
+                match guarded(|| b.time(k, p, &mut sets, calls[i])) {
+                    Ok(t) => timings[i].push(t),
+                    Err(reason) => {
+                        results[i].rejected = Some(format!("failed while timing: {reason}"));
+                        break;
+                    }
+                }
+            }
+        }
+        alive.retain(|&i| results[i].rejected.is_none());
+        let med = |i: usize| stats::median(&timings[i]);
+        alive.sort_by(|&a, &b| med(a).total_cmp(&med(b)));
+        let Some(&best) = alive.first() else { break };
+        let best_t = med(best);
+        let contenders: Vec<usize> = alive
+            .iter()
+            .copied()
+            .filter(|&i| i != default_idx && med(i) <= best_t * (1.0 + cut))
+            .collect();
+        let keep = contenders.len().div_ceil(2).max(1);
+        let mut next: Vec<usize> = contenders.into_iter().take(keep).collect();
+        if alive.contains(&default_idx) {
+            next.push(default_idx);
+        }
+        alive = next;
+        let contenders = alive.iter().filter(|&&i| i != default_idx).count();
+        if contenders <= 1 || timing_start.elapsed().as_secs_f64() > 0.5 * budget {
+            break;
+        }
+        per_round *= 2;
+        cut = (cut * 0.5).max(0.05);
+    }
+    for (i, r) in results.iter_mut().enumerate() {
+        r.samples = timings[i].len();
+        if r.rejected.is_none() && r.samples > 0 {
+            r.median = Some(stats::median(&timings[i]));
+        }
+    }
+
+    // 4. Decide: interleaved A/B of the best contender against the default.
+    let contender = alive
+        .iter()
+        .copied()
+        .filter(|&i| i != default_idx)
+        .min_by(|&a, &b| stats::median(&timings[a]).total_cmp(&stats::median(&timings[b])));
+    let default_ok = results[default_idx].rejected.is_none();
+    let outcome = |winner: usize, wt: f64, dt: f64, noise: f64, decision: String, results: Vec<CandidateResult>| Outcome {
+        problem: *p,
+        winner: results[winner].id.clone(),
+        winner_attrs: results[winner].attrs.clone(),
+        winner_time: wt,
+        default: default.clone(),
+        default_time: dt,
+        noise,
+        decision,
+        candidates: results,
+        wall: start.elapsed(),
+    };
+    match (contender, default_ok) {
+        (None, true) => {
+            let t = results[default_idx].median.unwrap_or(f64::NAN);
+            let n = stats::relative_mad(&timings[default_idx]);
+            Ok(outcome(default_idx, t, t, n, "default kept: no other valid candidate".into(), results))
+        }
+        (None, false) => Err(Error::runtime(format!(
+            "{p}: no candidate passed validation; the default was rejected: {}",
+            results[default_idx].rejected.clone().unwrap_or_default()
+        ))),
+        (Some(c), false) => {
+            let t = results[c].median.unwrap_or(f64::NAN);
+            let why = results[default_idx].rejected.clone().unwrap_or_default();
+            Ok(outcome(c, t, f64::NAN, f64::NAN, format!("default rejected ({why}); best valid kept"), results))
+        }
+        (Some(c), true) => {
+            let (kc, kd) = (kernels[c].as_ref().unwrap(), kernels[default_idx].as_ref().unwrap());
+            obs.candidate(p, "A/B vs default", &results[c].id);
+            let calls_ab = calls[c].max(calls[default_idx]);
+            let (mut tc, mut td, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            let ab_start = Instant::now();
+            for pair in 0..31 {
+                let mut one = |k: &B::Kernel| guarded(|| b.time(k, p, &mut sets, calls_ab));
+                let (a, d) = if pair % 2 == 0 {
+                    let a = one(kc);
+                    (a, one(kd))
+                } else {
+                    let d = one(kd);
+                    (one(kc), d)
+                };
+                match (a, d) {
+                    (Ok(a), Ok(d)) => {
+                        tc.push(a);
+                        td.push(d);
+                        ratios.push(a / d);
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        return Err(Error::runtime(format!("{p}: A/B timing failed: {e}")));
+                    }
+                }
+                let spent = timing_start.elapsed().as_secs_f64();
+                if pair >= 8 && (spent > budget || ab_start.elapsed().as_secs_f64() > 0.5 * budget) {
+                    break;
+                }
+            }
+            let (wt, dt) = (stats::median(&tc), stats::median(&td));
+            let ratio = stats::median(&ratios);
+            let (lo, hi) = stats::median_ci(&ratios);
+            let noise = (hi - lo) / 2.0 / ratio;
+            if hi < 1.0 && ratio < 1.0 - cfg.min_gain {
+                let d = format!(
+                    "tuned: {:.3}x faster than the default (ratio interval {lo:.3}..{hi:.3} over {} pairs)",
+                    1.0 / ratio,
+                    ratios.len()
+                );
+                Ok(outcome(c, wt, dt, noise, d, results))
+            } else {
+                let d = format!(
+                    "default kept: best contender {} within noise (ratio {ratio:.3}, interval {lo:.3}..{hi:.3})",
+                    results[c].id
+                );
+                Ok(outcome(default_idx, dt, dt, noise, d, results))
+            }
+        }
+    }
+}
+
+fn alloc_operands<B: Backend>(b: &B, p: &Problem) -> Result<Operands<B::Buffer>> {
+    Ok(Operands {
+        x: b.alloc(p.dtype, p.x_len())?,
+        w: b.alloc(p.dtype, p.w_len())?,
+        y: b.alloc(p.dtype, p.y_len())?,
+    })
+}
+
+/// How many operand sets rotate so that together they exceed the cache.
+pub fn set_count(p: &Problem, cache_bytes: usize, cfg: &TuneConfig) -> usize {
+    let set = p.min_bytes().max(1.0);
+    let want = (cfg.cache_factor * cache_bytes as f64 / set).ceil() as usize;
+    let fit = (cfg.max_set_bytes as f64 / set).floor() as usize;
+    want.min(fit).clamp(1, 256)
+}
+
+/// Random operand sets (distinct seeds, never zeros) for timing.
+pub fn rotating_sets<B: Backend>(b: &B, p: &Problem, cfg: &TuneConfig) -> Result<Vec<Operands<B::Buffer>>> {
+    let n = set_count(p, b.cache_bytes(), cfg);
+    (0..n)
+        .map(|i| {
+            let mut o = alloc_operands(b, p)?;
+            let s = derive_seed(cfg.seed ^ 0xA5A5_5A5A, i as u64);
+            b.fill_random(&mut o.x, s)?;
+            b.fill_random(&mut o.w, s.rotate_left(17))?;
+            b.fill_random(&mut o.y, s.rotate_left(33))?;
+            Ok(o)
+        })
+        .collect()
+}

@@ -1,0 +1,102 @@
+//! The command-line tool end to end, as a user runs it (real processes, real files).
+
+mod common;
+use common::bin;
+use std::fs;
+
+const SHAPES: &str = "# tiny test shapes\n\
+dtype,layout,m,n,k,batch,phase,model,layer,calls,weight\n\
+f32,TN,1,64,96,1,decode,test,qkv,2,2\n\
+f32,TN,4,64,96,1,decode,test,qkv,2,1\n\
+bf16,TN,24,40,64,1,prefill,test,o,1,1\n";
+
+fn output(cmd: &mut std::process::Command) -> (i32, String, String) {
+    let o = cmd.output().expect("run gemmtune");
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+#[test]
+fn tune_show_validate_resume_dispatch_bench() {
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = dir.path().join("s.csv");
+    fs::write(&shapes, SHAPES).unwrap();
+    let table = dir.path().join("t.csv");
+    let (code, out, err) = output(bin().args(["tune", "--shapes"]).arg(&shapes).arg("--out").arg(&table).args(["--budget-ms", "40", "--seed", "3"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains('\x1b') && !out.contains('\x1b'), "escape codes in non-TTY output");
+    assert!(err.contains("[3/3]") && err.contains("table written"), "{err}");
+    assert!(out.contains("kernel") && out.lines().count() >= 5, "{out}");
+
+    let (code, out, _) = output(bin().args(["table", "show"]).arg(&table));
+    assert_eq!(code, 0);
+    assert!(out.contains("3 rows, 1 validator sets") && out.contains("backend=cpu"), "{out}");
+
+    let (code, out, err) = output(bin().args(["table", "validate", "--strict"]).arg(&table));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 of 3 rows usable"), "{out}");
+
+    // Rerunning resumes: nothing re-tuned, rows unchanged.
+    let before = fs::read_to_string(&table).unwrap();
+    let (code, _, err) = output(bin().args(["tune", "--shapes"]).arg(&shapes).arg("--out").arg(&table));
+    assert_eq!(code, 0);
+    assert!(err.contains("resuming: 3 of 3 shapes already tuned"), "{err}");
+    assert_eq!(fs::read_to_string(&table).unwrap(), before);
+
+    let rec = dir.path().join("unseen.csv");
+    let (code, out, err) = output(
+        bin().args(["dispatch", "--table"]).arg(&table).arg("--shapes").arg(&shapes).args(["--extra-m", "2,7"]).arg("--record").arg(&rec),
+    );
+    assert_eq!(code, 0, "{err}{out}");
+    assert!(out.contains("exact") && out.contains("bucket") && !out.contains("WRONG"), "{out}");
+    assert!(out.contains("7 GEMM calls: 3 exact"), "{out}");
+    let recorded = fs::read_to_string(&rec).unwrap();
+    assert_eq!(recorded.lines().filter(|l| l.starts_with("f32") || l.starts_with("bf16")).count(), 4, "{recorded}");
+
+    let json = dir.path().join("b.json");
+    let (code, out, err) = output(bin().args(["bench", "--table"]).arg(&table).args(["--budget-ms", "20", "-q", "--json"]).arg(&json));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("limits: peak") && out.contains("% roof"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["schema"], "gemmtune-bench/1");
+    assert_eq!(v["shapes"].as_array().unwrap().len(), 3);
+    assert!(v["limits"]["bandwidth"].as_f64().unwrap() > 1e8);
+
+    let merged = dir.path().join("m.csv");
+    let (code, out, _) = output(bin().args(["table", "merge"]).arg(&table).arg(&table).arg("--out").arg(&merged));
+    assert_eq!(code, 0);
+    assert!(out.contains("3 rows"), "{out}");
+}
+
+#[test]
+fn input_errors_exit_2_and_name_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    fs::write(&bad, "dtype,m,n,k\nf32,1,2,3\nf32,1,x,3\n").unwrap();
+    let out = dir.path().join("t.csv");
+    let (code, _, err) = output(bin().args(["tune", "--shapes"]).arg(&bad).arg("--out").arg(&out));
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.csv:3: field 'n'"), "{err}");
+    assert!(!out.exists(), "no table for failed input");
+
+    let (code, _, err) = output(bin().args(["tune", "--shapes", "/nonexistent/s.csv", "--out"]).arg(&out));
+    assert_eq!(code, 2);
+    assert!(err.contains("file not found"), "{err}");
+
+    let (code, _, err) = output(bin().args(["tune", "--shapes"]).arg(&bad).args(["--backend", "cuda", "--out"]).arg(&out));
+    assert_eq!(code, 2);
+    assert!(err.lines().count() == 1 && err.contains("cuda"), "{err}");
+
+    let good = dir.path().join("good.csv");
+    fs::write(&good, "dtype,m,n,k\nf32,1,2,3\n").unwrap();
+    let (code, _, err) = output(bin().args(["tune", "--shapes"]).arg(&good).args(["--dtype", "f8", "--out"]).arg(&out));
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown dtype 'f8'"), "{err}");
+
+    let (code, _, _) = output(bin().args(["tune", "--bogus"]));
+    assert_eq!(code, 2);
+
+    fs::write(&out, "not a table\n").unwrap();
+    let (code, _, err) = output(bin().args(["table", "show"]).arg(&out));
+    assert_eq!(code, 2);
+    assert!(err.contains("t.csv:1") && err.contains("#@format"), "{err}");
+}

@@ -1,0 +1,75 @@
+//! Test helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use gemmtune::backend::cpu::{CpuBackend, CpuKernel, HostTensor};
+use gemmtune::backend::{Backend, Candidate, Identity, KernelId, Operands};
+use gemmtune::error::Result;
+use gemmtune::problem::{DType, Problem};
+
+/// A test double: the real CPU backend (test kernels enabled) restricted to a chosen
+/// candidate list and default, so the tuner's choices can be checked on purpose-built
+/// contests. Never shipped as a backend.
+pub struct Restricted {
+    pub inner: CpuBackend,
+    pub default: KernelId,
+    pub ids: Vec<KernelId>,
+}
+
+impl Restricted {
+    pub fn new(default: &str, others: &[&str]) -> Restricted {
+        let mut ids = vec![KernelId::new(default)];
+        ids.extend(others.iter().map(|s| KernelId::new(*s)));
+        Restricted { inner: CpuBackend::new().with_test_kernels(), default: KernelId::new(default), ids }
+    }
+}
+
+impl Backend for Restricted {
+    type Buffer = HostTensor;
+    type Kernel = CpuKernel;
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+    fn identity(&self) -> &Identity {
+        self.inner.identity()
+    }
+    fn candidates(&self, _p: &Problem) -> Result<Vec<Candidate>> {
+        Ok(self.ids.iter().map(|i| Candidate::new(i.0.clone())).collect())
+    }
+    fn default_kernel(&self, _p: &Problem) -> KernelId {
+        self.default.clone()
+    }
+    fn resolve(&self, p: &Problem, id: &KernelId) -> Result<CpuKernel> {
+        self.inner.resolve(p, id)
+    }
+    fn alloc(&self, d: DType, n: usize) -> Result<HostTensor> {
+        self.inner.alloc(d, n)
+    }
+    fn fill_random(&self, b: &mut HostTensor, s: u64) -> Result<()> {
+        self.inner.fill_random(b, s)
+    }
+    fn fill_nan(&self, b: &mut HostTensor) -> Result<()> {
+        self.inner.fill_nan(b)
+    }
+    fn download(&self, b: &HostTensor) -> Result<Vec<f32>> {
+        self.inner.download(b)
+    }
+    fn run(&self, k: &CpuKernel, p: &Problem, ops: &mut Operands<HostTensor>) -> Result<()> {
+        self.inner.run(k, p, ops)
+    }
+    fn time(&self, k: &CpuKernel, p: &Problem, sets: &mut [Operands<HostTensor>], calls: usize) -> Result<f64> {
+        self.inner.time(k, p, sets, calls)
+    }
+    fn cache_bytes(&self) -> usize {
+        self.inner.cache_bytes()
+    }
+    fn measure_bandwidth(&self) -> Result<f64> {
+        self.inner.measure_bandwidth()
+    }
+    fn peak_problem(&self) -> Problem {
+        self.inner.peak_problem()
+    }
+}
+
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gemmtune"))
+}

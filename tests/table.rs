@@ -1,0 +1,163 @@
+//! Table format: round trips, integrity, per-row validation, merge.
+
+use gemmtune::backend::cpu::CpuBackend;
+use gemmtune::backend::{Backend, KernelId};
+use gemmtune::problem::{DType, Layout, Problem};
+use gemmtune::table::{describe_skips, Table, TableRow};
+use std::path::Path;
+
+fn row(p: Problem, kernel: &str, vid: &str, at: &str) -> TableRow {
+    TableRow {
+        problem: p,
+        kernel: KernelId::new(kernel),
+        time_us: 12.5,
+        default_kernel: KernelId::new("cpu:gemm:t2"),
+        default_time_us: 20.0,
+        speedup: 1.6,
+        noise_pct: 1.25,
+        tflops: 0.0123,
+        gbps: 45.5,
+        candidates: 16,
+        rejected: 2,
+        validators: vid.into(),
+        attrs: "note=a b".into(),
+        tuned_at: at.into(),
+        line: 0,
+    }
+}
+
+fn sample_table(b: &CpuBackend) -> Table {
+    let mut t = Table::default();
+    t.comments.push("test table".into());
+    let vid = t.validator_id(&b.identity().validators());
+    t.upsert(row(Problem::linear(DType::F32, 1, 576, 576).unwrap(), "cpu:gemm:t1", &vid, "2026-01-01T00:00:00Z"));
+    t.upsert(row(Problem::new(DType::BF16, Layout::NT, 512, 96, 33, 4).unwrap(), "cpu:matrixmultiply:t1", &vid, "2026-01-01T00:00:00Z"));
+    t
+}
+
+fn parse(text: &str) -> Result<Table, String> {
+    Table::parse(text, Path::new("t.csv")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn round_trip_and_atomic_save() {
+    let b = CpuBackend::new();
+    let t = sample_table(&b);
+    let again = parse(&t.to_text()).unwrap();
+    assert_eq!(again.rows.len(), 2);
+    assert_eq!(again.validators, t.validators);
+    for (a, r) in again.rows.iter().zip(&t.rows) {
+        assert_eq!(TableRow { line: 0, ..a.clone() }, *r);
+        assert!(a.line > 0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/table.csv");
+    t.save(&path).unwrap();
+    assert_eq!(Table::load(&path).unwrap().rows.len(), 2);
+}
+
+#[test]
+fn damaged_rows_are_reported_with_line_and_field() {
+    let b = CpuBackend::new();
+    let text = sample_table(&b).to_text();
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines.iter().position(|l| l.starts_with("dtype,")).unwrap();
+    let first = header + 2; // 1-based line of the first row
+    let edit = |f: &dyn Fn(&str) -> String| -> String {
+        let mut v: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+        v[first - 1] = f(&v[first - 1]);
+        v.join("\n") + "\n"
+    };
+    // A hand edit of a number breaks the checksum.
+    let e = parse(&edit(&|l| l.replacen(",12.500,", ",10.000,", 1))).unwrap_err();
+    assert!(e.contains(&format!("t.csv:{first}: field 'check'")), "{e}");
+    // Truncation mid-row.
+    let cut = text[..text.len() - 30].to_string();
+    let e = parse(&cut).unwrap_err();
+    assert!(e.contains("t.csv:") && (e.contains("fields") || e.contains("check")), "{e}");
+    // Wrong header.
+    let e = parse(&text.replace("dtype,layout,m", "dtype,layout,mm")).unwrap_err();
+    assert!(e.contains("wrong header"), "{e}");
+    // Missing format line / unsupported format.
+    assert!(parse("dtype\n").unwrap_err().contains("#@format"));
+    assert!(parse(&text.replace("#@format 1", "#@format 9")).unwrap_err().contains("format 9 is not supported"));
+    // Undefined validator set.
+    let e = parse(&text.replace("#@validators v1", "#@validators v7")).unwrap_err();
+    assert!(e.contains("field 'validators'"), "{e}");
+}
+
+#[test]
+fn unknown_dtype_and_bad_dims_are_rejected_even_with_a_good_checksum() {
+    // Rows written by a (hypothetical) newer writer: correct checksum, bad content.
+    let b = CpuBackend::new();
+    let mut t = sample_table(&b);
+    t.rows.truncate(1);
+    let good = t.to_text();
+    let refresh = |text: String| -> String {
+        // Recompute the checksum of the edited row so only the content is wrong.
+        let mut out = Vec::new();
+        for l in text.lines() {
+            if l.starts_with("f16,") || l.starts_with("f32,") || l.starts_with("f8,") {
+                let mut fields: Vec<&str> = l.split(',').collect();
+                fields.pop();
+                let mut h = crc32fast::Hasher::new();
+                for f in &fields {
+                    h.update(f.as_bytes());
+                    h.update(&[0x1f]);
+                }
+                out.push(format!("{},{:08x}", fields.join(","), h.finalize()));
+            } else {
+                out.push(l.to_string());
+            }
+        }
+        out.join("\n") + "\n"
+    };
+    let e = parse(&refresh(good.replace("f32,TN,1,576", "f8,TN,1,576"))).unwrap_err();
+    assert!(e.contains("field 'dtype'") && e.contains("unknown dtype"), "{e}");
+    let e = parse(&refresh(good.replace("f32,TN,1,576", "f32,TN,0,576"))).unwrap_err();
+    assert!(e.contains("field 'm'"), "{e}");
+    let e = parse(&refresh(good.replace("f32,TN,1,576", "f32,TN,1,99999999999"))).unwrap_err();
+    assert!(e.contains("field 'n'"), "{e}");
+}
+
+#[test]
+fn rows_of_another_device_are_skipped_with_one_warning() {
+    let b = CpuBackend::new();
+    let mut t = sample_table(&b);
+    let mut other = b.identity().validators();
+    other.insert("device".into(), "Some Other CPU (64 threads)".into());
+    let vid = t.validator_id(&other);
+    t.upsert(row(Problem::linear(DType::F32, 2, 576, 576).unwrap(), "cpu:gemm:t1", &vid, "x"));
+    t.upsert(row(Problem::linear(DType::F32, 4, 576, 576).unwrap(), "cpu:gemm:t1", &vid, "x"));
+    // A kernel this machine cannot run is skipped too.
+    let v1 = t.validator_id(&b.identity().validators());
+    t.upsert(row(Problem::linear(DType::F32, 8, 576, 576).unwrap(), "cpu:skinny:sse9:m1:t1", &v1, "x"));
+    let t = parse(&t.to_text()).unwrap();
+    let (ok, skipped) = t.check_rows(&b);
+    assert_eq!(ok.len(), 2);
+    assert_eq!(skipped.len(), 3);
+    let warnings = describe_skips(Path::new("t.csv"), t.rows.len(), &skipped);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("2 of 5 rows skipped") && w.contains("device differs")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("kernel not usable")), "{warnings:?}");
+}
+
+#[test]
+fn merge_keeps_the_newest_row_and_both_validator_sets() {
+    let b = CpuBackend::new();
+    let mut a = sample_table(&b);
+    let mut other = Table::default();
+    let mut v = b.identity().validators();
+    v.insert("device".into(), "GPU-ish".into());
+    let vid = other.validator_id(&v);
+    let p = Problem::linear(DType::F32, 1, 576, 576).unwrap();
+    other.upsert(row(p, "cpu:gemm:t2", &vid, "2026-06-01T00:00:00Z"));
+    other.upsert(row(p.with_m(3), "cpu:gemm:t2", &vid, "2026-06-01T00:00:00Z"));
+    let conflicts = a.merge(&other);
+    assert_eq!(conflicts, 1);
+    assert_eq!(a.rows.len(), 3);
+    assert_eq!(a.get(&p).unwrap().kernel.as_str(), "cpu:gemm:t2");
+    assert_eq!(a.validators.len(), 2);
+    let again = parse(&a.to_text()).unwrap();
+    assert_eq!(again.rows.len(), 3);
+}

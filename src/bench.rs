@@ -114,7 +114,7 @@ pub fn bench_problem<B: Backend>(
             b.time(k, p, &mut sets, 1)
         })
         .map_err(|e| crate::error::Error::runtime(format!("{p}: {id}: {e}")))?;
-        calls.push(((cfg.min_sample.as_secs_f64() / t.max(1e-9)).ceil() as usize).clamp(1, 100_000));
+        calls.push(((b.min_sample().as_secs_f64() / t.max(1e-9)).ceil() as usize).clamp(1, 100_000));
     }
     let n = kernels.len();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); n];

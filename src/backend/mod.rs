@@ -9,6 +9,7 @@
 //! timed (host clock on the CPU, events and graphs on GPUs).
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::Result;
 use crate::problem::{DType, Problem};
@@ -101,6 +102,24 @@ pub fn validator_mismatch(row: &Validators, here: &Validators) -> Option<String>
         .map(|k| format!("{k} is in the table but unknown here"))
 }
 
+/// What `Backend::inspect` reports about an output buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inspection {
+    pub nonfinite: usize,
+    pub first_nonfinite: Option<usize>,
+    pub values: Vec<f32>,
+}
+
+impl Inspection {
+    pub fn of(y: &[f32], indices: &[usize]) -> Inspection {
+        Inspection {
+            nonfinite: y.iter().filter(|v| !v.is_finite()).count(),
+            first_nonfinite: y.iter().position(|v| !v.is_finite()),
+            values: indices.iter().map(|&i| y[i]).collect(),
+        }
+    }
+}
+
 /// The operands of one problem: X, W and Y.
 pub struct Operands<B> {
     pub x: B,
@@ -134,6 +153,12 @@ pub trait Backend: Send + Sync {
     /// Copies the whole buffer to the host as f32.
     fn download(&self, buf: &Self::Buffer) -> Result<Vec<f32>>;
 
+    /// Scans an output: how many elements are not finite (and the first), and the values
+    /// at `indices`. Device backends override this to avoid copying all of Y.
+    fn inspect(&self, y: &Self::Buffer, indices: &[usize]) -> Result<Inspection> {
+        Ok(Inspection::of(&self.download(y)?, indices))
+    }
+
     /// Runs the kernel once: `Y = X · W^T` in `p`'s layout. Returns when the result can be
     /// read back (device backends may return after enqueueing; `download` synchronizes).
     fn run(&self, k: &Self::Kernel, p: &Problem, ops: &mut Operands<Self::Buffer>) -> Result<()>;
@@ -150,6 +175,11 @@ pub trait Backend: Send + Sync {
 
     /// Bytes of the last-level cache that rotating operand sets must exceed.
     fn cache_bytes(&self) -> usize;
+
+    /// Shortest timing sample; shorter kernels are batched into one sample.
+    fn min_sample(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(2)
+    }
 
     /// Measured memory bandwidth in bytes/s: a large copy, bytes read plus written.
     fn measure_bandwidth(&self) -> Result<f64>;

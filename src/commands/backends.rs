@@ -1,4 +1,4 @@
-use crate::backend::{cpu::CpuBackend, Backend};
+use crate::backend::{cpu::CpuBackend, cuda::CudaBackend, Backend};
 use crate::error::Result;
 
 pub fn run() -> Result<()> {
@@ -13,7 +13,21 @@ pub fn run() -> Result<()> {
     for (k, v) in &id.details {
         println!("      {k:<8} {v}");
     }
-    println!("cuda  not available: not part of this build yet (the CUDA backend is in development)");
+    match CudaBackend::new(0) {
+        Ok(cuda) => {
+            let id = cuda.identity();
+            println!("cuda  available");
+            println!("      device   {}", id.device);
+            println!("      arch     {}", id.arch);
+            for (lib, ver) in &id.libraries {
+                println!("      library  {lib} {ver}");
+            }
+            for (k, v) in &id.details {
+                println!("      {k:<8} {v}");
+            }
+        }
+        Err(e) => println!("cuda  not available: {e}"),
+    }
     println!("rocm  not available: not part of this build yet (the ROCm backend is in development)");
     Ok(())
 }

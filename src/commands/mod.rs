@@ -7,29 +7,38 @@ mod table;
 mod tune;
 
 use crate::backend::cpu::CpuBackend;
+use crate::backend::cuda::CudaBackend;
 use crate::cli::{BackendName, Cli, Command};
 use crate::error::{Error, Result};
 
+/// Runs `$body` with `$b` bound to the backend named by `$name` (each backend is its own
+/// type, so the body is compiled once per backend).
+macro_rules! with_backend {
+    ($name:expr, $b:ident => $body:expr) => {
+        match $name {
+            BackendName::Cpu => {
+                let $b = CpuBackend::new();
+                $body
+            }
+            BackendName::Cuda => {
+                let $b = CudaBackend::new(0)?;
+                $body
+            }
+            BackendName::Rocm => Err(Error::input(
+                "backend 'rocm' is not part of this build yet (the ROCm backend is in development); use --backend cpu or cuda",
+            )),
+        }
+    };
+}
+pub(crate) use with_backend;
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Tune(a) => tune::run(backend(a.backend)?, &a),
+        Command::Tune(a) => with_backend!(a.backend, b => tune::run(b, &a)),
         Command::Table(t) => table::run(t),
-        Command::Bench(a) => bench::run(backend(a.backend)?, &a),
-        Command::Dispatch(a) => dispatch::run(backend(a.backend)?, &a),
+        Command::Bench(a) => with_backend!(a.backend, b => bench::run(b, &a)),
+        Command::Dispatch(a) => with_backend!(a.backend, b => dispatch::run(b, &a)),
         Command::Backends => backends::run(),
-    }
-}
-
-/// The backend a command asked for, or a one-line reason why it cannot be had.
-pub(crate) fn backend(name: BackendName) -> Result<CpuBackend> {
-    match name {
-        BackendName::Cpu => Ok(CpuBackend::new()),
-        BackendName::Cuda => Err(Error::input(
-            "backend 'cuda' is not part of this build yet (the CUDA backend is in development); use --backend cpu",
-        )),
-        BackendName::Rocm => Err(Error::input(
-            "backend 'rocm' is not part of this build yet (the ROCm backend is in development); use --backend cpu",
-        )),
     }
 }
 

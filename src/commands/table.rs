@@ -1,5 +1,9 @@
 use super::fmt_us;
-use crate::cli::TableCommand;
+use crate::backend::cpu::CpuBackend;
+use crate::backend::cuda::CudaBackend;
+use crate::backend::Backend;
+use crate::cli::{BackendName, TableCommand};
+use std::path::Path;
 use crate::error::{Error, Result};
 use crate::report::render;
 use crate::table::{describe_skips, Table, TableRow};
@@ -18,22 +22,7 @@ pub fn run(cmd: TableCommand) -> Result<()> {
         }
         TableCommand::Validate { table, backend, strict } => {
             let t = Table::load(&table)?;
-            let b = super::backend(backend)?;
-            let (ok, skipped) = t.check_rows(&b);
-            for w in describe_skips(&table, t.rows.len(), &skipped) {
-                eprintln!("warning: {w}");
-            }
-            println!(
-                "{}: syntax and checksums OK; {} of {} rows usable on this {} device",
-                table.display(),
-                ok.len(),
-                t.rows.len(),
-                crate::backend::Backend::name(&b)
-            );
-            if strict && !skipped.is_empty() {
-                return Err(Error::input(format!("{} rows do not fit this device (--strict)", skipped.len())));
-            }
-            Ok(())
+            super::with_backend!(backend, b => validate(&table, &t, &b, strict))
         }
         TableCommand::Merge { tables, out } => {
             let mut merged = Table::default();
@@ -53,6 +42,24 @@ pub fn run(cmd: TableCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn validate<B: Backend>(path: &Path, t: &Table, b: &B, strict: bool) -> Result<()> {
+    let (ok, skipped) = t.check_rows(b);
+    for w in describe_skips(path, t.rows.len(), &skipped) {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "{}: syntax and checksums OK; {} of {} rows usable on this {} device",
+        path.display(),
+        ok.len(),
+        t.rows.len(),
+        b.name()
+    );
+    if strict && !skipped.is_empty() {
+        return Err(Error::input(format!("{} rows do not fit this device (--strict)", skipped.len())));
+    }
+    Ok(())
 }
 
 /// The rows of `t` selected by `keep`, as an aligned text table.

@@ -100,7 +100,7 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
 fn shape_line(i: usize, n: usize, o: &Outcome) -> String {
     let tag = if o.winner == o.default { "default kept" } else { "tuned" };
     format!(
-        "[{i}/{n}] {}: {} {} us vs default {} us ({:.2}x, {tag}); {} candidates, {} rejected, {:.2} s",
+        "[{i}/{n}] {}: {} {} us vs default {} us ({:.2}x, {tag}); {} candidates, {} rejected, {:.2} s (list {:.2}, validate {:.2}, time {:.2})",
         o.problem,
         o.winner,
         fmt_us(o.winner_time),
@@ -108,17 +108,32 @@ fn shape_line(i: usize, n: usize, o: &Outcome) -> String {
         o.speedup(),
         o.candidates.len(),
         o.rejected(),
-        o.wall.as_secs_f64()
+        o.wall.as_secs_f64(),
+        o.phases[0].as_secs_f64(),
+        o.phases[1].as_secs_f64(),
+        o.phases[2].as_secs_f64()
     )
+}
+
+/// Kernel ids for people: cuBLASLt blobs shortened to their first hex digits.
+fn short(id: &str) -> String {
+    match id.rsplit_once(':') {
+        Some((head, blob)) if blob.len() > 32 && blob.bytes().all(|b| b.is_ascii_hexdigit()) => format!("{head}:{}..", &blob[..8]),
+        _ => id.to_string(),
+    }
 }
 
 fn details(o: &Outcome) -> Vec<String> {
     let mut v = vec![format!("    {}", o.decision)];
     for c in &o.candidates {
         match (&c.rejected, c.median) {
-            (Some(why), _) => v.push(format!("    rejected {}: {why}", c.id)),
-            (None, Some(t)) => v.push(format!("    {:<40} {:>10} us  ({} samples)", c.id.as_str(), fmt_us(t), c.samples)),
-            (None, None) => v.push(format!("    {:<40} valid, dropped before timing", c.id.as_str())),
+            (Some(why), _) => v.push(format!("    rejected {}: {why}", short(c.id.as_str()))),
+            (None, Some(t)) => v.push(format!("    {:<56} {:>10} us  ({} samples)", short(c.id.as_str()), fmt_us(t), c.samples)),
+            (None, None) => v.push(format!(
+                "    {:<56} dropped after warm-up ({} us)",
+                short(c.id.as_str()),
+                c.warm.map_or("-".into(), fmt_us)
+            )),
         }
     }
     v

@@ -6,7 +6,7 @@
 //! - operands are random (never zeros) and rotate over enough sets to exceed the
 //!   last-level cache, so weights stream from memory as in real decode;
 //! - every candidate is warmed up, then timed in samples of back-to-back calls (each
-//!   sample at least `min_sample` long); the statistic is the median;
+//!   sample at least the backend's `min_sample` long); the statistic is the median;
 //! - successive halving: after each round, candidates slower than the best by a
 //!   shrinking margin are dropped and at most half survive, so most time goes to the
 //!   contenders;
@@ -29,8 +29,6 @@ use std::time::{Duration, Instant};
 pub struct TuneConfig {
     /// Wall-time budget for timing one problem (validation not included).
     pub budget: Duration,
-    /// Shortest timing sample; several calls are batched into one sample below it.
-    pub min_sample: Duration,
     /// Rotating operand sets together exceed `cache_factor` × the last-level cache.
     pub cache_factor: f64,
     /// Upper bound on the memory of the rotating sets.
@@ -39,20 +37,22 @@ pub struct TuneConfig {
     pub seed: u64,
     /// Smallest median gain over the default for a contender to replace it.
     pub min_gain: f64,
+    /// Fresh operand draws the candidates' validations rotate over.
+    pub draws: usize,
 }
 
 impl Default for TuneConfig {
     fn default() -> Self {
         TuneConfig {
             budget: Duration::from_millis(250),
-            min_sample: Duration::from_millis(2),
-            cache_factor: 2.0,
+            cache_factor: 5.0,
             max_set_bytes: 2 << 30,
             seed: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1),
             min_gain: 0.01,
+            draws: 4,
         }
     }
 }
@@ -68,6 +68,8 @@ pub struct CandidateResult {
     pub rejected: Option<String>,
     /// Median seconds per call over its samples, when timed.
     pub median: Option<f64>,
+    /// Seconds of the single warm-up call, when it ran.
+    pub warm: Option<f64>,
     pub samples: usize,
 }
 
@@ -87,6 +89,8 @@ pub struct Outcome {
     pub decision: String,
     pub candidates: Vec<CandidateResult>,
     pub wall: Duration,
+    /// Where the wall time went: listing candidates, validating them, timing them.
+    pub phases: [Duration; 3],
 }
 
 impl Outcome {
@@ -114,6 +118,7 @@ pub fn tune_problem<B: Backend>(
     let start = Instant::now();
     let default = b.default_kernel(p);
     let mut cands: Vec<Candidate> = b.candidates(p)?;
+    let listed = start.elapsed();
     if !cands.iter().any(|c| c.id == default) {
         cands.insert(0, Candidate { id: default.clone(), attrs: String::new() });
     }
@@ -125,35 +130,43 @@ pub fn tune_problem<B: Backend>(
             error: None,
             rejected: None,
             median: None,
+            warm: None,
             samples: 0,
         })
         .collect();
 
-    // 1. Resolve and validate, each on a fresh draw.
+    // 1. Resolve, then validate on rotating fresh draws (see validate.rs).
     let mut kernels: Vec<Option<B::Kernel>> = Vec::with_capacity(results.len());
-    let mut ops = alloc_operands(b, p)?;
-    for (i, r) in results.iter_mut().enumerate() {
-        obs.candidate(p, "validating", &r.id);
-        let k = match b.resolve(p, &r.id) {
-            Ok(k) => k,
+    for r in results.iter_mut() {
+        match b.resolve(p, &r.id) {
+            Ok(k) => kernels.push(Some(k)),
             Err(e) => {
                 r.rejected = Some(format!("cannot load: {e}"));
-                kernels.push(None);
-                continue;
-            }
-        };
-        match validate::validate(b, &k, p, &mut ops, derive_seed(cfg.seed, i as u64 + 1)) {
-            Ok(err) => {
-                r.error = Some(err);
-                kernels.push(Some(k));
-            }
-            Err(reason) => {
-                r.rejected = Some(reason);
                 kernels.push(None);
             }
         }
     }
+    let mut ops = alloc_operands(b, p)?;
+    let draws = cfg.draws.clamp(1, results.len().max(1));
+    for d in 0..draws {
+        let draw = validate::Draw::new(p, derive_seed(cfg.seed, d as u64 + 1));
+        if let Err(e) = guarded(|| draw.fill(b, &mut ops)) {
+            return Err(Error::runtime(format!("{p}: cannot fill operands: {e}")));
+        }
+        for i in (d..results.len()).step_by(draws) {
+            let Some(k) = &kernels[i] else { continue };
+            obs.candidate(p, "validating", &results[i].id);
+            match draw.check_run(b, k, p, &mut ops) {
+                Ok(err) => results[i].error = Some(err),
+                Err(reason) => {
+                    results[i].rejected = Some(reason);
+                    kernels[i] = None;
+                }
+            }
+        }
+    }
     drop(ops);
+    let validated = start.elapsed();
     let default_idx = results.iter().position(|r| r.id == default).expect("default listed");
 
     // 2. Rotating operand sets, then warm-up and calibration of calls per sample.
@@ -162,26 +175,34 @@ pub fn tune_problem<B: Backend>(
     let mut calls: Vec<usize> = vec![1; results.len()];
     let timing_start = Instant::now();
     let mut alive: Vec<usize> = Vec::new();
+    let mut warm: Vec<f64> = vec![f64::INFINITY; results.len()];
     for i in 0..results.len() {
         let Some(k) = &kernels[i] else { continue };
         obs.candidate(p, "warming up", &results[i].id);
         match guarded(|| b.time(k, p, &mut sets, 1)) {
             Ok(t) => {
-                // The first call pays for page faults and pool start-up; time a second.
-                let t = guarded(|| b.time(k, p, &mut sets, 1)).unwrap_or(t);
-                calls[i] = ((cfg.min_sample.as_secs_f64() / t.max(1e-9)).ceil() as usize).clamp(1, 100_000);
+                warm[i] = t;
+                calls[i] = ((b.min_sample().as_secs_f64() / t.max(1e-9)).ceil() as usize).clamp(1, 100_000);
                 alive.push(i);
             }
             Err(reason) => results[i].rejected = Some(format!("failed while timing: {reason}")),
         }
     }
+    // A first cut on the single warm call: far slower than the best is out (the default
+    // always stays for the final comparison).
+    let best_warm = alive.iter().map(|&i| warm[i]).fold(f64::INFINITY, f64::min);
+    alive.retain(|&i| i == default_idx || warm[i] <= 3.0 * best_warm);
 
     // 3. Successive halving over the contenders (the default always stays for the A/B).
     let budget = cfg.budget.as_secs_f64();
-    let mut per_round = 2usize;
+    let round_cost: f64 = alive.iter().map(|&i| warm[i] * calls[i] as f64).sum();
+    let mut per_round = if 2.0 * round_cost > 0.25 * budget { 1 } else { 2 };
     let mut cut = 0.5;
     loop {
         for &i in &alive {
+            if timing_start.elapsed().as_secs_f64() > budget && !timings[i].is_empty() {
+                continue; // over budget: no more samples for those already sampled
+            }
             let k = kernels[i].as_ref().expect("alive kernels are resolved");
             obs.candidate(p, "timing", &results[i].id);
             for _ in 0..per_round {
@@ -194,7 +215,7 @@ pub fn tune_problem<B: Backend>(
                 }
             }
         }
-        alive.retain(|&i| results[i].rejected.is_none());
+        alive.retain(|&i| results[i].rejected.is_none() && !timings[i].is_empty());
         let med = |i: usize| stats::median(&timings[i]);
         alive.sort_by(|&a, &b| med(a).total_cmp(&med(b)));
         let Some(&best) = alive.first() else { break };
@@ -219,6 +240,7 @@ pub fn tune_problem<B: Backend>(
     }
     for (i, r) in results.iter_mut().enumerate() {
         r.samples = timings[i].len();
+        r.warm = warm[i].is_finite().then_some(warm[i]);
         if r.rejected.is_none() && r.samples > 0 {
             r.median = Some(stats::median(&timings[i]));
         }
@@ -242,6 +264,7 @@ pub fn tune_problem<B: Backend>(
         decision,
         candidates: results,
         wall: start.elapsed(),
+        phases: [listed, validated - listed, start.elapsed() - validated],
     };
     match (contender, default_ok) {
         (None, true) => {

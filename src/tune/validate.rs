@@ -1,14 +1,85 @@
-//! Numerical validation of one candidate on fresh random inputs against the f64
-//! reference. A candidate that writes NaN/Inf, leaves any output unwritten (the output
-//! is poisoned with NaN first) or exceeds the dtype's error bound is rejected.
+//! Numerical validation of candidates against the f64 reference. A candidate that
+//! writes NaN/Inf, leaves any output unwritten (Y is poisoned with NaN before every
+//! run and then scanned in full) or exceeds the dtype's error bound is rejected.
+//!
+//! Operands come in draws: fresh random X and W from a seed, with the reference of a
+//! sampled grid of Y computed once per draw. Candidates take turns over several draws,
+//! so no two neighbours in the list see the same inputs, while the costly reference is
+//! not recomputed for each of hundreds of GPU candidates.
 
 use super::guard::guarded;
-use crate::backend::{Backend, Operands};
+use crate::backend::{Backend, Inspection, Operands};
+use crate::error::Result as GtResult;
 use crate::problem::Problem;
 use crate::reference::{reference, relative_error, Sample};
 
-/// Validates `k` with operands drawn from `seed`; returns the relative error or why the
-/// candidate is rejected. `ops` is reused between candidates (refilled every time).
+/// The seeds of X and W for a validation draw.
+pub fn operand_seeds(seed: u64) -> (u64, u64) {
+    (seed, seed ^ 0x5DEE_CE66_D1CE_4E5B)
+}
+
+/// One draw: its seed, the checked entries and their f64 reference values.
+pub struct Draw {
+    pub seed: u64,
+    pub sample: Sample,
+    pub indices: Vec<usize>,
+    pub reference: Vec<f64>,
+}
+
+impl Draw {
+    pub fn new(p: &Problem, seed: u64) -> Draw {
+        let (xs, ws) = operand_seeds(seed);
+        let sample = Sample::choose(p, seed);
+        let reference = reference(p, &sample, xs, ws);
+        let indices = sample.y_indices(p);
+        Draw { seed, sample, indices, reference }
+    }
+
+    /// Fills X and W of `ops` with this draw's operands.
+    pub fn fill<B: Backend>(&self, b: &B, ops: &mut Operands<B::Buffer>) -> GtResult<()> {
+        let (xs, ws) = operand_seeds(self.seed);
+        b.fill_random(&mut ops.x, xs)?;
+        b.fill_random(&mut ops.w, ws)
+    }
+
+    /// Runs `k` on operands already filled with this draw and judges its output.
+    pub fn check_run<B: Backend>(
+        &self,
+        b: &B,
+        k: &B::Kernel,
+        p: &Problem,
+        ops: &mut Operands<B::Buffer>,
+    ) -> Result<f64, String> {
+        let seen = guarded(|| {
+            b.fill_nan(&mut ops.y)?;
+            b.run(k, p, ops)?;
+            b.inspect(&ops.y, &self.indices)
+        })?;
+        self.judge(p, &seen)
+    }
+
+    pub fn judge(&self, p: &Problem, seen: &Inspection) -> Result<f64, String> {
+        if seen.nonfinite > 0 {
+            let first = seen.first_nonfinite.unwrap_or(0);
+            return Err(format!(
+                "{} of {} outputs are NaN/Inf or were never written (first at row {}, col {})",
+                seen.nonfinite,
+                p.y_len(),
+                first / p.n % p.m,
+                first % p.n
+            ));
+        }
+        let got: Vec<f64> = seen.values.iter().map(|&v| v as f64).collect();
+        let err = relative_error(&got, &self.reference);
+        let tol = p.dtype.tolerance();
+        if err.is_nan() || err > tol {
+            return Err(format!("relative error {err:.2e} exceeds the {} bound {tol:.0e}", p.dtype));
+        }
+        Ok(err)
+    }
+}
+
+/// Validates one kernel on a fresh draw from `seed` (fills the operands itself).
 pub fn validate<B: Backend>(
     b: &B,
     k: &B::Kernel,
@@ -16,43 +87,13 @@ pub fn validate<B: Backend>(
     ops: &mut Operands<B::Buffer>,
     seed: u64,
 ) -> Result<f64, String> {
-    let (x_seed, w_seed) = operand_seeds(seed);
-    let out = guarded(|| {
-        b.fill_random(&mut ops.x, x_seed)?;
-        b.fill_random(&mut ops.w, w_seed)?;
-        b.fill_nan(&mut ops.y)?;
-        b.run(k, p, ops)?;
-        b.download(&ops.y)
-    })?;
-    check_output(p, &out, seed)
+    let draw = Draw::new(p, seed);
+    guarded(|| draw.fill(b, ops))?;
+    draw.check_run(b, k, p, ops)
 }
 
-/// The seeds of X and W for a validation draw.
-pub fn operand_seeds(seed: u64) -> (u64, u64) {
-    (seed, seed ^ 0x5DEE_CE66_D1CE_4E5B)
-}
-
-/// Checks a downloaded Y of `p` computed from operands drawn with `operand_seeds(seed)`:
-/// all finite and written, sampled entries within the dtype's bound of the f64 reference.
+/// Judges a Y already on the host, computed from operands drawn with `seed`.
 pub fn check_output(p: &Problem, out: &[f32], seed: u64) -> Result<f64, String> {
-    let (x_seed, w_seed) = operand_seeds(seed);
-    let bad = out.iter().filter(|v| !v.is_finite()).count();
-    if bad > 0 {
-        let first = out.iter().position(|v| !v.is_finite()).unwrap_or(0);
-        return Err(format!(
-            "{bad} of {} outputs are NaN/Inf or were never written (first at row {}, col {})",
-            out.len(),
-            first / p.n % p.m,
-            first % p.n
-        ));
-    }
-    let sample = Sample::choose(p, seed);
-    let want = reference(p, &sample, x_seed, w_seed);
-    let got: Vec<f64> = sample.y_indices(p).into_iter().map(|i| out[i] as f64).collect();
-    let err = relative_error(&got, &want);
-    let tol = p.dtype.tolerance();
-    if err.is_nan() || err > tol {
-        return Err(format!("relative error {err:.2e} exceeds the {} bound {tol:.0e}", p.dtype));
-    }
-    Ok(err)
+    let draw = Draw::new(p, seed);
+    draw.judge(p, &Inspection::of(out, &draw.indices))
 }

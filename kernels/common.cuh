@@ -1,0 +1,28 @@
+// Shared helpers for gemmtune's run-time compiled kernels (NVRTC). Header-free on
+// purpose: NVRTC in CUDA 13.0 does not find cuda_bf16.h / cuda_fp16.h without the
+// toolkit's include path, so 16-bit values travel as raw `unsigned short` and are
+// converted with single PTX instructions (round-to-nearest-even, like the host side).
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+__device__ __forceinline__ float bf16_to_f32(u16 v) { return __uint_as_float(((u32)v) << 16); }
+__device__ __forceinline__ float f16_to_f32(u16 v) {
+    float f;
+    asm("{ .reg .b16 h; mov.b16 h, %1; cvt.f32.f16 %0, h; }" : "=f"(f) : "h"(v));
+    return f;
+}
+__device__ __forceinline__ u16 f32_to_bf16(float f) {
+    u16 r;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(f));
+    return r;
+}
+__device__ __forceinline__ u16 f32_to_f16(float f) {
+    u16 r;
+    asm("{ .reg .b16 h; cvt.rn.f16.f32 h, %1; mov.b16 %0, h; }" : "=h"(r) : "f"(f));
+    return r;
+}
+
+// DT selects the 16-bit storage type: 0 = bf16, 1 = f16.
+template <int DT> __device__ __forceinline__ float to_f32(u16 v) { return DT == 0 ? bf16_to_f32(v) : f16_to_f32(v); }
+template <int DT> __device__ __forceinline__ u16 from_f32(float f) { return DT == 0 ? f32_to_bf16(f) : f32_to_f16(f); }

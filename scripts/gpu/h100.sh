@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (no Rust there): the release binary built on the x86-64 dev
+# machine is carried in .dev/ (with the GPU test binary: see scripts/gpu/build.sh).
+# Usage: scripts/gpu/h100.sh smoke|test|full|all [budget_ms]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+bin=.dev/gemmtune
+out=${OUT:-/tmp/out}
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.limit,temperature.gpu --format=csv
+$bin backends
+mode=${1:-smoke}
+if [ "$mode" = test ] || [ "$mode" = all ]; then
+    .dev/cuda-tests --ignored --test-threads 1 2>&1 | tee "$out/gpu-tests.log" | tail -30
+fi
+case "$mode" in
+  smoke)
+    $bin tune --backend cuda --shapes scripts/gpu/smoke.csv --out "$out/smoke.csv" --budget-ms "${2:-200}" --seed 1 -v 2>&1 | tail -c 20000
+    ;;
+  full|all)
+    /usr/bin/time -v $bin tune --backend cuda --shapes shapes/llama-h100-63.csv --out "$out/h100.csv" --budget-ms "${2:-300}" 2>&1 | tee "$out/tune.log" | grep -v "^\s" | tail -80
+    $bin bench --backend cuda --table "$out/h100.csv" --shapes shapes/llama-h100-63.csv --json "$out/bench.json" -q 2>&1 | tee "$out/bench.log"
+    ;;
+esac

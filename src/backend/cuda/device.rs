@@ -1,0 +1,218 @@
+//! The GPU itself: library presence, context and stream, device buffers, events and
+//! graph-captured timing. Built on cudarc's checked `result` layer (raw FFI → checked
+//! calls) with small owning handles here (the safe layer's per-slice event tracking
+//! would put hidden records into timed regions and graph captures).
+
+use crate::error::{Error, Result};
+use crate::problem::DType;
+use cudarc::driver::{result as dr, sys as ds, CudaContext, CudaGraph, CudaStream};
+use std::sync::Arc;
+
+/// Names of the CUDA libraries that cannot be loaded here (empty when all can).
+pub fn missing_libraries() -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    // SAFETY: each check only tries to dlopen the library's candidate names.
+    unsafe {
+        if !cudarc::driver::sys::is_culib_present() {
+            missing.push("libcuda.so (the NVIDIA driver)");
+        }
+        if !cudarc::cublas::sys::is_culib_present() {
+            missing.push("libcublas.so");
+        }
+        if !cudarc::cublaslt::sys::is_culib_present() {
+            missing.push("libcublasLt.so");
+        }
+        if !cudarc::nvrtc::sys::is_culib_present() {
+            missing.push("libnvrtc.so");
+        }
+    }
+    missing
+}
+
+pub fn drv(e: dr::DriverError) -> Error {
+    Error::runtime(format!("CUDA driver: {e:?}"))
+}
+
+/// An open GPU: context, one non-blocking stream, and the facts reports need.
+pub struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    pub name: String,
+    pub cc: (i32, i32),
+    pub sms: i32,
+    pub l2_bytes: usize,
+    pub mem_bytes: usize,
+    pub driver_version: i32,
+}
+
+impl Gpu {
+    pub fn open(ordinal: usize) -> Result<Gpu> {
+        let missing = missing_libraries();
+        if !missing.is_empty() {
+            return Err(Error::input(format!(
+                "backend 'cuda' unavailable: cannot load {}",
+                missing.join(", ")
+            )));
+        }
+        dr::init().map_err(drv)?;
+        let count = dr::device::get_count().map_err(drv)?;
+        if ordinal as i32 >= count {
+            return Err(Error::input(format!(
+                "backend 'cuda' unavailable: GPU {ordinal} requested, {count} visible"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(drv)?;
+        // Slices made by the safe layer are not used for operands; no hidden events.
+        // SAFETY: called before any allocation through this context.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().map_err(drv)?;
+        use ds::CUdevice_attribute as A;
+        let attr = |a| ctx.attribute(a).map_err(drv);
+        let mut driver_version = 0;
+        // SAFETY: writes one int.
+        unsafe { ds::cuDriverGetVersion(&mut driver_version) };
+        Ok(Gpu {
+            name: ctx.name().map_err(drv)?,
+            cc: ctx.compute_capability().map_err(drv)?,
+            sms: attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
+            l2_bytes: attr(A::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)? as usize,
+            mem_bytes: ctx.total_mem().map_err(drv)?,
+            driver_version,
+            ctx,
+            stream,
+        })
+    }
+
+    pub fn bind(&self) -> Result<()> {
+        self.ctx.bind_to_thread().map_err(drv)
+    }
+
+    pub fn cu_stream(&self) -> ds::CUstream {
+        self.stream.cu_stream()
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        self.stream.synchronize().map_err(drv)
+    }
+
+    pub fn alloc(&self, dtype: DType, len: usize) -> Result<DevBuf> {
+        let bytes = (len.max(1)) * dtype.bytes() as usize;
+        self.bind()?;
+        // SAFETY: a plain device allocation, freed in DevBuf::drop.
+        let ptr = unsafe { dr::malloc_sync(bytes) }.map_err(|e| {
+            Error::runtime(format!("cannot allocate {bytes} bytes on the GPU: {e:?}"))
+        })?;
+        Ok(DevBuf { ptr, len, dtype, bytes, ctx: self.ctx.clone() })
+    }
+
+    /// Raw bytes of a buffer allocated for anything (workspace, scratch).
+    pub fn alloc_bytes(&self, bytes: usize) -> Result<DevBuf> {
+        let mut b = self.alloc(DType::F32, bytes.div_ceil(4))?;
+        b.bytes = bytes;
+        Ok(b)
+    }
+
+    pub fn event(&self) -> Result<Event> {
+        self.bind()?;
+        Ok(Event(dr::event::create(ds::CUevent_flags::CU_EVENT_DEFAULT).map_err(drv)?))
+    }
+
+    /// Captures `work` into an instantiated, uploaded graph.
+    pub fn capture(&self, work: impl FnOnce() -> Result<()>) -> Result<CudaGraph> {
+        self.bind()?;
+        self.stream
+            .begin_capture(ds::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(drv)?;
+        let captured = work();
+        let graph = self.stream.end_capture(ds::CUgraphInstantiate_flags(0));
+        captured?;
+        let graph = graph.map_err(drv)?.ok_or_else(|| Error::runtime("empty graph captured"))?;
+        graph.upload().map_err(drv)?;
+        Ok(graph)
+    }
+
+    /// Times one replay of `graph` with events, milliseconds.
+    pub fn time_replay(&self, graph: &CudaGraph) -> Result<f64> {
+        self.time_eager(|| graph.launch().map_err(drv))
+    }
+
+    /// Times `work` launched eagerly (no graph), milliseconds.
+    pub fn time_eager(&self, work: impl FnOnce() -> Result<()>) -> Result<f64> {
+        self.bind()?;
+        let (a, b) = (self.event()?, self.event()?);
+        // SAFETY: as above.
+        unsafe {
+            dr::event::record(a.0, self.cu_stream()).map_err(drv)?;
+            work()?;
+            dr::event::record(b.0, self.cu_stream()).map_err(drv)?;
+            dr::event::synchronize(b.0).map_err(drv)?;
+            Ok(dr::event::elapsed(a.0, b.0).map_err(drv)? as f64)
+        }
+    }
+
+    pub fn upload<T: Copy>(&self, dst: &DevBuf, src: &[T]) -> Result<()> {
+        assert!(std::mem::size_of_val(src) <= dst.bytes);
+        self.bind()?;
+        // SAFETY: dst holds at least the bytes copied; synchronous copy.
+        unsafe { dr::memcpy_htod_sync(dst.ptr, src) }.map_err(drv)
+    }
+
+    pub fn download_raw<T: Copy + Default>(&self, src: &DevBuf, n: usize) -> Result<Vec<T>> {
+        assert!(n * std::mem::size_of::<T>() <= src.bytes);
+        self.sync()?;
+        let mut v = vec![T::default(); n];
+        // SAFETY: as above.
+        unsafe { dr::memcpy_dtoh_sync(&mut v, src.ptr) }.map_err(drv)?;
+        Ok(v)
+    }
+
+    pub fn memset(&self, dst: &DevBuf, byte: u8) -> Result<()> {
+        // SAFETY: within the allocation.
+        unsafe { dr::memset_d8_async(dst.ptr, byte, dst.bytes, self.cu_stream()) }.map_err(drv)
+    }
+
+    /// Device-to-device copy bandwidth (bytes read + written per second), best of 10.
+    pub fn copy_bandwidth(&self) -> Result<f64> {
+        let bytes = 1usize << 30;
+        let (a, b) = (self.alloc_bytes(bytes)?, self.alloc_bytes(bytes)?);
+        self.memset(&a, 0x3c)?;
+        let mut best = f64::MAX;
+        for _ in 0..10 {
+            let ms = self.time_eager(|| {
+                // SAFETY: both buffers hold `bytes`.
+                unsafe { dr::memcpy_dtod_async(b.ptr, a.ptr, bytes, self.cu_stream()) }.map_err(drv)
+            })?;
+            best = best.min(ms);
+        }
+        Ok(2.0 * bytes as f64 / (best * 1e-3))
+    }
+}
+
+/// A device allocation holding `len` elements of `dtype`.
+pub struct DevBuf {
+    pub ptr: ds::CUdeviceptr,
+    pub len: usize,
+    pub dtype: DType,
+    pub bytes: usize,
+    ctx: Arc<CudaContext>,
+}
+
+impl Drop for DevBuf {
+    fn drop(&mut self) {
+        let _ = self.ctx.bind_to_thread();
+        // SAFETY: allocated by malloc_sync in this context, freed once.
+        unsafe {
+            let _ = dr::free_sync(self.ptr);
+        }
+    }
+}
+
+pub struct Event(pub ds::CUevent);
+impl Drop for Event {
+    fn drop(&mut self) {
+        // SAFETY: created by event::create, destroyed once.
+        unsafe {
+            let _ = dr::event::destroy(self.0);
+        }
+    }
+}

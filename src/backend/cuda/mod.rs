@@ -1,0 +1,364 @@
+//! The CUDA backend: cuBLAS (the default every report compares against), every
+//! cuBLASLt algorithm and configuration the library accepts for the problem, and decode
+//! GEMV kernels of our own compiled by NVRTC. All libraries are loaded at run time
+//! (cudarc `dynamic-loading`): without a driver the backend reports which library is
+//! missing instead of failing to start.
+//!
+//! Kernel ids:
+//! - `cuda:cublas:default` — `cublasGemmEx` with the default algorithm (what PyTorch runs);
+//! - `cuda:cublaslt:<version>:<config>:<blob hex>` — one cuBLASLt algorithm (lt.rs);
+//! - `cuda:gemv:...` and `cuda:mma:...` — kernels/gemv.cu and kernels/mma.cu (custom.rs).
+
+pub mod custom;
+pub mod device;
+pub mod lt;
+pub mod rtc;
+
+use super::{Backend, Candidate, Identity, Inspection, KernelId, Operands};
+use crate::error::{Error, Result};
+use crate::problem::{DType, Problem};
+use cudarc::cublas::sys as blas;
+use cudarc::driver::CudaFunction;
+use device::{DevBuf, Gpu};
+use half::{bf16, f16};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use device::missing_libraries;
+
+/// A resolved CUDA kernel; `uid` is unique per resolve (it keys the graph cache).
+pub struct CudaKernel {
+    uid: u64,
+    kind: Kind,
+}
+
+enum Kind {
+    Cublas,
+    Lt { algo: cudarc::cublaslt::sys::cublasLtMatmulAlgo_t, desc: Arc<lt::Desc> },
+    Custom { custom: custom::Custom, function: CudaFunction },
+}
+
+static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl CudaKernel {
+    fn new(kind: Kind) -> CudaKernel {
+        CudaKernel { uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed), kind }
+    }
+}
+
+/// Captured timing graphs by (kernel uid, first operand set, calls).
+struct Graphs(HashMap<(u64, u64, usize), cudarc::driver::CudaGraph>);
+// SAFETY: graphs are only touched under the backend's lock.
+unsafe impl Send for Graphs {}
+
+// SAFETY: the algo blob is plain data and the descriptors are only read; launches are
+// serialized by the backend's lock.
+unsafe impl Send for CudaKernel {}
+unsafe impl Sync for CudaKernel {}
+
+struct Blas(blas::cublasHandle_t);
+// SAFETY: used under the backend's lock only.
+unsafe impl Send for Blas {}
+unsafe impl Sync for Blas {}
+
+pub struct CudaBackend {
+    gpu: Gpu,
+    rtc: rtc::Rtc,
+    lt: lt::Lt,
+    blas: Blas,
+    lt_workspace: DevBuf,
+    _blas_workspace: DevBuf,
+    /// Split-K partials and per-tile counters (zeroed) of our own kernels.
+    custom_ws: DevBuf,
+    custom_counters: DevBuf,
+    identity: Identity,
+    descs: Mutex<HashMap<Problem, Arc<lt::Desc>>>,
+    graphs: Mutex<Graphs>,
+    scratch: Mutex<Option<rtc::Scratch>>,
+    lock: Mutex<()>,
+    /// Most cuBLASLt configurations offered per problem.
+    pub lt_budget: usize,
+}
+
+impl CudaBackend {
+    /// Opens GPU `ordinal`, or says which library or device is missing.
+    pub fn new(ordinal: usize) -> Result<CudaBackend> {
+        let gpu = Gpu::open(ordinal)?;
+        gpu.bind()?;
+        let rtc = rtc::Rtc::new(&gpu)?;
+        let lt = lt::Lt::new()?;
+        let handle = cudarc::cublas::result::create_handle().map_err(|e| Error::runtime(format!("cuBLAS: {e:?}")))?;
+        let blas_ws = gpu.alloc_bytes(lt::WORKSPACE)?;
+        let mut blas_version = 0;
+        // SAFETY: the handle was just created; workspace outlives it (dropped after).
+        unsafe {
+            cudarc::cublas::result::set_stream(handle, gpu.cu_stream() as blas::cudaStream_t)
+                .map_err(|e| Error::runtime(format!("cuBLAS: {e:?}")))?;
+            blas::cublasSetWorkspace_v2(handle, blas_ws.ptr as *mut c_void, lt::WORKSPACE);
+            blas::cublasGetVersion_v2(handle, &mut blas_version);
+        }
+        let (mut nv_major, mut nv_minor) = (0, 0);
+        // SAFETY: writes two ints.
+        unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut nv_major, &mut nv_minor) };
+        let identity = Identity {
+            backend: "cuda".into(),
+            device: gpu.name.clone(),
+            arch: rtc.arch().to_string(),
+            libraries: vec![
+                ("cublas".into(), blas_version.to_string()),
+                ("cublasLt".into(), lt.version.to_string()),
+                ("nvrtc".into(), format!("{nv_major}.{nv_minor}")),
+                ("driver".into(), gpu.driver_version.to_string()),
+            ],
+            details: vec![
+                ("sms".into(), gpu.sms.to_string()),
+                ("l2_bytes".into(), gpu.l2_bytes.to_string()),
+                ("memory_bytes".into(), gpu.mem_bytes.to_string()),
+            ],
+        };
+        let lt_workspace = gpu.alloc_bytes(lt::WORKSPACE)?;
+        let custom_ws = gpu.alloc_bytes(custom::WS_BYTES)?;
+        let custom_counters = gpu.alloc_bytes(4 * custom::COUNTERS)?;
+        gpu.memset(&custom_counters, 0)?;
+        gpu.sync()?;
+        Ok(CudaBackend {
+            rtc,
+            lt,
+            blas: Blas(handle),
+            lt_workspace,
+            _blas_workspace: blas_ws,
+            custom_ws,
+            custom_counters,
+            identity,
+            descs: Mutex::new(HashMap::new()),
+            graphs: Mutex::new(Graphs(HashMap::new())),
+            scratch: Mutex::new(None),
+            lock: Mutex::new(()),
+            lt_budget: 256,
+            gpu,
+        })
+    }
+
+    fn desc(&self, p: &Problem) -> Result<Arc<lt::Desc>> {
+        let mut d = self.descs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(x) = d.get(p) {
+            return Ok(x.clone());
+        }
+        let x = Arc::new(lt::Desc::new(p)?);
+        d.insert(*p, x.clone());
+        Ok(x)
+    }
+
+    /// Enqueues one run on the stream (no synchronization: graph-capturable).
+    fn launch(&self, k: &CudaKernel, p: &Problem, ops: &Operands<DevBuf>) -> Result<()> {
+        let Operands { x, w, y } = ops;
+        match &k.kind {
+            Kind::Cublas => {
+                let t = match p.dtype {
+                    DType::F32 => blas::cudaDataType::CUDA_R_32F,
+                    DType::F16 => blas::cudaDataType::CUDA_R_16F,
+                    DType::BF16 => blas::cudaDataType::CUDA_R_16BF,
+                };
+                let (alpha, beta) = (1.0f32, 0.0f32);
+                let op = |tr: bool| if tr { blas::cublasOperation_t::CUBLAS_OP_T } else { blas::cublasOperation_t::CUBLAS_OP_N };
+                let lda = if p.layout.w_trans { p.k } else { p.n };
+                let ldb = if p.layout.x_trans { p.m } else { p.k };
+                let e = p.dtype.bytes();
+                for b in 0..p.batch as u64 {
+                    // SAFETY: operands hold the problem's elements; offsets stay inside.
+                    unsafe {
+                        cudarc::cublas::result::gemm_ex(
+                            self.blas.0,
+                            op(p.layout.w_trans),
+                            op(p.layout.x_trans),
+                            p.n as i32,
+                            p.m as i32,
+                            p.k as i32,
+                            &alpha as *const f32 as *const c_void,
+                            (w.ptr + b * (p.n * p.k) as u64 * e) as *const c_void,
+                            t,
+                            lda as i32,
+                            (x.ptr + b * (p.m * p.k) as u64 * e) as *const c_void,
+                            t,
+                            ldb as i32,
+                            &beta as *const f32 as *const c_void,
+                            (y.ptr + b * (p.m * p.n) as u64 * e) as *mut c_void,
+                            t,
+                            p.n as i32,
+                            blas::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                            blas::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                        )
+                        .map_err(|e| Error::runtime(format!("cublasGemmEx: {e:?}")))?;
+                    }
+                }
+                Ok(())
+            }
+            Kind::Lt { algo, desc } => desc.matmul(&self.lt, algo, x, w, y, &self.lt_workspace, self.gpu.cu_stream() as _),
+            Kind::Custom { custom, function } => custom.launch(
+                &self.gpu,
+                function,
+                x.ptr,
+                w.ptr,
+                y.ptr,
+                p,
+                self.custom_ws.ptr,
+                self.custom_counters.ptr,
+            ),
+        }
+    }
+
+    fn check_operands(p: &Problem, ops: &Operands<DevBuf>) -> Result<()> {
+        for (name, t, len) in [("X", &ops.x, p.x_len()), ("W", &ops.w, p.w_len()), ("Y", &ops.y, p.y_len())] {
+            if t.len != len || t.dtype != p.dtype {
+                return Err(Error::runtime(format!(
+                    "operand {name} holds {} {} elements, {p} needs {len} {}",
+                    t.len, t.dtype, p.dtype
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CudaBackend {
+    fn drop(&mut self) {
+        let _ = self.gpu.sync();
+        // SAFETY: created in new(), destroyed once.
+        unsafe {
+            let _ = cudarc::cublas::result::destroy_handle(self.blas.0);
+        }
+    }
+}
+
+impl Backend for CudaBackend {
+    type Buffer = DevBuf;
+    type Kernel = CudaKernel;
+
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    fn candidates(&self, p: &Problem) -> Result<Vec<Candidate>> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.gpu.bind()?;
+        let mut out = vec![Candidate::new("cuda:cublas:default")];
+        let desc = self.desc(p)?;
+        for (algo, ws, _) in lt::enumerate(&self.lt, &desc, p, self.lt_budget)? {
+            out.push(Candidate { id: KernelId::new(lt::encode_id(self.lt.version, &algo)), attrs: format!("workspace={ws}") });
+        }
+        let own = custom::Custom::candidates(p);
+        // Compile them all now, in parallel, rather than one by one while validating.
+        custom::Custom::prepare(&own, p.dtype, &self.rtc, &self.gpu)?;
+        out.extend(own.iter().map(|c| Candidate::new(c.id())));
+        Ok(out)
+    }
+
+    fn default_kernel(&self, _p: &Problem) -> KernelId {
+        KernelId::new("cuda:cublas:default")
+    }
+
+    fn resolve(&self, p: &Problem, id: &KernelId) -> Result<CudaKernel> {
+        let s = id.as_str();
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            ["cuda", "cublas", "default"] => Ok(CudaKernel::new(Kind::Cublas)),
+            ["cuda", "cublaslt", ..] => {
+                let algo = lt::decode_id(s, self.lt.version).map_err(Error::runtime)?;
+                let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                let desc = self.desc(p)?;
+                desc.check(&self.lt, &algo).map_err(|e| Error::runtime(format!("{s}: not usable for {p}: {e}")))?;
+                Ok(CudaKernel::new(Kind::Lt { algo, desc }))
+            }
+            ["cuda", "gemv" | "mma", ..] => {
+                let c = custom::Custom::parse(s).map_err(Error::input)?;
+                if let Some(why) = c.unsupported(p) {
+                    return Err(custom::not_usable(s, why));
+                }
+                let function = c.load(p.dtype, &self.rtc, &self.gpu)?;
+                Ok(CudaKernel::new(Kind::Custom { custom: c, function }))
+            }
+            _ => Err(Error::input(format!("'{s}' is not a CUDA kernel id"))),
+        }
+    }
+
+    fn alloc(&self, dtype: DType, len: usize) -> Result<DevBuf> {
+        self.gpu.alloc(dtype, len)
+    }
+
+    fn fill_random(&self, buf: &mut DevBuf, seed: u64) -> Result<()> {
+        self.gpu.bind()?;
+        rtc::fill_random(&self.rtc, &self.gpu, buf, seed)
+    }
+
+    fn fill_nan(&self, buf: &mut DevBuf) -> Result<()> {
+        self.gpu.bind()?;
+        self.gpu.memset(buf, 0xff) // all-ones is NaN in f32, f16 and bf16
+    }
+
+    fn download(&self, buf: &DevBuf) -> Result<Vec<f32>> {
+        Ok(match buf.dtype {
+            DType::F32 => self.gpu.download_raw::<f32>(buf, buf.len)?,
+            DType::F16 => self.gpu.download_raw::<u16>(buf, buf.len)?.into_iter().map(|b| f16::from_bits(b).to_f32()).collect(),
+            DType::BF16 => self.gpu.download_raw::<u16>(buf, buf.len)?.into_iter().map(|b| bf16::from_bits(b).to_f32()).collect(),
+        })
+    }
+
+    fn inspect(&self, y: &DevBuf, indices: &[usize]) -> Result<Inspection> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        self.gpu.bind()?;
+        rtc::inspect(&self.rtc, &self.gpu, &mut scratch, y, indices)
+    }
+
+    fn run(&self, k: &CudaKernel, p: &Problem, ops: &mut Operands<DevBuf>) -> Result<()> {
+        CudaBackend::check_operands(p, ops)?;
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.gpu.bind()?;
+        self.launch(k, p, ops)
+    }
+
+    fn time(&self, k: &CudaKernel, p: &Problem, sets: &mut [Operands<DevBuf>], calls: usize) -> Result<f64> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let n = sets.len();
+        let key = (k.uid, sets.first().map_or(0, |s| s.x.ptr), calls);
+        let mut graphs = self.graphs.lock().unwrap_or_else(|e| e.into_inner());
+        if !graphs.0.contains_key(&key) {
+            if graphs.0.len() >= 1024 {
+                graphs.0.clear();
+            }
+            let g = self.gpu.capture(|| {
+                for i in 0..calls {
+                    self.launch(k, p, &sets[i % n])?;
+                }
+                Ok(())
+            })?;
+            g.launch().map_err(device::drv)?; // warm replay
+            graphs.0.insert(key, g);
+        }
+        let ms = self.gpu.time_replay(&graphs.0[&key])?;
+        Ok(ms * 1e-3 / calls.max(1) as f64)
+    }
+
+    fn cache_bytes(&self) -> usize {
+        self.gpu.l2_bytes
+    }
+
+    fn measure_bandwidth(&self) -> Result<f64> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.gpu.copy_bandwidth()
+    }
+
+    fn peak_problem(&self) -> Problem {
+        Problem::linear(DType::BF16, 8192, 8192, 8192).expect("valid problem")
+    }
+
+    fn min_sample(&self) -> Duration {
+        Duration::from_micros(300)
+    }
+}

@@ -22,18 +22,20 @@
 // Host-defined: MMA_DTYPE (0 bf16, 1 f16), MMA_MT, MMA_WARPS, MMA_V, MMA_NT (n-tiles of 8
 // tokens), MMA_KSPLIT. Requirements checked by the host: K % (32*V) == 0, M <= 8*MMA_NT.
 
+// Not `volatile`: the loads are side-effect free, so the compiler may hoist the next
+// step's loads above the current step's mma (volatile asm keeps program order).
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
     uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
 }
 
 __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
 #if MMA_DTYPE == 0
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
 #else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
 #endif
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -78,21 +80,28 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
         xrow[j] = x + (size_t)(xok[j] ? m : 0) * K + 8 * V * t;
     }
 
-    for (int s = s_begin + warp; s < s_end; s += WARPS) {
+    // Two-stage software pipeline: the loads of step s + WARPS are in flight while the
+    // tensor cores work on step s.
+    uint4 wa[MT][2][V], xb[NT][V];
+    auto load = [&](int s, uint4 (&wd)[MT][2][V], uint4 (&xd)[NT][V]) {
         const size_t off = (size_t)s * 32 * V;
-        uint4 wa[MT][2][V];
-        uint4 xb[NT][V];
 #pragma unroll
         for (int i = 0; i < MT; i++)
 #pragma unroll
             for (int h = 0; h < 2; h++)
 #pragma unroll
-                for (int v = 0; v < V; v++) wa[i][h][v] = ld_stream(wrow[i][h] + off + 8 * v);
+                for (int v = 0; v < V; v++) wd[i][h][v] = ld_stream(wrow[i][h] + off + 8 * v);
 #pragma unroll
         for (int j = 0; j < NT; j++)
 #pragma unroll
             for (int v = 0; v < V; v++)
-                xb[j][v] = xok[j] ? __ldg((const uint4*)(xrow[j] + off + 8 * v)) : make_uint4(0, 0, 0, 0);
+                xd[j][v] = xok[j] ? __ldg((const uint4*)(xrow[j] + off + 8 * v)) : make_uint4(0, 0, 0, 0);
+    };
+    int s = s_begin + warp;
+    if (s < s_end) load(s, wa, xb);
+    for (; s < s_end; s += WARPS) {
+        uint4 wn[MT][2][V], xn[NT][V];
+        if (s + WARPS < s_end) load(s + WARPS, wn, xn);
 #pragma unroll
         for (int v = 0; v < V; v++)
 #pragma unroll
@@ -102,6 +111,16 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
                     mma16816(acc[i][j], wa[i][0][v].x, wa[i][1][v].x, wa[i][0][v].y, wa[i][1][v].y, xb[j][v].x, xb[j][v].y);
                     mma16816(acc[i][j], wa[i][0][v].z, wa[i][1][v].z, wa[i][0][v].w, wa[i][1][v].w, xb[j][v].z, xb[j][v].w);
                 }
+#pragma unroll
+        for (int i = 0; i < MT; i++)
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int v = 0; v < V; v++) wa[i][h][v] = wn[i][h][v];
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int v = 0; v < V; v++) xb[j][v] = xn[j][v];
     }
 
     // C fragment: c0,c1 = (row g, tokens 2t, 2t+1), c2,c3 = (row g+8, same tokens).

@@ -81,17 +81,44 @@ fn gpu_every_candidate_is_correct_on_awkward_shapes() {
         if d != DType::F32 && l == Layout::TN && batch == 1 && (gemv_fits || mma_fits) {
             assert!(own > 0, "{p}: no own kernels offered");
         }
-        let mut failures = Vec::new();
+        let (mut own_wrong, mut lib_wrong) = (Vec::new(), Vec::new());
         for (i, c) in cands.iter().enumerate() {
             let k = b.resolve(&p, &c.id).unwrap_or_else(|e| panic!("{p}: {} does not resolve: {e}", c.id));
             for draw in 0..2u64 {
                 if let Err(why) = validate(&b, &k, &p, &mut ops, 100 + 2 * i as u64 + draw) {
-                    failures.push(format!("{}: {why}", c.id));
+                    let line = format!("{}: {why}", c.id);
+                    if c.id.as_str().contains("cublas") { lib_wrong.push(line) } else { own_wrong.push(line) }
+                    break;
                 }
             }
         }
-        assert!(failures.is_empty(), "{p}: {} of {} candidates wrong:\n{}", failures.len(), cands.len(), failures.join("\n"));
-        eprintln!("{p}: {} candidates ({own} own) all correct", cands.len());
+        // Our kernels must always be right. Library configurations that cuBLASLt accepts
+        // (AlgoCheck) are sometimes wrong (seen on odd N, intermittently): the tuner must
+        // reject them, which the next test checks; here they are only reported.
+        assert!(own_wrong.is_empty(), "{p}: own kernels wrong:\n{}", own_wrong.join("\n"));
+        eprintln!("{p}: {} candidates ({own} own), {} library configurations wrong", cands.len(), lib_wrong.len());
+        for l in lib_wrong.iter().take(5) {
+            eprintln!("    {}", &l[..l.len().min(160)]);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn gpu_tuned_winners_stay_correct_on_fresh_draws() {
+    use gemmtune::tune::{tune_problem, TuneConfig};
+    let b = gpu();
+    for (d, m, n, k) in [(DType::F16, 8, 4104, 1024), (DType::BF16, 8, 1280, 8192), (DType::BF16, 1, 6144, 4096)] {
+        let p = Problem::linear(d, m, n, k).unwrap();
+        let o = tune_problem(&b, &p, &TuneConfig { seed: 5, ..TuneConfig::default() }, &mut ()).unwrap();
+        let kern = b.resolve(&p, &o.winner).unwrap();
+        let mut ops = operands(&b, &p);
+        for draw in 0..10u64 {
+            if let Err(why) = validate(&b, &kern, &p, &mut ops, 9000 + draw) {
+                panic!("{p}: winner {} wrong on draw {draw}: {why}", o.winner);
+            }
+        }
+        eprintln!("{p}: winner {} ({}) correct on 10 fresh draws", o.winner.as_str().get(..40).unwrap_or(o.winner.as_str()), o.decision);
     }
 }
 

@@ -18,7 +18,7 @@ case "$mode" in
     $bin tune --backend cuda --shapes scripts/gpu/smoke.csv --out "$out/smoke.csv" --budget-ms "${2:-200}" --seed 1 -v 2>&1 | tail -c 20000
     ;;
   full|all)
-    /usr/bin/time -v $bin tune --backend cuda --shapes shapes/llama-h100-63.csv --out "$out/h100.csv" --budget-ms "${2:-300}" 2>&1 | tee "$out/tune.log" | grep -v "^\s" | tail -80
+    /usr/bin/time -v $bin tune --backend cuda --shapes shapes/llama-h100-63.csv --out "$out/h100.csv" --budget-ms "${2:-250}" 2>&1 | tee "$out/tune.log" | grep -v "^\s" | tail -80
     $bin bench --backend cuda --table "$out/h100.csv" --shapes shapes/llama-h100-63.csv --json "$out/bench.json" -q 2>&1 | tee "$out/bench.log"
     ;;
 esac

@@ -63,17 +63,26 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
         limits.peak_problem,
         limits.bandwidth / 1e9
     );
-    for (name, sel) in [("decode", "decode"), ("prefill", "prefill")] {
-        let rs: Vec<&ShapeBench> = results.iter().filter(|r| r.phase == sel).collect();
+    type Group = (&'static str, fn(&ShapeBench) -> bool);
+    let groups: [Group; 5] = [
+        ("decode phase", |r| r.phase == "decode"),
+        ("prefill phase", |r| r.phase == "prefill"),
+        ("M <= 32", |r| r.m <= 32),
+        ("32 < M < 512", |r| r.m > 32 && r.m < 512),
+        ("M >= 512", |r| r.m >= 512),
+    ];
+    for (name, sel) in groups {
+        let rs: Vec<&ShapeBench> = results.iter().filter(|r| sel(r)).collect();
         if rs.is_empty() {
             continue;
         }
         println!(
-            "{name:<8} {} shapes: tuned vs default geomean {:.3}x (min {:.3}x), tuned at {:.1}% of roofline (geomean)",
+            "{name:<14} {:>3} shapes: tuned vs default geomean {:.3}x (min {:.3}x); % of roofline geomean: tuned {:.1}%, default {:.1}%",
             rs.len(),
             stats::geomean(rs.iter().map(|r| r.speedup)),
             rs.iter().map(|r| r.speedup).fold(f64::MAX, f64::min),
-            stats::geomean(rs.iter().map(|r| r.roofline_pct))
+            stats::geomean(rs.iter().map(|r| r.roofline_pct)),
+            stats::geomean(rs.iter().map(|r| r.roofline_pct / r.speedup))
         );
     }
     if let Some(path) = &a.json {

@@ -39,6 +39,8 @@ pub struct TuneConfig {
     pub min_gain: f64,
     /// Fresh operand draws the candidates' validations rotate over.
     pub draws: usize,
+    /// Extra fresh draws a winner must pass before it replaces the default.
+    pub confirm_draws: usize,
 }
 
 impl Default for TuneConfig {
@@ -53,6 +55,7 @@ impl Default for TuneConfig {
                 .unwrap_or(1),
             min_gain: 0.01,
             draws: 4,
+            confirm_draws: 3,
         }
     }
 }
@@ -316,10 +319,26 @@ pub fn tune_problem<B: Backend>(
             let (lo, hi) = stats::median_ci(&ratios);
             let noise = (hi - lo) / 2.0 / ratio;
             if hi < 1.0 && ratio < 1.0 - cfg.min_gain {
+                // Before a kernel replaces the default, check it again on fresh draws: some
+                // library configurations are wrong only now and then (a race), and one
+                // lucky validation must not let them into a table.
+                drop(sets);
+                let mut ops = alloc_operands(b, p)?;
+                for extra in 0..cfg.confirm_draws {
+                    let draw = validate::Draw::new(p, derive_seed(cfg.seed ^ 0xC0FF_EE00, extra as u64));
+                    obs.candidate(p, "re-validating", &results[c].id);
+                    let verdict = guarded(|| draw.fill(b, &mut ops)).and_then(|_| draw.check_run(b, kc, p, &mut ops));
+                    if let Err(why) = verdict {
+                        results[c].rejected = Some(format!("failed re-validation: {why}"));
+                        let d = format!("default kept: the fastest contender {} failed re-validation ({why})", results[c].id);
+                        return Ok(outcome(default_idx, dt, dt, noise, d, results));
+                    }
+                }
                 let d = format!(
-                    "tuned: {:.3}x faster than the default (ratio interval {lo:.3}..{hi:.3} over {} pairs)",
+                    "tuned: {:.3}x faster than the default (ratio interval {lo:.3}..{hi:.3} over {} pairs; re-validated on {} more draws)",
                     1.0 / ratio,
-                    ratios.len()
+                    ratios.len(),
+                    cfg.confirm_draws
                 );
                 Ok(outcome(c, wt, dt, noise, d, results))
             } else {

@@ -39,9 +39,9 @@ impl Custom {
         }
         if let Some(nt) = [1u32, 2, 4].into_iter().find(|&x| 8 * x as usize >= p.m) {
             for mt in [1, 2] {
-                for warps in [4, 8] {
+                for warps in [4, 8, 16] {
                     for vv in [1, 2, 4] {
-                        for ksplit in [1, 2, 4] {
+                        for ksplit in [1, 2, 4, 8] {
                             let c = Custom::Mma { mt, warps, v: vv, nt, ksplit };
                             if c.unsupported(p).is_none() {
                                 v.push(c);
@@ -81,10 +81,10 @@ impl Custom {
             }
             Custom::Mma { mt, warps, v, nt, ksplit } => {
                 [1, 2].contains(&mt)
-                    && [4, 8].contains(&warps)
+                    && [4, 8, 16].contains(&warps)
                     && [1, 2, 4].contains(&v)
                     && [1, 2, 4].contains(&nt)
-                    && [1, 2, 4].contains(&ksplit)
+                    && [1, 2, 4, 8].contains(&ksplit)
             }
         };
         if !known {
@@ -101,6 +101,9 @@ impl Custom {
         match *self {
             Custom::Gemv { max_m, .. } if p.m > max_m as usize => Some(format!("compiled for M <= {max_m}, got M = {}", p.m)),
             Custom::Mma { nt, .. } if p.m > 8 * nt as usize => Some(format!("compiled for M <= {}, got M = {}", 8 * nt, p.m)),
+            Custom::Mma { mt, warps, nt, .. } if warps * mt * 16 * (nt * 8 + 1) * 4 > 48 * 1024 => {
+                Some("needs more than 48 KiB of static shared memory".into())
+            }
             Custom::Mma { v, .. } if p.k % (32 * v as usize) != 0 => {
                 Some(format!("needs K % {} == 0, got K = {}", 32 * v, p.k))
             }
@@ -151,8 +154,17 @@ impl Custom {
     }
 
     /// Compiles every listed variant not compiled yet, in parallel.
-    pub fn prepare(variants: &[Custom], d: DType, rtc: &Rtc, gpu: &Gpu) -> Result<()> {
-        rtc.prepare(gpu, variants.iter().map(|v| { let (n, s, _) = v.module(d); (n, s) }).collect())
+    pub fn prepare(variants: &[Custom], d: DType, rtc: &Rtc, gpu: &Gpu) {
+        rtc.prepare(
+            gpu,
+            variants
+                .iter()
+                .map(|v| {
+                    let (n, s, _) = v.module(d);
+                    (n, s)
+                })
+                .collect(),
+        )
     }
 
     pub fn load(&self, d: DType, rtc: &Rtc, gpu: &Gpu) -> Result<CudaFunction> {
@@ -203,7 +215,7 @@ mod tests {
     fn ids_round_trip_and_applicability() {
         let p1 = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap();
         let c1 = Custom::candidates(&p1);
-        assert_eq!(c1.len(), 18 + 36);
+        assert_eq!(c1.len(), 18 + 72);
         for c in &c1 {
             assert_eq!(Custom::parse(&c.id()).unwrap(), *c);
             assert!(c.unsupported(&p1).is_none());
@@ -219,8 +231,8 @@ mod tests {
         assert!(Custom::candidates(&p1.with_m(33)).is_empty());
         assert!(Custom::candidates(&Problem::linear(DType::F32, 1, 64, 64).unwrap()).is_empty());
         assert!(Custom::candidates(&Problem::linear(DType::BF16, 1, 64, 40).unwrap()).iter().all(|c| matches!(c, Custom::Gemv { .. })));
-        assert_eq!(Custom::candidates(&p1.with_m(32)).len(), 36);
-        for bad in ["cuda:gemv:r3:t128:u1:m1", "cuda:mma:mt1:w4:v1:n1", "cuda:mma:mt1:w5:v1:n1:k1", "cuda:mma:mt1:w4:v1:n1:k3", "cuda:gemv:x"] {
+        assert_eq!(Custom::candidates(&p1.with_m(32)).len(), 72 - 12); // w16 with mt2 and n4 exceeds 48 KiB
+        for bad in ["cuda:gemv:r3:t128:u1:m1", "cuda:mma:mt1:w4:v1:n1", "cuda:mma:mt1:w5:v1:n1:k1", "cuda:mma:mt1:w4:v1:n1:k3", "cuda:mma:mt1:w32:v1:n1:k1", "cuda:gemv:x"] {
             assert!(Custom::parse(bad).is_err(), "{bad}");
         }
     }

@@ -254,7 +254,7 @@ impl Backend for CudaBackend {
         }
         let own = custom::Custom::candidates(p);
         // Compile them all now, in parallel, rather than one by one while validating.
-        custom::Custom::prepare(&own, p.dtype, &self.rtc, &self.gpu)?;
+        custom::Custom::prepare(&own, p.dtype, &self.rtc, &self.gpu);
         out.extend(own.iter().map(|c| Candidate::new(c.id())));
         Ok(out)
     }

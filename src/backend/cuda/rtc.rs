@@ -48,6 +48,9 @@ pub fn arch_name(cc: (i32, i32)) -> Option<&'static str> {
 pub struct Rtc {
     arch: &'static str,
     modules: Mutex<HashMap<String, Arc<CudaModule>>>,
+    /// Modules that failed to compile or load, with the reason (so one bad variant only
+    /// rejects itself).
+    failed: Mutex<HashMap<String, String>>,
     cache_dir: Option<PathBuf>,
 }
 
@@ -107,7 +110,7 @@ impl Rtc {
             .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("gemmtune")))
             .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/gemmtune")))
             .map(|d| d.join("nvrtc"));
-        Ok(Rtc { arch, modules: Mutex::new(HashMap::new()), cache_dir })
+        Ok(Rtc { arch, modules: Mutex::new(HashMap::new()), failed: Mutex::new(HashMap::new()), cache_dir })
     }
 
     pub fn arch(&self) -> &'static str {
@@ -131,22 +134,29 @@ impl Rtc {
         Ok(bin)
     }
 
-    /// Compiles (in parallel, on all cores) and loads every module not loaded yet.
-    pub fn prepare(&self, gpu: &Gpu, jobs: Vec<(String, String)>) -> Result<()> {
+    /// Compiles (in parallel, on all cores) and loads every module not loaded yet. A module
+    /// that fails is remembered with its reason and reported when it is asked for.
+    pub fn prepare(&self, gpu: &Gpu, jobs: Vec<(String, String)>) {
         use rayon::prelude::*;
         let todo: Vec<(String, String)> = {
             let mods = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-            jobs.into_iter().filter(|(name, _)| !mods.contains_key(name)).collect()
+            let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            jobs.into_iter().filter(|(name, _)| !mods.contains_key(name) && !failed.contains_key(name)).collect()
         };
-        let bins: Vec<Result<(String, Vec<u8>)>> =
-            todo.par_iter().map(|(name, src)| self.cubin(name, src).map(|b| (name.clone(), b))).collect();
+        let bins: Vec<(String, Result<Vec<u8>>)> =
+            todo.par_iter().map(|(name, src)| (name.clone(), self.cubin(name, src))).collect();
         let mut mods = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-        for b in bins {
-            let (name, bin) = b?;
-            let m = gpu.ctx.load_module(Ptx::from_binary(bin)).map_err(drv)?;
-            mods.insert(name, m);
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, bin) in bins {
+            match bin.and_then(|b| gpu.ctx.load_module(Ptx::from_binary(b)).map_err(drv)) {
+                Ok(m) => {
+                    mods.insert(name, m);
+                }
+                Err(e) => {
+                    failed.insert(name, e.to_string());
+                }
+            }
         }
-        Ok(())
     }
 
     /// `function` from module `name` (compiled from `source` if needed).
@@ -155,8 +165,15 @@ impl Rtc {
         let module = match loaded {
             Some(m) => m,
             None => {
-                self.prepare(gpu, vec![(name.to_string(), source())])?;
-                self.modules.lock().unwrap_or_else(|e| e.into_inner())[name].clone()
+                self.prepare(gpu, vec![(name.to_string(), source())]);
+                let loaded = self.modules.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
+                match loaded {
+                    Some(m) => m,
+                    None => {
+                        let why = self.failed.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
+                        return Err(Error::runtime(why.unwrap_or_else(|| format!("module {name} did not load"))));
+                    }
+                }
             }
         };
         module.load_function(function).map_err(drv)

@@ -113,8 +113,11 @@ pub enum TableCommand {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Tuned table whose winners are re-timed.
+    #[arg(long, required_unless_present = "limits")]
+    pub table: Option<PathBuf>,
+    /// Only measure and print the device limits (compute peak, copy bandwidth).
     #[arg(long)]
-    pub table: PathBuf,
+    pub limits: bool,
     /// Bench these shapes (default: the table's rows); shapes without a row use the
     /// dispatcher's fallback.
     #[arg(long)]

@@ -137,3 +137,37 @@ fn gpu_graph_timing_is_sane() {
     // 128 MiB of weights: between the HBM roofline (~40 us) and a generous 1 ms.
     assert!(t > 30e-6 && t < 1e-3, "{t}");
 }
+
+#[test]
+fn the_committed_h100_table_is_valid_and_every_kernel_id_decodes() {
+    use gemmtune::backend::cpu::CpuBackend;
+    use gemmtune::backend::cuda::{custom::Custom, lt};
+    use gemmtune::table::Table;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tables/h100-llama-63.csv");
+    let t = Table::load(&path).unwrap();
+    assert_eq!(t.rows.len(), 63);
+    let shapes = gemmtune::shapes::ShapeFile::load(&path.with_file_name("../shapes/llama-h100-63.csv")).unwrap();
+    for e in &shapes.entries {
+        assert!(t.get(&e.problem).is_some(), "{} missing from the table", e.problem);
+    }
+    for r in &t.rows {
+        let v = &t.validators[&r.validators];
+        assert_eq!(v["backend"], "cuda");
+        assert!(v["device"].contains("H100"), "{v:?}");
+        let lt_version: usize = v["lib.cublasLt"].parse().unwrap();
+        assert_eq!(r.default_kernel.as_str(), "cuda:cublas:default");
+        let id = r.kernel.as_str();
+        if id.starts_with("cuda:cublaslt:") {
+            lt::decode_id(id, lt_version).unwrap();
+            assert!(r.attrs.contains("workspace="), "{}", r.attrs);
+        } else if id != "cuda:cublas:default" {
+            Custom::parse(id).unwrap();
+            assert!(Custom::parse(id).unwrap().unsupported(&r.problem).is_none(), "{id} cannot run {}", r.problem);
+        }
+        assert!(r.speedup >= 1.0 && r.time_us > 0.0 && r.candidates >= 100, "{r:?}");
+    }
+    // On a machine without that GPU every row is skipped with a reason, none used.
+    let (ok, skipped) = t.check_rows(&CpuBackend::new());
+    assert!(ok.is_empty());
+    assert!(skipped.iter().all(|s| s.reason.contains("backend differs")), "{:?}", skipped[0]);
+}

@@ -90,7 +90,10 @@ impl Identity {
 /// Explains why a table row's validators do not fit this backend, or `None` if they do.
 /// Every key must be present on both sides with the same value.
 pub fn validator_mismatch(row: &Validators, here: &Validators) -> Option<String> {
-    for (k, v) in here {
+    // The most telling difference first: another backend, then another device.
+    let first = ["backend", "device"].into_iter().filter_map(|k| here.get_key_value(k));
+    let rest = here.iter().filter(|(k, _)| k.as_str() != "backend" && k.as_str() != "device");
+    for (k, v) in first.chain(rest) {
         match row.get(k) {
             None => return Some(format!("{k} missing from the table (here: '{v}')")),
             Some(t) if t != v => return Some(format!("{k} differs (table: '{t}', here: '{v}')")),
@@ -172,6 +175,18 @@ pub trait Backend: Send + Sync {
         sets: &mut [Operands<Self::Buffer>],
         calls: usize,
     ) -> Result<f64>;
+
+    /// Seconds per call launched one by one from the host (no graph): what a caller that
+    /// does not capture graphs pays, launch latency included. Defaults to `time`.
+    fn time_eager(
+        &self,
+        k: &Self::Kernel,
+        p: &Problem,
+        sets: &mut [Operands<Self::Buffer>],
+        calls: usize,
+    ) -> Result<f64> {
+        self.time(k, p, sets, calls)
+    }
 
     /// Bytes of the last-level cache that rotating operand sets must exceed.
     fn cache_bytes(&self) -> usize;

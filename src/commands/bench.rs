@@ -23,14 +23,29 @@ struct BenchReport<'a> {
 }
 
 pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
-    let d = Dispatcher::from_table(&a.table, b, a.strict)?;
+    if a.limits {
+        let cfg = TuneConfig { budget: Duration::from_millis(a.budget_ms.max(1)), ..TuneConfig::default() };
+        let l = measure_limits(&b, &cfg)?;
+        println!(
+            "{} ({}): peak {:.1} GFLOP/s ({} on {}), copy bandwidth {:.1} GB/s",
+            b.identity().device,
+            b.name(),
+            l.peak_flops / 1e9,
+            l.peak_kernel,
+            l.peak_problem,
+            l.bandwidth / 1e9
+        );
+        return Ok(());
+    }
+    let table = a.table.as_ref().expect("clap requires --table without --limits");
+    let d = Dispatcher::from_table(table, b, a.strict)?;
     for w in d.warnings() {
         eprintln!("warning: {w}");
     }
     let b = d.backend();
     let problems: Vec<(Problem, Phase)> = match &a.shapes {
         Some(path) => ShapeFile::load(path)?.entries.iter().map(|e| (e.problem, e.phase)).collect(),
-        None => crate::table::Table::load(&a.table)?
+        None => crate::table::Table::load(table)?
             .rows
             .iter()
             .map(|r| (r.problem, if r.problem.m <= 16 { Phase::Decode } else { Phase::Prefill }))

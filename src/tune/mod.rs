@@ -111,8 +111,37 @@ pub trait Observer {
 }
 impl Observer for () {}
 
-/// Tunes one problem on backend `b`.
+/// Tunes one problem on backend `b`; the winner's eager (non-graph) time per call is
+/// added to its attributes as `eager_us`.
 pub fn tune_problem<B: Backend>(
+    b: &B,
+    p: &Problem,
+    cfg: &TuneConfig,
+    obs: &mut dyn Observer,
+) -> Result<Outcome> {
+    let mut o = decide(b, p, cfg, obs)?;
+    if let Ok(k) = b.resolve(p, &o.winner) {
+        let mut sets = rotating_sets(b, p, cfg)?;
+        let calls = ((b.min_sample().as_secs_f64() / o.winner_time.max(1e-9)).ceil() as usize).clamp(1, 10_000);
+        let eager = guarded(|| {
+            b.time_eager(&k, p, &mut sets, 1)?; // warm
+            let mut v: Vec<f64> = Vec::new();
+            for _ in 0..5 {
+                v.push(b.time_eager(&k, p, &mut sets, calls)?);
+            }
+            Ok(stats::median(&v))
+        });
+        if let Ok(t) = eager {
+            if !o.winner_attrs.is_empty() {
+                o.winner_attrs.push(';');
+            }
+            o.winner_attrs.push_str(&format!("eager_us={:.3}", t * 1e6));
+        }
+    }
+    Ok(o)
+}
+
+fn decide<B: Backend>(
     b: &B,
     p: &Problem,
     cfg: &TuneConfig,

@@ -1,10 +1,8 @@
-use crate::backend::{cpu::CpuBackend, cuda::CudaBackend, Backend};
+use crate::backend::{cpu::CpuBackend, cuda::CudaBackend, Backend, Identity};
 use crate::error::Result;
 
-pub fn run() -> Result<()> {
-    let cpu = CpuBackend::new();
-    let id = cpu.identity();
-    println!("cpu   available");
+fn print_identity(id: &Identity) {
+    println!("{:<5} available", id.backend);
     println!("      device   {}", id.device);
     println!("      arch     {}", id.arch);
     for (lib, ver) in &id.libraries {
@@ -13,19 +11,12 @@ pub fn run() -> Result<()> {
     for (k, v) in &id.details {
         println!("      {k:<8} {v}");
     }
+}
+
+pub fn run() -> Result<()> {
+    print_identity(CpuBackend::new().identity());
     match CudaBackend::new(0) {
-        Ok(cuda) => {
-            let id = cuda.identity();
-            println!("cuda  available");
-            println!("      device   {}", id.device);
-            println!("      arch     {}", id.arch);
-            for (lib, ver) in &id.libraries {
-                println!("      library  {lib} {ver}");
-            }
-            for (k, v) in &id.details {
-                println!("      {k:<8} {v}");
-            }
-        }
+        Ok(cuda) => print_identity(cuda.identity()),
         Err(e) => println!("cuda  not available: {e}"),
     }
     println!("rocm  not available: not part of this build yet (the ROCm backend is in development)");

@@ -44,8 +44,69 @@ The table is saved after every shape: rerunning the same command resumes where i
 gemmtune dispatch --table tables/cpu.csv --shapes shapes/smollm2-135m.csv --extra-m 3,24 --record unseen.csv\n\n\
 Each call's output is checked against the f64 reference.")]
     Dispatch(DispatchArgs),
+    /// Derive the GEMM shapes a model runs (from its config.json or GGUF), or merge
+    /// dispatcher records into a shape file.
+    #[command(after_help = "Examples:\n  \
+gemmtune profile --model shapes/configs/llama-3.1-70b.json --tp 8 --out shapes/llama-3.1-70b-tp8.csv\n  \
+gemmtune profile --model models/SmolLM2-135M-Instruct.Q4_1.gguf --dtype f32 --device cpu --max-batch 8 --out s.csv\n  \
+gemmtune profile --from-record unseen-a.csv unseen-b.csv --out shapes/recorded.csv\n\n\
+Column-parallel layers (qkv, gate_up, lm_head) divide N by --tp; row-parallel layers (o_proj, down)\n\
+divide K. Weights estimate each row's share of time with a roofline model of --device.")]
+    Profile(ProfileArgs),
     /// Show which backends work on this machine, and why not otherwise.
     Backends,
+}
+
+#[derive(Args, Debug)]
+pub struct ProfileArgs {
+    /// A Hugging Face config.json, a folder holding one (and its safetensors), or a GGUF file.
+    #[arg(long, required_unless_present = "from_record", conflicts_with = "from_record")]
+    pub model: Option<PathBuf>,
+    /// Merge these record files (written by `dispatch --record`) instead.
+    #[arg(long, num_args = 1..)]
+    pub from_record: Vec<PathBuf>,
+    /// Tensor-parallel ranks.
+    #[arg(long, default_value_t = 1)]
+    pub tp: usize,
+    /// Decode batch sizes (M of a decode step).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64,128,256", conflicts_with = "max_batch")]
+    pub batch: Vec<usize>,
+    /// Decode batches as the bucket policy needs them: powers of two up to N, and N.
+    #[arg(long)]
+    pub max_batch: Option<usize>,
+    /// Prompt lengths (M of a prefill step).
+    #[arg(long, value_delimiter = ',', default_value = "128,512,2048,8192")]
+    pub prompt_len: Vec<usize>,
+    /// Which phases to list.
+    #[arg(long, value_enum, default_value = "both")]
+    pub phase: PhaseArg,
+    #[arg(long, default_value = "bf16")]
+    pub dtype: String,
+    /// Roofline model for the weights: h100, h200, a100, mi300x, cpu.
+    #[arg(long, default_value = "h100")]
+    pub device: String,
+    /// Tokens generated per request (decode rows weigh that many steps).
+    #[arg(long, default_value_t = 256)]
+    pub gen_len: usize,
+    /// q/k/v and gate/up as stored by the checkpoint (auto; fused when unknown), or forced.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub fuse: FuseArg,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseArg {
+    Prefill,
+    Decode,
+    Both,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FuseArg {
+    Auto,
+    Fused,
+    Separate,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +139,10 @@ pub struct TuneArgs {
     /// Re-tune shapes that already have a valid row in the output table.
     #[arg(long)]
     pub force: bool,
+    /// Tune only the heaviest shapes that together make up this share of the total weight
+    /// (e.g. 0.95), heaviest first.
+    #[arg(long, value_parser = share)]
+    pub top_share: Option<f64>,
     /// Print rejected candidates and the decision for every shape.
     #[arg(long, short)]
     pub verbose: bool,
@@ -155,4 +220,11 @@ pub struct DispatchArgs {
     /// Fail if table rows do not fit this machine.
     #[arg(long)]
     pub strict: bool,
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a share in (0, 1]")),
+    }
 }

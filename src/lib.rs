@@ -20,3 +20,5 @@ pub mod report;
 pub mod cli;
 pub mod commands;
 pub mod bench;
+pub mod gguf;
+pub mod profile;

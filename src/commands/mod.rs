@@ -3,6 +3,7 @@
 mod backends;
 mod bench;
 mod dispatch;
+mod profile;
 mod table;
 mod tune;
 
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Table(t) => table::run(t),
         Command::Bench(a) => with_backend!(a.backend, b => bench::run(b, &a)),
         Command::Dispatch(a) => with_backend!(a.backend, b => dispatch::run(b, &a)),
+        Command::Profile(a) => profile::run(&a),
         Command::Backends => backends::run(),
     }
 }

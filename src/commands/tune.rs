@@ -16,11 +16,31 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
     // Largest share of time first, so a stopped run has done the most valuable part.
     let mut entries = shapes.entries.clone();
     entries.sort_by(|x, y| y.weight.total_cmp(&x.weight));
+    let total: f64 = entries.iter().map(|e| e.weight).sum();
     let mut problems: Vec<Problem> = Vec::new();
+    let mut shares: Vec<f64> = Vec::new(); // cumulative share of the weight covered
+    let mut covered = 0.0;
     for e in &entries {
+        if let Some(limit) = a.top_share {
+            if total > 0.0 && covered / total >= limit {
+                break;
+            }
+        }
+        covered += e.weight;
         let p = Problem { dtype: dtype.unwrap_or(e.problem.dtype), ..e.problem };
         if !problems.contains(&p) {
             problems.push(p);
+            shares.push(if total > 0.0 { covered / total } else { 1.0 });
+        }
+    }
+    if let Some(limit) = a.top_share {
+        if !a.quiet {
+            eprintln!(
+                "--top-share {limit}: {} of {} shapes make up {:.1}% of the estimated time",
+                problems.len(),
+                entries.len(),
+                100.0 * shares.last().copied().unwrap_or(0.0)
+            );
         }
     }
     if problems.is_empty() {
@@ -57,7 +77,8 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
     let mut failed = Vec::new();
     let mut candidates = 0usize;
     for (i, p) in todo.iter().enumerate() {
-        progress.set_message(p.to_string());
+        let share = problems.iter().position(|q| q == p).map_or(1.0, |j| shares[j]);
+        progress.set_message(format!("{p} (share covered after it: {:.1}%)", 100.0 * share));
         match tune_problem(&b, p, &cfg, &mut progress) {
             Ok(o) => {
                 candidates += o.candidates.len();

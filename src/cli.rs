@@ -53,8 +53,46 @@ gemmtune profile --from-record unseen-a.csv unseen-b.csv --out shapes/recorded.c
 Column-parallel layers (qkv, gate_up, lm_head) divide N by --tp; row-parallel layers (o_proj, down)\n\
 divide K. Weights estimate each row's share of time with a roofline model of --device.")]
     Profile(ProfileArgs),
+    /// Generate text with a real model, every GEMM dispatched by the tuned table.
+    #[command(after_help = "Example:\n  \
+scripts/fetch-model.sh\n  \
+gemmtune generate --model models/SmolLM2-135M-Instruct.Q4_1.gguf --table tables/cpu-smollm2-135m.csv --chat --prompt \"What is a GEMM?\"")]
+    Generate(GenerateArgs),
     /// Show which backends work on this machine, and why not otherwise.
     Backends,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// GGUF model file (Llama architecture).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Tuned table; without one every GEMM uses the backend default.
+    #[arg(long)]
+    pub table: Option<PathBuf>,
+    #[arg(long)]
+    pub prompt: String,
+    /// Wrap the prompt as a user message in the model's chat template.
+    #[arg(long)]
+    pub chat: bool,
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// 0 = greedy (the default).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Record every GEMM problem of the run (with phase and counts) to this shape file.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Print the generated token ids instead of text.
+    #[arg(long)]
+    pub ids: bool,
+    /// Fail if table rows do not fit this machine.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Args, Debug)]

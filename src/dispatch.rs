@@ -11,14 +11,23 @@
 //! default fallbacks, the unseen problems with call counts) is counted, and a record
 //! mode writes the unseen problems to a shape file so they can be tuned next.
 
-use crate::backend::{Backend, KernelId, Operands};
+use crate::backend::{Backend, KernelId};
 use crate::error::{Error, Result};
-use crate::problem::{DType, Layout, Problem};
+use crate::problem::{DType, Layout, Phase, Problem};
 use crate::shapes::{ShapeEntry, ShapeFile};
 use crate::table::{describe_skips, Table};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+/// What the record file receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordMode {
+    /// Problems without an exact table row (to tune next).
+    Unseen,
+    /// Every problem dispatched, with its phase.
+    All,
+}
 
 /// How a problem's kernel was chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,9 +94,12 @@ pub struct Dispatcher<B: Backend> {
     by_weights: HashMap<WeightKey, BTreeMap<usize, KernelId>>,
     cache: Mutex<HashMap<Problem, Arc<Choice<B::Kernel>>>>,
     coverage: Mutex<Coverage>,
-    record: Option<PathBuf>,
-    /// Calls per problem already written to the record file.
-    recorded: Mutex<HashMap<Problem, u64>>,
+    record: Option<(PathBuf, RecordMode)>,
+    /// Every call by (problem, phase), when recording all calls.
+    calls: Mutex<BTreeMap<(Problem, Phase), u64>>,
+    phase: Mutex<Phase>,
+    /// Calls per (problem, phase) already written to the record file.
+    recorded: Mutex<HashMap<(Problem, Phase), u64>>,
     warnings: Vec<String>,
 }
 
@@ -101,6 +113,8 @@ impl<B: Backend> Dispatcher<B> {
             cache: Mutex::new(HashMap::new()),
             coverage: Mutex::new(Coverage::default()),
             record: None,
+            calls: Mutex::new(BTreeMap::new()),
+            phase: Mutex::new(Phase::Other),
             recorded: Mutex::new(HashMap::new()),
             warnings: Vec::new(),
         }
@@ -130,8 +144,20 @@ impl<B: Backend> Dispatcher<B> {
 
     /// Also append unseen problems to the shape file `path` (on `flush_record` and drop).
     pub fn record_unseen(mut self, path: impl Into<PathBuf>) -> Dispatcher<B> {
-        self.record = Some(path.into());
+        self.record = Some((path.into(), RecordMode::Unseen));
         self
+    }
+
+    /// Record every problem dispatched, with its phase and call count, into the shape file
+    /// `path` (a live profile of a run; merge several with `profile --from-record`).
+    pub fn record_all(mut self, path: impl Into<PathBuf>) -> Dispatcher<B> {
+        self.record = Some((path.into(), RecordMode::All));
+        self
+    }
+
+    /// The phase the following calls belong to (prefill, decode), for recording.
+    pub fn set_phase(&self, p: Phase) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = p;
     }
 
     pub fn backend(&self) -> &B {
@@ -181,10 +207,10 @@ impl<B: Backend> Dispatcher<B> {
     }
 
     /// Runs `Y = X · W^T` for `p` with the tuned kernel (or the fallback).
-    pub fn gemm(&self, p: &Problem, ops: &mut Operands<B::Buffer>) -> Result<Source> {
+    pub fn gemm(&self, p: &Problem, x: &B::Buffer, w: &B::Buffer, y: &mut B::Buffer) -> Result<Source> {
         let c = self.choice(p)?;
         self.count(p, c.source);
-        self.backend.run(&c.kernel, p, ops)?;
+        self.backend.run(&c.kernel, p, x, w, y)?;
         Ok(c.source)
     }
 
@@ -198,48 +224,57 @@ impl<B: Backend> Dispatcher<B> {
         if s != Source::Exact {
             *cov.unseen.entry(*p).or_default() += 1;
         }
+        drop(cov);
+        if matches!(self.record, Some((_, RecordMode::All))) {
+            let phase = *self.phase.lock().unwrap_or_else(|e| e.into_inner());
+            *self.calls.lock().unwrap_or_else(|e| e.into_inner()).entry((*p, phase)).or_default() += 1;
+        }
     }
 
     pub fn coverage(&self) -> Coverage {
         self.coverage.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Merges the unseen problems into the record shape file (atomically).
+    /// Merges the recorded problems into the record shape file (atomically); calls already
+    /// written by an earlier flush are not counted twice.
     pub fn flush_record(&self) -> Result<()> {
-        let Some(path) = &self.record else { return Ok(()) };
-        let unseen = self.coverage().unseen;
-        if unseen.is_empty() {
+        let Some((path, mode)) = &self.record else { return Ok(()) };
+        let counts: Vec<((Problem, Phase), u64)> = match mode {
+            RecordMode::Unseen => self.coverage().unseen.into_iter().map(|(p, c)| ((p, Phase::Other), c)).collect(),
+            RecordMode::All => self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone().into_iter().collect(),
+        };
+        let mut recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh: Vec<((Problem, Phase), u64)> = counts
+            .into_iter()
+            .filter_map(|(key, c)| {
+                let before = recorded.get(&key).copied().unwrap_or(0);
+                recorded.insert(key, c);
+                (c > before).then_some((key, c - before))
+            })
+            .collect();
+        if fresh.is_empty() {
             return Ok(());
         }
         let mut file = if path.exists() {
             ShapeFile::load(path)?
         } else {
-            ShapeFile {
-                comments: vec!["problems gemmtune dispatched without an exact table row; tune them next".into()],
-                entries: Vec::new(),
-            }
+            let what = match mode {
+                RecordMode::Unseen => "problems gemmtune dispatched without an exact table row; tune them next",
+                RecordMode::All => "every GEMM problem of a recorded run, with call counts (merge with `gemmtune profile --from-record`)",
+            };
+            ShapeFile { comments: vec![what.into()], entries: Vec::new() }
         };
-        for (p, calls) in unseen {
+        for ((p, phase), calls) in fresh {
             let mut e = ShapeEntry::new(p);
             e.layer = "recorded".into();
-            // Only calls not yet written: re-flushing must not count them twice.
-            let already = self.recorded_calls(&p);
-            e.calls = (calls - already) as f64;
-            e.weight = e.calls;
-            if e.calls > 0.0 {
-                file.add(e);
+            if *mode == RecordMode::All {
+                e.phase = phase;
             }
-            self.mark_recorded(p, calls);
+            e.calls = calls as f64;
+            e.weight = e.calls;
+            file.add(e);
         }
         file.save(path)
-    }
-
-    fn recorded_calls(&self, p: &Problem) -> u64 {
-        self.recorded.lock().unwrap_or_else(|e| e.into_inner()).get(p).copied().unwrap_or(0)
-    }
-
-    fn mark_recorded(&self, p: Problem, calls: u64) {
-        self.recorded.lock().unwrap_or_else(|e| e.into_inner()).insert(p, calls);
     }
 }
 

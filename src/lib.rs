@@ -22,3 +22,4 @@ pub mod commands;
 pub mod bench;
 pub mod gguf;
 pub mod profile;
+pub mod model;

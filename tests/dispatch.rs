@@ -45,7 +45,7 @@ fn run(d: &Dispatcher<CpuBackend>, p: &Problem, seed: u64) -> Source {
     b.fill_random(&mut ops.x, xs).unwrap();
     b.fill_random(&mut ops.w, ws).unwrap();
     b.fill_nan(&mut ops.y).unwrap();
-    let s = d.gemm(p, &mut ops).unwrap();
+    let s = d.gemm(p, &ops.x, &ops.w, &mut ops.y).unwrap();
     check_output(p, &b.download(&ops.y).unwrap(), seed).unwrap();
     s
 }

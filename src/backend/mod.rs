@@ -164,7 +164,7 @@ pub trait Backend: Send + Sync {
 
     /// Runs the kernel once: `Y = X · W^T` in `p`'s layout. Returns when the result can be
     /// read back (device backends may return after enqueueing; `download` synchronizes).
-    fn run(&self, k: &Self::Kernel, p: &Problem, ops: &mut Operands<Self::Buffer>) -> Result<()>;
+    fn run(&self, k: &Self::Kernel, p: &Problem, x: &Self::Buffer, w: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
 
     /// One timing sample: `calls` back-to-back runs rotating over `sets`, warm already.
     /// Returns seconds per call.

@@ -47,7 +47,7 @@ pub fn run<B: Backend>(b: B, a: &DispatchArgs) -> Result<()> {
         be.fill_random(&mut ops.w, ws)?;
         be.fill_nan(&mut ops.y)?;
         let t = Instant::now();
-        let source = d.gemm(p, &mut ops)?;
+        let source = d.gemm(p, &ops.x, &ops.w, &mut ops.y)?;
         let out = be.download(&ops.y)?;
         let elapsed = t.elapsed().as_secs_f64();
         let (id, _) = d.choose(p)?;

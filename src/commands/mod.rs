@@ -3,6 +3,7 @@
 mod backends;
 mod bench;
 mod dispatch;
+mod generate;
 mod profile;
 mod table;
 mod tune;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => with_backend!(a.backend, b => bench::run(b, &a)),
         Command::Dispatch(a) => with_backend!(a.backend, b => dispatch::run(b, &a)),
         Command::Profile(a) => profile::run(&a),
+        Command::Generate(a) => generate::run(&a),
         Command::Backends => backends::run(),
     }
 }

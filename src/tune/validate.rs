@@ -52,7 +52,7 @@ impl Draw {
     ) -> Result<f64, String> {
         let seen = guarded(|| {
             b.fill_nan(&mut ops.y)?;
-            b.run(k, p, ops)?;
+            b.run(k, p, &ops.x, &ops.w, &mut ops.y)?;
             b.inspect(&ops.y, &self.indices)
         })?;
         self.judge(p, &seen)

@@ -53,8 +53,8 @@ impl Backend for Restricted {
     fn download(&self, b: &HostTensor) -> Result<Vec<f32>> {
         self.inner.download(b)
     }
-    fn run(&self, k: &CpuKernel, p: &Problem, ops: &mut Operands<HostTensor>) -> Result<()> {
-        self.inner.run(k, p, ops)
+    fn run(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) -> Result<()> {
+        self.inner.run(k, p, x, w, y)
     }
     fn time(&self, k: &CpuKernel, p: &Problem, sets: &mut [Operands<HostTensor>], calls: usize) -> Result<f64> {
         self.inner.time(k, p, sets, calls)

@@ -246,9 +246,8 @@ impl Backend for CpuBackend {
         Ok(buf.as_f32().into_owned())
     }
 
-    fn run(&self, k: &CpuKernel, p: &Problem, ops: &mut Operands<HostTensor>) -> Result<()> {
-        let Operands { x, w, y } = ops;
-        for (name, t, len) in [("X", &*x, p.x_len()), ("W", &*w, p.w_len()), ("Y", &*y, p.y_len())] {
+    fn run(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) -> Result<()> {
+        for (name, t, len) in [("X", x, p.x_len()), ("W", w, p.w_len()), ("Y", &*y, p.y_len())] {
             if t.len() != len || t.dtype() != p.dtype {
                 return Err(Error::runtime(format!(
                     "operand {name} holds {} {} elements, {p} needs {len} {}",

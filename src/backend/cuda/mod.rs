@@ -152,8 +152,7 @@ impl CudaBackend {
     }
 
     /// Enqueues one run on the stream (no synchronization: graph-capturable).
-    fn launch(&self, k: &CudaKernel, p: &Problem, ops: &Operands<DevBuf>) -> Result<()> {
-        let Operands { x, w, y } = ops;
+    fn launch(&self, k: &CudaKernel, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
         match &k.kind {
             Kind::Cublas => {
                 let t = match p.dtype {
@@ -209,8 +208,8 @@ impl CudaBackend {
         }
     }
 
-    fn check_operands(p: &Problem, ops: &Operands<DevBuf>) -> Result<()> {
-        for (name, t, len) in [("X", &ops.x, p.x_len()), ("W", &ops.w, p.w_len()), ("Y", &ops.y, p.y_len())] {
+    fn check_operands(p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
+        for (name, t, len) in [("X", x, p.x_len()), ("W", w, p.w_len()), ("Y", y, p.y_len())] {
             if t.len != len || t.dtype != p.dtype {
                 return Err(Error::runtime(format!(
                     "operand {name} holds {} {} elements, {p} needs {len} {}",
@@ -321,11 +320,11 @@ impl Backend for CudaBackend {
         rtc::inspect(&self.rtc, &self.gpu, &mut scratch, y, indices)
     }
 
-    fn run(&self, k: &CudaKernel, p: &Problem, ops: &mut Operands<DevBuf>) -> Result<()> {
-        CudaBackend::check_operands(p, ops)?;
+    fn run(&self, k: &CudaKernel, p: &Problem, x: &DevBuf, w: &DevBuf, y: &mut DevBuf) -> Result<()> {
+        CudaBackend::check_operands(p, x, w, y)?;
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.gpu.bind()?;
-        self.launch(k, p, ops)
+        self.launch(k, p, x, w, y)
     }
 
     fn time(&self, k: &CudaKernel, p: &Problem, sets: &mut [Operands<DevBuf>], calls: usize) -> Result<f64> {
@@ -339,7 +338,7 @@ impl Backend for CudaBackend {
             }
             let g = self.gpu.capture(|| {
                 for i in 0..calls {
-                    self.launch(k, p, &sets[i % n])?;
+                    { let s = &sets[i % n]; self.launch(k, p, &s.x, &s.w, &s.y)?; }
                 }
                 Ok(())
             })?;
@@ -355,7 +354,7 @@ impl Backend for CudaBackend {
         let n = sets.len();
         let ms = self.gpu.time_eager(|| {
             for i in 0..calls {
-                self.launch(k, p, &sets[i % n])?;
+                { let s = &sets[i % n]; self.launch(k, p, &s.x, &s.w, &s.y)?; }
             }
             Ok(())
         })?;

@@ -1,0 +1,280 @@
+//! The Llama-architecture forward pass (SmolLM2, Llama, Mistral, Qwen2-style dense
+//! models) in f32 on the CPU. Every linear layer is one `Dispatcher::gemm` call, so the
+//! tuned table decides each kernel.
+//!
+//! Layout facts (shared/reference/smollm2.md): GGUF stores each weight as `W[N, K]`
+//! row-major (out × in), which is exactly the TN linear layout; llama.cpp's converter
+//! permutes the rows of `attn_q`/`attn_k` so that RoPE pairs adjacent elements
+//! (2i, 2i+1) with frequency θ^(−2i/d), which is what `rope` below does; the output head
+//! is tied to `token_embd` when the file has no `output.weight`.
+//!
+//! A forward call takes any number of sequences, each with any number of new tokens
+//! (prefill: one sequence, many tokens; continuous-batching decode: many sequences, one
+//! token each). All new tokens go through each GEMM together (M = total new tokens);
+//! attention runs per sequence over its own KV cache; logits are computed for the last
+//! new token of each sequence only (lm_head M = number of sequences).
+
+use super::weights::load_f32;
+use crate::backend::cpu::{CpuBackend, HostTensor};
+use crate::dispatch::Dispatcher;
+use crate::error::{Error, Result};
+use crate::gguf::Gguf;
+use crate::problem::{DType, Problem};
+use rayon::prelude::*;
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub layers: usize,
+    pub vocab: usize,
+    pub eps: f32,
+    pub rope_theta: f32,
+    pub context: usize,
+}
+
+pub struct Layer {
+    attn_norm: Vec<f32>,
+    wq: HostTensor,
+    wk: HostTensor,
+    wv: HostTensor,
+    wo: HostTensor,
+    ffn_norm: Vec<f32>,
+    wg: HostTensor,
+    wu: HostTensor,
+    wd: HostTensor,
+}
+
+pub struct Llama {
+    pub cfg: Config,
+    embed: Vec<f32>,
+    /// The output head; the embedding table when tied.
+    head: HostTensor,
+    out_norm: Vec<f32>,
+    layers: Vec<Layer>,
+}
+
+/// One sequence's keys and values, per layer, `[position][kv_heads × head_dim]` flat.
+pub struct KvCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    pub len: usize,
+}
+
+impl KvCache {
+    pub fn new(cfg: &Config) -> KvCache {
+        KvCache { k: vec![Vec::new(); cfg.layers], v: vec![Vec::new(); cfg.layers], len: 0 }
+    }
+}
+
+impl Llama {
+    pub fn load(path: &Path) -> Result<Llama> {
+        let g = Gguf::open(path)?;
+        let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        if !matches!(arch.as_str(), "llama" | "mistral" | "qwen2") {
+            return Err(Error::input(format!("{}: architecture '{arch}' is not supported", path.display())));
+        }
+        let mc = crate::profile::from_gguf(&g)?;
+        if mc.moe.is_some() {
+            return Err(Error::input(format!("{}: mixture-of-experts models are not supported by the runtime", path.display())));
+        }
+        let f = |k: &str, d: f64| g.get(&format!("{arch}.{k}")).and_then(|v| v.as_f64()).unwrap_or(d);
+        let cfg = Config {
+            hidden: mc.hidden,
+            intermediate: mc.intermediate,
+            heads: mc.heads,
+            kv_heads: mc.kv_heads,
+            head_dim: mc.head_dim,
+            layers: mc.layers,
+            vocab: mc.vocab,
+            eps: f("attention.layer_norm_rms_epsilon", 1e-5) as f32,
+            rope_theta: f("rope.freq_base", 10000.0) as f32,
+            context: f("context_length", 4096.0) as usize,
+        };
+        let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            let info = g.tensor(name).ok_or_else(|| Error::input(format!("{}: tensor '{name}' is missing", path.display())))?;
+            let want: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect(); // GGUF: innermost first
+            if info.dims != want {
+                return Err(Error::input(format!(
+                    "{}: tensor '{name}' has dims {:?}, expected {want:?}",
+                    path.display(),
+                    info.dims
+                )));
+            }
+            load_f32(&g, info)
+        };
+        let (h, d) = (cfg.hidden, cfg.head_dim);
+        let w = |name: &str, n: usize, k: usize| tensor(name, &[n, k]).map(HostTensor::F32);
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            let p = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: tensor(&p("attn_norm"), &[h])?,
+                wq: w(&p("attn_q"), cfg.heads * d, h)?,
+                wk: w(&p("attn_k"), cfg.kv_heads * d, h)?,
+                wv: w(&p("attn_v"), cfg.kv_heads * d, h)?,
+                wo: w(&p("attn_output"), h, cfg.heads * d)?,
+                ffn_norm: tensor(&p("ffn_norm"), &[h])?,
+                wg: w(&p("ffn_gate"), cfg.intermediate, h)?,
+                wu: w(&p("ffn_up"), cfg.intermediate, h)?,
+                wd: w(&p("ffn_down"), h, cfg.intermediate)?,
+            });
+        }
+        let embed = tensor("token_embd.weight", &[cfg.vocab, h])?;
+        let head = match g.tensor("output.weight") {
+            Some(_) => HostTensor::F32(tensor("output.weight", &[cfg.vocab, h])?),
+            None => HostTensor::F32(embed.clone()),
+        };
+        Ok(Llama { out_norm: tensor("output_norm.weight", &[h])?, cfg, embed, head, layers })
+    }
+
+    /// Runs the new `tokens` of each sequence (appending to its cache) and returns the
+    /// logits of each sequence's last new token.
+    pub fn forward(&self, d: &Dispatcher<CpuBackend>, seqs: &mut [(&mut KvCache, &[u32])]) -> Result<Vec<Vec<f32>>> {
+        let c = &self.cfg;
+        let (h, hd) = (c.hidden, c.head_dim);
+        let m: usize = seqs.iter().map(|(_, t)| t.len()).sum();
+        if m == 0 {
+            return Ok(Vec::new());
+        }
+        for (cache, toks) in seqs.iter() {
+            if cache.len + toks.len() > c.context {
+                return Err(Error::input(format!("sequence of {} tokens exceeds the context of {}", cache.len + toks.len(), c.context)));
+            }
+            if let Some(&t) = toks.iter().find(|&&t| t as usize >= c.vocab) {
+                return Err(Error::input(format!("token id {t} is outside the vocabulary of {}", c.vocab)));
+            }
+        }
+        // Positions and owning sequence of every row.
+        let mut rows: Vec<(usize, usize)> = Vec::with_capacity(m);
+        for (s, (cache, toks)) in seqs.iter().enumerate() {
+            rows.extend((0..toks.len()).map(|i| (s, cache.len + i)));
+        }
+        let mut x: Vec<f32> = Vec::with_capacity(m * h);
+        for (_, toks) in seqs.iter() {
+            for &t in toks.iter() {
+                x.extend_from_slice(&self.embed[t as usize * h..(t as usize + 1) * h]);
+            }
+        }
+        let (qn, kvn) = (c.heads * hd, c.kv_heads * hd);
+        for (li, l) in self.layers.iter().enumerate() {
+            let xn = rmsnorm(&x, &l.attn_norm, c.eps);
+            let mut q = linear(d, &xn, m, &l.wq, qn, h)?;
+            let mut k = linear(d, &xn, m, &l.wk, kvn, h)?;
+            let v = linear(d, &xn, m, &l.wv, kvn, h)?;
+            for (r, &(_, pos)) in rows.iter().enumerate() {
+                rope(&mut q[r * qn..(r + 1) * qn], pos, hd, c.rope_theta);
+                rope(&mut k[r * kvn..(r + 1) * kvn], pos, hd, c.rope_theta);
+            }
+            let mut start = 0;
+            for (cache, toks) in seqs.iter_mut() {
+                cache.k[li].extend_from_slice(&k[start * kvn..(start + toks.len()) * kvn]);
+                cache.v[li].extend_from_slice(&v[start * kvn..(start + toks.len()) * kvn]);
+                start += toks.len();
+            }
+            let mut att = vec![0f32; m * qn];
+            att.par_chunks_mut(qn).enumerate().for_each(|(r, out)| {
+                let (s, pos) = rows[r];
+                let cache = &seqs[s].0;
+                attend(&q[r * qn..(r + 1) * qn], &cache.k[li], &cache.v[li], pos + 1, c, out);
+            });
+            let o = linear(d, &att, m, &l.wo, h, qn)?;
+            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+            let xn = rmsnorm(&x, &l.ffn_norm, c.eps);
+            let g = linear(d, &xn, m, &l.wg, c.intermediate, h)?;
+            let u = linear(d, &xn, m, &l.wu, c.intermediate, h)?;
+            let a: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+            let dn = linear(d, &a, m, &l.wd, h, c.intermediate)?;
+            x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
+        }
+        for (cache, toks) in seqs.iter_mut() {
+            cache.len += toks.len();
+        }
+        // Logits for the last new token of each sequence only.
+        let mut last = Vec::with_capacity(seqs.len() * h);
+        let mut end = 0;
+        for (_, toks) in seqs.iter() {
+            end += toks.len();
+            last.extend_from_slice(&x[(end - 1) * h..end * h]);
+        }
+        let xn = rmsnorm(&last, &self.out_norm, c.eps);
+        let logits = linear(d, &xn, seqs.len(), &self.head, c.vocab, h)?;
+        Ok(logits.chunks(c.vocab).map(|r| r.to_vec()).collect())
+    }
+}
+
+/// `Y[m, n] = X[m, k] · W[n, k]^T` through the dispatcher.
+fn linear(d: &Dispatcher<CpuBackend>, x: &[f32], m: usize, w: &HostTensor, n: usize, k: usize) -> Result<Vec<f32>> {
+    let p = Problem::linear(DType::F32, m, n, k).map_err(Error::runtime)?;
+    // The dispatcher works on backend buffers; activations are moved in and out without copies.
+    let xt = HostTensor::F32(x.to_vec());
+    let mut y = HostTensor::F32(vec![0f32; m * n]);
+    d.gemm(&p, &xt, w, &mut y)?;
+    match y {
+        HostTensor::F32(v) => Ok(v),
+        _ => unreachable!("f32 problem"),
+    }
+}
+
+fn rmsnorm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let h = w.len();
+    let mut out = vec![0f32; x.len()];
+    for (o, r) in out.chunks_mut(h).zip(x.chunks(h)) {
+        let ms = r.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>() / h as f64;
+        let inv = 1.0 / (ms as f32 + eps).sqrt();
+        for i in 0..h {
+            o[i] = r[i] * inv * w[i];
+        }
+    }
+    out
+}
+
+/// Rotary embedding on every head of `v` (`[heads × hd]`), adjacent pairs (2i, 2i+1).
+fn rope(v: &mut [f32], pos: usize, hd: usize, theta: f32) {
+    for head in v.chunks_mut(hd) {
+        for i in 0..hd / 2 {
+            let freq = (theta as f64).powf(-2.0 * i as f64 / hd as f64);
+            let (s, c) = (pos as f64 * freq).sin_cos();
+            let (a, b) = (head[2 * i] as f64, head[2 * i + 1] as f64);
+            head[2 * i] = (a * c - b * s) as f32;
+            head[2 * i + 1] = (a * s + b * c) as f32;
+        }
+    }
+}
+
+/// Causal grouped-query attention of one query row over the first `len` cached positions.
+fn attend(q: &[f32], k: &[f32], v: &[f32], len: usize, c: &Config, out: &mut [f32]) {
+    let hd = c.head_dim;
+    let kvn = c.kv_heads * hd;
+    let group = c.heads / c.kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut scores = vec![0f32; len];
+    for hq in 0..c.heads {
+        let kvh = hq / group;
+        let qh = &q[hq * hd..(hq + 1) * hd];
+        let mut max = f32::NEG_INFINITY;
+        for (t, s) in scores.iter_mut().enumerate() {
+            let kt = &k[t * kvn + kvh * hd..t * kvn + (kvh + 1) * hd];
+            *s = qh.iter().zip(kt).map(|(a, b)| a * b).sum::<f32>() * scale;
+            max = max.max(*s);
+        }
+        let mut sum = 0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+        let o = &mut out[hq * hd..(hq + 1) * hd];
+        o.fill(0.0);
+        for (t, s) in scores.iter().enumerate() {
+            let vt = &v[t * kvn + kvh * hd..t * kvn + (kvh + 1) * hd];
+            let p = s / sum;
+            for (oi, vi) in o.iter_mut().zip(vt) {
+                *oi += p * vi;
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The inference runtime: a real model (GGUF), its tokenizer, the forward pass with every
+//! GEMM dispatched by the tuned table, and generation.
+
+pub mod llama;
+pub mod sampler;
+pub mod tokenizer;
+pub mod weights;
+
+use crate::backend::cpu::CpuBackend;
+use crate::dispatch::Dispatcher;
+use crate::error::Result;
+use crate::problem::Phase;
+use llama::{KvCache, Llama};
+use sampler::Sampler;
+use std::time::{Duration, Instant};
+
+/// Timing of one generation.
+#[derive(Clone, Debug, Default)]
+pub struct GenStats {
+    pub prompt_tokens: usize,
+    pub generated: usize,
+    pub prefill: Duration,
+    pub decode: Duration,
+    pub stopped_by_eos: bool,
+}
+
+impl GenStats {
+    pub fn prefill_tok_s(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prefill.as_secs_f64().max(1e-9)
+    }
+    pub fn decode_tok_s(&self) -> f64 {
+        self.generated.saturating_sub(1) as f64 / self.decode.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Generates up to `max_tokens` after `prompt`, calling `on_token` with each new id; stops
+/// at a stop token (not passed on) or when `on_token` returns false.
+pub fn generate(
+    model: &Llama,
+    d: &Dispatcher<CpuBackend>,
+    prompt: &[u32],
+    max_tokens: usize,
+    stop: &[u32],
+    sampler: &mut Sampler,
+    mut on_token: impl FnMut(u32) -> Result<bool>,
+) -> Result<GenStats> {
+    let mut cache = KvCache::new(&model.cfg);
+    let mut stats = GenStats { prompt_tokens: prompt.len(), ..GenStats::default() };
+    if max_tokens == 0 || prompt.is_empty() {
+        return Ok(stats);
+    }
+    let t = Instant::now();
+    d.set_phase(Phase::Prefill);
+    let mut logits = model.forward(d, &mut [(&mut cache, prompt)])?.remove(0);
+    stats.prefill = t.elapsed();
+    let t = Instant::now();
+    d.set_phase(Phase::Decode);
+    loop {
+        let next = sampler.sample(&logits);
+        if stop.contains(&next) {
+            stats.stopped_by_eos = true;
+            break;
+        }
+        stats.generated += 1;
+        if !on_token(next)? || stats.generated >= max_tokens {
+            break;
+        }
+        logits = model.forward(d, &mut [(&mut cache, &[next])])?.remove(0);
+    }
+    stats.decode = t.elapsed();
+    Ok(stats)
+}

@@ -1,0 +1,119 @@
+//! The runtime on the real model (SmolLM2-135M-Instruct, Q4_1 GGUF). The test command
+//! (scripts/test.sh) fetches it with scripts/fetch-model.sh; run that first when calling
+//! cargo test directly.
+
+use gemmtune::backend::cpu::CpuBackend;
+use gemmtune::dispatch::Dispatcher;
+use gemmtune::gguf::Gguf;
+use gemmtune::model::llama::Llama;
+use gemmtune::model::sampler::Sampler;
+use gemmtune::model::tokenizer::Tokenizer;
+use gemmtune::model::generate;
+use gemmtune::problem::{DType, Phase};
+use gemmtune::profile::{derive, device, load, Fuse, Options};
+use gemmtune::shapes::ShapeFile;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model_path() -> PathBuf {
+    let p = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.exists(), "{} is missing: run scripts/fetch-model.sh (scripts/test.sh does)", p.display());
+    p
+}
+
+fn model() -> &'static (Llama, Tokenizer) {
+    static M: OnceLock<(Llama, Tokenizer)> = OnceLock::new();
+    M.get_or_init(|| {
+        let p = model_path();
+        (Llama::load(&p).unwrap(), Tokenizer::from_gguf(&Gguf::open(&p).unwrap()).unwrap())
+    })
+}
+
+/// Greedy tokens with end-of-turn suppressed, like transformers' `min_new_tokens`.
+fn greedy(d: &Dispatcher<CpuBackend>, ids: &[u32], n: usize) -> Vec<u32> {
+    let (m, tok) = model();
+    let mut out = Vec::new();
+    let mut s = Sampler::greedy();
+    s.banned = vec![tok.eos];
+    generate(m, d, ids, n, &[], &mut s, |id| {
+        out.push(id);
+        Ok(true)
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn greedy_tokens_match_transformers_untuned_and_tuned() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/smollm2_greedy.json")).unwrap()).unwrap();
+    let (_, tok) = model();
+    let untuned = Dispatcher::untuned(CpuBackend::new());
+    let tuned = Dispatcher::from_table(&root().join("tables/cpu-smollm2-135m.csv"), CpuBackend::new(), false).unwrap();
+    for case in fixture["cases"].as_array().unwrap() {
+        let prompt = case["prompt"].as_str().unwrap();
+        let ids: Vec<u32> = case["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(tok.encode(prompt).unwrap(), ids, "tokenizer differs on {prompt:?}");
+        let want: Vec<u32> = case["expected_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        for (name, d) in [("default dispatch", &untuned), ("tuned table", &tuned)] {
+            let got = greedy(d, &ids, want.len());
+            let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+            assert!(same >= 32, "{name}, {prompt:?}: only {same} of {} tokens match\n got {got:?}\nwant {want:?}", want.len());
+            if same < want.len() {
+                eprintln!("{name}, {prompt:?}: first {same} tokens match, then a low-margin step diverges");
+            }
+        }
+    }
+    let cov = tuned.coverage();
+    assert!(cov.hits > 0 && cov.default == 0, "{}", cov.summary());
+}
+
+#[test]
+fn recorded_shapes_equal_the_config_derived_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec.csv");
+    let (_, tok) = model();
+    let d = Dispatcher::untuned(CpuBackend::new()).record_all(&rec);
+    let ids = tok.encode("Tuning GEMMs for decode and prefill").unwrap();
+    let steps = 5;
+    let out = greedy(&d, &ids, steps);
+    assert_eq!(out.len(), steps);
+    d.flush_record().unwrap();
+    let recorded = ShapeFile::load(&rec).unwrap();
+    let cfg = load(&root().join("shapes/configs/smollm2-135m.json")).unwrap();
+    let derived = derive(
+        &cfg,
+        &Options {
+            tp: 1,
+            batches: vec![1],
+            prompt_lens: vec![ids.len()],
+            phase: None,
+            dtype: DType::F32,
+            device: device("cpu").unwrap(),
+            gen_len: 1,
+            fuse: Fuse::Separate,
+        },
+    )
+    .unwrap();
+    let keys = |f: &ShapeFile| {
+        let mut v: Vec<_> = f.entries.iter().map(|e| e.problem).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(keys(&recorded), keys(&derived));
+    // Calls: prefill once, each of the steps - 1 decode forwards once (the last sampled
+    // token is never fed back).
+    for e in &derived.entries {
+        let r = recorded.entries.iter().find(|r| r.problem == e.problem).unwrap();
+        let want = match e.phase {
+            Phase::Prefill => e.calls,
+            Phase::Decode => e.calls * (steps - 1) as f64,
+            _ => 1.0 + (steps - 1) as f64, // lm_head M = 1: prefill's last token and each decode step
+        };
+        assert_eq!(r.calls, want, "{} ({})", e.problem, e.layer);
+    }
+}

@@ -58,8 +58,41 @@ divide K. Weights estimate each row's share of time with a roofline model of --d
 scripts/fetch-model.sh\n  \
 gemmtune generate --model models/SmolLM2-135M-Instruct.Q4_1.gguf --table tables/cpu-smollm2-135m.csv --chat --prompt \"What is a GEMM?\"")]
     Generate(GenerateArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API (continuous batching).
+    #[command(after_help = "Example:\n  \
+gemmtune serve --model models/SmolLM2-135M-Instruct.Q4_1.gguf --table tables/cpu-smollm2-135m.csv --port 8080\n  \
+curl -s localhost:8080/v1/chat/completions -d '{\"model\":\"SmolLM2-135M-Instruct\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'")]
+    Serve(ServeArgs),
     /// Show which backends work on this machine, and why not otherwise.
     Backends,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub table: Option<PathBuf>,
+    /// Address to bind; loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0 picks a free one; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Name clients must use as `model` (default: the file name without extensions).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Most sequences decoded together (decode M).
+    #[arg(long, default_value_t = 16)]
+    pub max_batch: usize,
+    /// Requests waiting beyond the batch before new ones get 429.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// Record every GEMM problem of the session to this shape file (written at exit).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Args, Debug)]

@@ -23,3 +23,4 @@ pub mod bench;
 pub mod gguf;
 pub mod profile;
 pub mod model;
+pub mod serve;

@@ -5,6 +5,7 @@ mod bench;
 mod dispatch;
 mod generate;
 mod profile;
+mod serve;
 mod table;
 mod tune;
 
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dispatch(a) => with_backend!(a.backend, b => dispatch::run(b, &a)),
         Command::Profile(a) => profile::run(&a),
         Command::Generate(a) => generate::run(&a),
+        Command::Serve(a) => serve::run(&a),
         Command::Backends => backends::run(),
     }
 }

@@ -1,0 +1,64 @@
+//! `serve` with the real `openai` Python client against a server on a free loopback port.
+//! Needs the model (scripts/fetch-model.sh) and a Python with `openai` (scripts/test.sh
+//! makes one in target/pyenv; or set GEMMTUNE_TEST_PYTHON).
+
+mod common;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+struct Server(std::process::Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn openai_client_completions_chat_streaming_errors_and_concurrency() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(model.exists(), "run scripts/fetch-model.sh first (scripts/test.sh does)");
+    let python = std::env::var("GEMMTUNE_TEST_PYTHON")
+        .unwrap_or_else(|_| root.join("target/pyenv/bin/python").to_string_lossy().into_owned());
+    let ok = Command::new(&python).args(["-c", "import openai"]).status().map(|s| s.success()).unwrap_or(false);
+    assert!(ok, "{python} cannot import openai: run scripts/test.sh (it installs it) or set GEMMTUNE_TEST_PYTHON");
+
+    let mut child = common::bin()
+        .args(["serve", "--model"])
+        .arg(&model)
+        .arg("--table")
+        .arg(root.join("tables/cpu-smollm2-135m.csv"))
+        .args(["--port", "0", "--max-batch", "16"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = Server(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited before listening").unwrap();
+        if let Some(rest) = line.split("on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    assert!(addr.starts_with("127.0.0.1:"), "binds loopback by default: {addr}");
+    let out = Command::new(&python)
+        .arg(root.join("tests/py/openai_client.py"))
+        .arg(format!("http://{addr}/v1"))
+        .arg("SmolLM2-135M-Instruct")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("all checks passed"), "{text}");
+
+    // The server survived all of it and counted the errors.
+    let metrics = Command::new(&python)
+        .args(["-c", &format!("import urllib.request;print(urllib.request.urlopen('http://{addr}/metrics').read().decode())")])
+        .output()
+        .unwrap();
+    let m = String::from_utf8_lossy(&metrics.stdout);
+    assert!(m.contains("status=\"404\"} 1") && m.contains("gemmtune_gemm_calls_total{source=\"exact\"}"), "{m}");
+    drop(server);
+}

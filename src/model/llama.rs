@@ -37,16 +37,18 @@ pub struct Config {
     pub context: usize,
 }
 
+/// One transformer block; projection weights are `W[out, in]` row-major, q/k rows in
+/// the interleaved-RoPE order (see the module docs).
 pub struct Layer {
-    attn_norm: Vec<f32>,
-    wq: HostTensor,
-    wk: HostTensor,
-    wv: HostTensor,
-    wo: HostTensor,
-    ffn_norm: Vec<f32>,
-    wg: HostTensor,
-    wu: HostTensor,
-    wd: HostTensor,
+    pub attn_norm: Vec<f32>,
+    pub wq: HostTensor,
+    pub wk: HostTensor,
+    pub wv: HostTensor,
+    pub wo: HostTensor,
+    pub ffn_norm: Vec<f32>,
+    pub wg: HostTensor,
+    pub wu: HostTensor,
+    pub wd: HostTensor,
 }
 
 pub struct Llama {
@@ -72,7 +74,22 @@ impl KvCache {
 }
 
 impl Llama {
+    /// Loads a GGUF file, or a Hugging Face folder (`config.json` + `*.safetensors`).
     pub fn load(path: &Path) -> Result<Llama> {
+        if path.is_dir() {
+            super::hf::load(path)
+        } else {
+            Llama::load_gguf(path)
+        }
+    }
+
+    /// Assembles a model from its parts (used by the loaders).
+    pub fn from_parts(cfg: Config, embed: Vec<f32>, head: Option<Vec<f32>>, out_norm: Vec<f32>, layers: Vec<Layer>) -> Llama {
+        let head = HostTensor::F32(head.unwrap_or_else(|| embed.clone()));
+        Llama { cfg, embed, head, out_norm, layers }
+    }
+
+    pub fn load_gguf(path: &Path) -> Result<Llama> {
         let g = Gguf::open(path)?;
         let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("").to_string();
         if !matches!(arch.as_str(), "llama" | "mistral" | "qwen2") {
@@ -135,6 +152,17 @@ impl Llama {
     /// Runs the new `tokens` of each sequence (appending to its cache) and returns the
     /// logits of each sequence's last new token.
     pub fn forward(&self, d: &Dispatcher<CpuBackend>, seqs: &mut [(&mut KvCache, &[u32])]) -> Result<Vec<Vec<f32>>> {
+        self.forward_traced(d, seqs, None)
+    }
+
+    /// `forward`, also pushing the hidden state of every row after each layer into `trace`
+    /// (for layer-by-layer comparisons with a reference).
+    pub fn forward_traced(
+        &self,
+        d: &Dispatcher<CpuBackend>,
+        seqs: &mut [(&mut KvCache, &[u32])],
+        mut trace: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<Vec<Vec<f32>>> {
         let c = &self.cfg;
         let (h, hd) = (c.hidden, c.head_dim);
         let m: usize = seqs.iter().map(|(_, t)| t.len()).sum();
@@ -190,6 +218,9 @@ impl Llama {
             let a: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
             let dn = linear(d, &a, m, &l.wd, h, c.intermediate)?;
             x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
+            if let Some(t) = trace.as_deref_mut() {
+                t.push(x.clone());
+            }
         }
         for (cache, toks) in seqs.iter_mut() {
             cache.len += toks.len();

@@ -11,6 +11,9 @@ pub enum Error {
     /// Something failed while running: a backend, a kernel, the file system.
     #[error("{0}")]
     Runtime(String),
+    /// The user stopped the run (Ctrl-C); what was finished is saved.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -42,6 +45,7 @@ impl Error {
         match self {
             Error::Input(_) => 2,
             Error::Runtime(_) => 1,
+            Error::Interrupted(_) => 130,
         }
     }
 }

@@ -375,6 +375,56 @@ impl Table {
     }
 }
 
+/// An exclusive advisory lock on a table file (a sidecar `.<name>.lock`), held until
+/// dropped: serializes writers of the same table across processes.
+pub struct TableLock(#[allow(dead_code)] std::fs::File);
+
+impl TableLock {
+    pub fn acquire(path: &Path) -> Result<TableLock> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create directory", e))?;
+        let lock = dir.join(format!(".{name}.lock"));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| Error::io(&lock, "open lock file", e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: flock on a descriptor we own; blocks until other writers finish.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(Error::io(&lock, "lock", std::io::Error::last_os_error()));
+            }
+        }
+        Ok(TableLock(f))
+    }
+}
+
+/// Adds `rows`, tuned under `validators`, to the table at `path`: under the table's lock,
+/// rereads the file (so rows other processes wrote meanwhile are kept), upserts the rows
+/// and replaces the file atomically. Returns the table as written.
+pub fn commit_rows(path: &Path, comments: &[String], validators: &Validators, rows: Vec<TableRow>) -> Result<Table> {
+    let _lock = TableLock::acquire(path)?;
+    let mut t = if path.exists() {
+        Table::load(path)?
+    } else {
+        Table { comments: comments.to_vec(), ..Table::default() }
+    };
+    let vid = t.validator_id(validators);
+    for mut r in rows {
+        r.validators = vid.clone();
+        t.upsert(r);
+    }
+    t.save(path)?;
+    Ok(t)
+}
+
 /// One warning line per distinct reason: "path: 3 of 32 rows skipped (lines 4, 5, 9): why".
 pub fn describe_skips(path: &Path, total: usize, skips: &[Skip]) -> Vec<String> {
     let mut by_reason: BTreeMap<&str, Vec<usize>> = BTreeMap::new();

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::problem::{DType, Problem};
 use crate::progress::Progress;
 use crate::shapes::ShapeFile;
-use crate::table::{Table, TableRow};
+use crate::table::{commit_rows, Table, TableRow};
 use crate::tune::{tune_problem, Outcome, TuneConfig};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -76,16 +76,26 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
     let mut progress = Progress::new(todo.len() as u64, "tuning", a.quiet);
     let mut failed = Vec::new();
     let mut candidates = 0usize;
+    interrupt::install();
+    let mut tuned = 0usize;
     for (i, p) in todo.iter().enumerate() {
+        if interrupt::requested() {
+            progress.finish();
+            return Err(Error::Interrupted(format!(
+                "interrupted: {tuned} of {} shapes tuned and saved in {}; rerun the same command to resume",
+                todo.len(),
+                a.out.display()
+            )));
+        }
         let share = problems.iter().position(|q| q == p).map_or(1.0, |j| shares[j]);
         progress.set_message(format!("{p} (share covered after it: {:.1}%)", 100.0 * share));
         match tune_problem(&b, p, &cfg, &mut progress) {
             Ok(o) => {
                 candidates += o.candidates.len();
-                let vid = table.validator_id(&validators);
-                table.upsert(TableRow::from_outcome(&o, &vid));
-                // Checkpoint after every shape: a kill loses at most the shape in flight.
-                table.save(&a.out)?;
+                // Checkpoint after every shape: a kill loses at most the shape in flight,
+                // and rows other processes wrote to the same table meanwhile are kept.
+                table = commit_rows(&a.out, &table.comments, &validators, vec![TableRow::from_outcome(&o, "")])?;
+                tuned += 1;
                 progress.done(shape_line(i + 1, todo.len(), &o));
                 if a.verbose {
                     for line in details(&o) {
@@ -158,4 +168,27 @@ fn details(o: &Outcome) -> Vec<String> {
         }
     }
     v
+}
+
+/// Ctrl-C while tuning: finish the shape in flight, keep the table, say how to resume.
+mod interrupt {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_sigint(_: libc::c_int) {
+        REQUESTED.store(true, Ordering::SeqCst); // async-signal-safe: one atomic store
+    }
+
+    pub fn install() {
+        #[cfg(unix)]
+        // SAFETY: the handler only stores to an atomic.
+        unsafe {
+            libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+        }
+    }
+
+    pub fn requested() -> bool {
+        REQUESTED.load(Ordering::SeqCst)
+    }
 }

@@ -1,0 +1,90 @@
+//! Tuning survives kills, Ctrl-C and concurrent writers (real processes).
+
+mod common;
+use common::bin;
+use gemmtune::table::Table;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn shapes(path: &Path, ms: &[usize], n: usize) {
+    let mut s = String::from("dtype,m,n,k\n");
+    for &m in ms {
+        s.push_str(&format!("f32,{m},{n},96\n"));
+    }
+    fs::write(path, s).unwrap();
+}
+
+fn tune_cmd(shapes: &Path, out: &Path) -> std::process::Command {
+    let mut c = bin();
+    c.args(["tune", "--shapes"]).arg(shapes).arg("--out").arg(out).args(["--budget-ms", "40", "-q"]);
+    c
+}
+
+fn rows(t: &Table) -> BTreeMap<usize, String> {
+    t.rows.iter().map(|r| (r.problem.m, r.tuned_at.clone() + &r.kernel.0)).collect()
+}
+
+#[test]
+fn sigkill_at_random_points_loses_no_finished_shape() {
+    let ms: Vec<usize> = (1..=10).collect();
+    for seed in [3u64, 11, 29] {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, out) = (dir.path().join("s.csv"), dir.path().join("t.csv"));
+        shapes(&s, &ms, 48 + seed as usize);
+        let mut child = tune_cmd(&s, &out).spawn().unwrap();
+        // Kill somewhere inside the run: after 0.3 to 1.5 s (a shape takes ~0.1 s).
+        std::thread::sleep(Duration::from_millis(300 + (seed * 397) % 1200));
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        let before = if out.exists() { rows(&Table::load(&out).expect("the table parses after a kill")) } else { BTreeMap::new() };
+        let status = tune_cmd(&s, &out).status().unwrap();
+        assert!(status.success());
+        let after = Table::load(&out).unwrap();
+        assert_eq!(after.rows.len(), ms.len(), "seed {seed}: every shape present");
+        let after = rows(&after);
+        for (m, row) in &before {
+            assert_eq!(after.get(m), Some(row), "seed {seed}: shape m={m} finished before the kill was re-tuned or lost");
+        }
+        eprintln!("seed {seed}: {} shapes finished before the kill, kept", before.len());
+    }
+}
+
+#[test]
+fn ctrl_c_keeps_what_is_finished_and_says_how_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, out) = (dir.path().join("s.csv"), dir.path().join("t.csv"));
+    shapes(&s, &(1..=30).collect::<Vec<_>>(), 64);
+    let mut child = tune_cmd(&s, &out).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let t = Instant::now();
+    while !out.exists() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted:") && err.contains("rerun the same command to resume"), "{err}");
+    let t = Table::load(&out).unwrap();
+    assert!(!t.rows.is_empty() && t.rows.len() < 30, "{} rows", t.rows.len());
+}
+
+#[test]
+fn two_processes_writing_one_table_keep_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, out) = (dir.path().join("a.csv"), dir.path().join("b.csv"), dir.path().join("t.csv"));
+    shapes(&a, &[1, 2, 3, 4, 5, 6], 64);
+    shapes(&b, &[1, 2, 3, 4, 5, 6], 80);
+    let mut pa = tune_cmd(&a, &out).spawn().unwrap();
+    let mut pb = tune_cmd(&b, &out).spawn().unwrap();
+    assert!(pa.wait().unwrap().success());
+    assert!(pb.wait().unwrap().success());
+    let t = Table::load(&out).unwrap();
+    let mut ns: Vec<(usize, usize)> = t.rows.iter().map(|r| (r.problem.n, r.problem.m)).collect();
+    ns.sort();
+    assert_eq!(ns.len(), 12, "{ns:?}");
+    assert_eq!(ns.iter().filter(|(n, _)| *n == 64).count(), 6);
+}

@@ -123,6 +123,13 @@ pub struct GenerateArgs {
     /// Print the generated token ids instead of text.
     #[arg(long)]
     pub ids: bool,
+    /// Decode this many copies of the prompt together (decode M = batch) and report
+    /// aggregate throughput; text is printed for the first sequence only.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Keep generating past end-of-turn (for benchmarks: exactly --max-tokens tokens).
+    #[arg(long)]
+    pub ignore_eos: bool,
     /// Fail if table rows do not fit this machine.
     #[arg(long)]
     pub strict: bool,

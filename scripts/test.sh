@@ -10,3 +10,5 @@ if ! target/pyenv/bin/python -c "import openai" 2>/dev/null; then
 fi
 export GEMMTUNE_TEST_PYTHON=target/pyenv/bin/python
 cargo test --release --locked "$@"
+# The CPU performance gate against the committed baseline (reports in target/ci-bench/).
+scripts/ci-bench.sh

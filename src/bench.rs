@@ -10,10 +10,10 @@ use crate::error::Result;
 use crate::problem::Problem;
 use crate::tune::guard::guarded;
 use crate::tune::{rotating_sets, stats, TuneConfig};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Limits {
     /// Best measured FLOP/s on `peak_problem`.
     pub peak_flops: f64,
@@ -23,7 +23,7 @@ pub struct Limits {
     pub bandwidth: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct KernelTiming {
     /// "tuned", "default" or the library family.
     pub role: String,
@@ -32,7 +32,7 @@ pub struct KernelTiming {
     pub noise_pct: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ShapeBench {
     pub problem: String,
     pub dtype: String,
@@ -52,6 +52,44 @@ pub struct ShapeBench {
     /// Roofline floor over the tuned time.
     pub roofline_pct: f64,
     pub bound: String,
+}
+
+/// Version of the JSON report schema (docs/bench-report.md).
+pub const SCHEMA: &str = "gemmtune-bench/1";
+
+/// A whole bench run: what `--format json` writes and `--baseline` reads.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BenchReport {
+    pub schema: String,
+    pub gemmtune: String,
+    pub backend: String,
+    pub device: String,
+    /// RFC 3339 time of the run.
+    pub created: String,
+    pub limits: Limits,
+    pub shapes: Vec<ShapeBench>,
+}
+
+impl BenchReport {
+    pub fn load(path: &std::path::Path) -> crate::error::Result<BenchReport> {
+        use crate::error::Error;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read bench report", e))?;
+        let r: BenchReport = serde_json::from_str(&text)
+            .map_err(|e| Error::input(format!("{}:{}: not a bench report: {e}", path.display(), e.line())))?;
+        if r.schema != SCHEMA {
+            return Err(Error::input(format!("{}: schema '{}' is not '{SCHEMA}'", path.display(), r.schema)));
+        }
+        Ok(r)
+    }
+
+    /// Half-width of the speedup interval relative to the speedup.
+    pub fn speedup_noise(s: &ShapeBench) -> f64 {
+        if s.speedup > 0.0 {
+            (s.speedup_hi - s.speedup_lo) / 2.0 / s.speedup
+        } else {
+            0.0
+        }
+    }
 }
 
 pub fn measure_limits<B: Backend>(b: &B, cfg: &TuneConfig) -> Result<Limits> {

@@ -244,6 +244,13 @@ pub enum TableCommand {
         #[arg(long)]
         strict: bool,
     },
+    /// Flag rows whose validators no longer match this machine's device and libraries
+    /// (re-tune needed), without timing anything; exit 1 if any.
+    Check {
+        table: PathBuf,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendName,
+    },
     /// Merge tables (e.g. from several devices) into one; the newest row wins per shape.
     Merge {
         #[arg(required = true, num_args = 1..)]
@@ -270,14 +277,37 @@ pub struct BenchArgs {
     /// Timing budget per shape, in milliseconds.
     #[arg(long, default_value_t = 400)]
     pub budget_ms: u64,
-    /// Also write the full results as JSON.
+    /// Also write the full results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// A previous report (JSON) to compare with: per-shape change, and the gate.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Fail (exit 1) when a shape regresses by more than this beyond its noise, e.g. 5%.
+    #[arg(long, default_value = "5%")]
+    pub max_regression: String,
+    /// What the baseline comparison uses: the tuned time, or the tuned/default speedup of
+    /// the same run (for noisy CI machines).
+    #[arg(long, value_enum, default_value = "time")]
+    pub gate_on: GateOn,
+    /// Report formats written to --out: md, json, csv, junit, svg.
+    #[arg(long, value_delimiter = ',', default_value = "md,json")]
+    pub format: Vec<String>,
+    /// Folder for the reports (report.md, report.json, report.csv, report.junit.xml,
+    /// speedup.svg, roofline.svg).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Fail if table rows do not fit this machine.
     #[arg(long)]
     pub strict: bool,
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateOn {
+    Time,
+    Speedup,
 }
 
 #[derive(Args, Debug)]

@@ -24,3 +24,5 @@ pub mod gguf;
 pub mod profile;
 pub mod model;
 pub mod serve;
+pub mod gate;
+pub mod reports;

@@ -55,7 +55,7 @@ fn tune_show_validate_resume_dispatch_bench() {
     let json = dir.path().join("b.json");
     let (code, out, err) = output(bin().args(["bench", "--table"]).arg(&table).args(["--budget-ms", "20", "-q", "--json"]).arg(&json));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("limits: peak") && out.contains("% roof"), "{out}");
+    assert!(out.contains("limits: peak") && out.contains("gate: passed"), "{out}");
     let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["schema"], "gemmtune-bench/1");
     assert_eq!(v["shapes"].as_array().unwrap().len(), 3);
@@ -99,4 +99,24 @@ fn input_errors_exit_2_and_name_the_place() {
     let (code, _, err) = output(bin().args(["table", "show"]).arg(&out));
     assert_eq!(code, 2);
     assert!(err.contains("t.csv:1") && err.contains("#@format"), "{err}");
+}
+
+#[test]
+fn table_check_flags_rows_that_need_retuning() {
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = dir.path().join("s.csv");
+    fs::write(&shapes, "dtype,m,n,k\nf32,1,64,96\n").unwrap();
+    let table = dir.path().join("t.csv");
+    let (code, _, err) = output(bin().args(["tune", "--shapes"]).arg(&shapes).arg("--out").arg(&table).args(["--budget-ms", "20", "-q"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = output(bin().args(["table", "check"]).arg(&table));
+    assert_eq!(code, 0);
+    assert!(out.contains("all 1 rows match"), "{out}");
+    // The same table as if tuned with another version of the gemm crate.
+    let text = fs::read_to_string(&table).unwrap();
+    let v = env!("CARGO_PKG_VERSION");
+    fs::write(&table, text.replace(&format!("\"gemmtune\":\"{v}\""), "\"gemmtune\":\"0.0.1\"")).unwrap();
+    let (code, out, err) = output(bin().args(["table", "check"]).arg(&table));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("re-tune needed") && out.contains("gemmtune differs"), "{out}");
 }

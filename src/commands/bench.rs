@@ -1,6 +1,9 @@
 use super::fmt_us;
 use crate::backend::Backend;
-use crate::bench::{bench_problem, measure_limits, Limits, ShapeBench};
+use crate::bench::{bench_problem, measure_limits, BenchReport, ShapeBench, SCHEMA};
+use crate::cli::GateOn;
+use crate::gate::{Finding, Metric};
+use crate::reports;
 use crate::cli::BenchArgs;
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
@@ -9,18 +12,8 @@ use crate::progress::Progress;
 use crate::report::render;
 use crate::shapes::ShapeFile;
 use crate::tune::{stats, TuneConfig};
-use serde::Serialize;
 use std::time::Duration;
 
-#[derive(Serialize)]
-struct BenchReport<'a> {
-    schema: &'static str,
-    gemmtune: &'static str,
-    backend: &'a str,
-    device: &'a str,
-    limits: &'a Limits,
-    shapes: &'a [ShapeBench],
-}
 
 pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
     if a.limits {
@@ -70,7 +63,9 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
     }
     progress.finish();
 
-    print!("{}", render_results(&results));
+    if !a.quiet {
+        print!("{}", render_results(&results));
+    }
     println!(
         "limits: peak {:.1} GFLOP/s ({} on {}), copy bandwidth {:.1} GB/s",
         limits.peak_flops / 1e9,
@@ -100,17 +95,59 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
             stats::geomean(rs.iter().map(|r| r.roofline_pct / r.speedup))
         );
     }
+    let report = BenchReport {
+        schema: SCHEMA.into(),
+        gemmtune: env!("CARGO_PKG_VERSION").into(),
+        backend: b.name().into(),
+        device: b.identity().device.clone(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        limits,
+        shapes: results,
+    };
+    let baseline = a.baseline.as_deref().map(BenchReport::load).transpose()?;
+    let max_reg = crate::gate::parse_percent(&a.max_regression).map_err(Error::input)?;
+    let metric = match a.gate_on {
+        GateOn::Time => Metric::Time,
+        GateOn::Speedup => Metric::Speedup,
+    };
+    let findings = crate::gate::check(&report, baseline.as_ref(), max_reg, metric);
+    write_reports(a, &report, &findings, baseline.as_ref())?;
+    if findings.is_empty() {
+        println!("gate: passed ({} shapes{})", report.shapes.len(), if baseline.is_some() { ", against the baseline" } else { "" });
+        Ok(())
+    } else {
+        for f in &findings {
+            println!("gate: {} {}: {}", f.kind, f.problem, f.detail);
+        }
+        Err(Error::runtime(format!("bench gate failed on {} shapes", findings.len())))
+    }
+}
+
+fn write_reports(a: &BenchArgs, r: &BenchReport, findings: &[Finding], baseline: Option<&BenchReport>) -> Result<()> {
+    let save = |path: &std::path::Path, text: &str| crate::atomic::write_atomic(path, |w| w.write_all(text.as_bytes()));
     if let Some(path) = &a.json {
-        let report = BenchReport {
-            schema: "gemmtune-bench/1",
-            gemmtune: env!("CARGO_PKG_VERSION"),
-            backend: b.name(),
-            device: &b.identity().device,
-            limits: &limits,
-            shapes: &results,
-        };
-        let text = serde_json::to_string_pretty(&report).expect("json");
-        crate::atomic::write_atomic(path, |w| w.write_all(text.as_bytes()))?;
+        save(path, &serde_json::to_string_pretty(r).expect("json"))?;
+    }
+    let md = reports::markdown(r, findings, baseline);
+    if let Ok(summary) = std::env::var("GITHUB_STEP_SUMMARY") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(&summary) {
+            let _ = f.write_all(md.as_bytes());
+        }
+    }
+    let Some(dir) = &a.out else { return Ok(()) };
+    for f in &a.format {
+        match f.as_str() {
+            "md" => save(&dir.join("report.md"), &md)?,
+            "json" => save(&dir.join("report.json"), &serde_json::to_string_pretty(r).expect("json"))?,
+            "csv" => save(&dir.join("report.csv"), &reports::csv(r))?,
+            "junit" => save(&dir.join("report.junit.xml"), &reports::junit(r, findings))?,
+            "svg" => {
+                save(&dir.join("speedup.svg"), &reports::svg_speedup(r)?)?;
+                save(&dir.join("roofline.svg"), &reports::svg_roofline(r)?)?;
+            }
+            other => return Err(Error::input(format!("unknown --format '{other}' (md, json, csv, junit, svg)"))),
+        }
     }
     Ok(())
 }

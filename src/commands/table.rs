@@ -24,6 +24,21 @@ pub fn run(cmd: TableCommand) -> Result<()> {
             let t = Table::load(&table)?;
             super::with_backend!(backend, b => validate(&table, &t, &b, strict))
         }
+        TableCommand::Check { table, backend } => {
+            let t = Table::load(&table)?;
+            super::with_backend!(backend, b => {
+                let (_, skipped) = t.check_rows(&b);
+                for w in describe_skips(&table, t.rows.len(), &skipped) {
+                    println!("re-tune needed: {w}");
+                }
+                if skipped.is_empty() {
+                    println!("{}: all {} rows match this device and its libraries", table.display(), t.rows.len());
+                    Ok(())
+                } else {
+                    Err(Error::runtime(format!("{} of {} rows need re-tuning", skipped.len(), t.rows.len())))
+                }
+            })
+        }
         TableCommand::Merge { tables, out } => {
             let mut merged = Table::default();
             merged.comments.push(format!("merged by gemmtune {}", env!("CARGO_PKG_VERSION")));

@@ -1,0 +1,85 @@
+//! The regression gate of `bench`: a shape fails when its tuned kernel became slower than
+//! a baseline report by more than the allowed regression beyond the measured noise, or
+//! when the tuned kernel is slower than the default (the table is stale).
+
+use crate::bench::{BenchReport, ShapeBench};
+use serde::{Deserialize, Serialize};
+
+/// What is compared with the baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Metric {
+    /// The tuned kernel's absolute time (same machine, quiet conditions).
+    Time,
+    /// The tuned/default speedup measured within one run: robust to a machine that is
+    /// uniformly slower or faster (noisy CI machines).
+    Speedup,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub problem: String,
+    /// "regression" or "stale".
+    pub kind: String,
+    /// How much worse, in percent.
+    pub change_pct: f64,
+    /// Allowed change (threshold plus noise), in percent.
+    pub allowed_pct: f64,
+    pub detail: String,
+}
+
+/// Checks `current` (and against `baseline` when given). `max_regression` is a fraction.
+pub fn check(current: &BenchReport, baseline: Option<&BenchReport>, max_regression: f64, metric: Metric) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for s in &current.shapes {
+        if s.speedup_hi < 1.0 {
+            out.push(Finding {
+                problem: s.problem.clone(),
+                kind: "stale".into(),
+                change_pct: (1.0 / s.speedup - 1.0) * 100.0,
+                allowed_pct: 0.0,
+                detail: format!(
+                    "tuned kernel {} is slower than the default ({:.3}x, interval {:.3}..{:.3}): re-tune",
+                    s.kernels[0].kernel, s.speedup, s.speedup_lo, s.speedup_hi
+                ),
+            });
+        }
+        let Some(base) = baseline.and_then(|b| b.shapes.iter().find(|x| x.problem == s.problem)) else { continue };
+        let (change, noise, what) = match metric {
+            Metric::Time => {
+                let (now, was) = (tuned_us(s), tuned_us(base));
+                (now / was - 1.0, (s.kernels[0].noise_pct + base.kernels[0].noise_pct) / 100.0, format!("tuned {now:.2} us, baseline {was:.2} us"))
+            }
+            Metric::Speedup => (
+                base.speedup / s.speedup - 1.0,
+                BenchReport::speedup_noise(s) + BenchReport::speedup_noise(base),
+                format!("speedup over the default {:.3}x, baseline {:.3}x", s.speedup, base.speedup),
+            ),
+        };
+        let allowed = max_regression + noise;
+        if change > allowed {
+            out.push(Finding {
+                problem: s.problem.clone(),
+                kind: "regression".into(),
+                change_pct: change * 100.0,
+                allowed_pct: allowed * 100.0,
+                detail: format!("{what}: {:.1}% worse, {:.1}% allowed", change * 100.0, allowed * 100.0),
+            });
+        }
+    }
+    out
+}
+
+fn tuned_us(s: &ShapeBench) -> f64 {
+    s.kernels[0].median_us
+}
+
+/// Parses "5%", "5" (percent) or "0.05" (fraction below 1) into a fraction.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_end_matches('%');
+    let v: f64 = t.parse().map_err(|_| format!("'{s}' is not a percentage"))?;
+    let f = if s.trim().ends_with('%') || v >= 1.0 { v / 100.0 } else { v };
+    if !(0.0..10.0).contains(&f) {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(f)
+}

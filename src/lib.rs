@@ -26,3 +26,4 @@ pub mod model;
 pub mod serve;
 pub mod gate;
 pub mod reports;
+pub mod fuzz;

@@ -138,11 +138,14 @@ pub struct GenerateArgs {
 #[derive(Args, Debug)]
 pub struct ProfileArgs {
     /// A Hugging Face config.json, a folder holding one (and its safetensors), or a GGUF file.
-    #[arg(long, required_unless_present = "from_record", conflicts_with = "from_record")]
+    #[arg(long, required_unless_present_any = ["from_record", "from_tunableop_untuned"], conflicts_with = "from_record")]
     pub model: Option<PathBuf>,
     /// Merge these record files (written by `dispatch --record`) instead.
     #[arg(long, num_args = 1..)]
     pub from_record: Vec<PathBuf>,
+    /// Read the shapes of a PyTorch TunableOp untuned file (tunableop_untuned*.csv).
+    #[arg(long, conflicts_with_all = ["model", "from_record"])]
+    pub from_tunableop_untuned: Option<PathBuf>,
     /// Tensor-parallel ranks.
     #[arg(long, default_value_t = 1)]
     pub tp: usize,
@@ -250,6 +253,27 @@ pub enum TableCommand {
         table: PathBuf,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendName,
+    },
+    /// Write a table's ROCm rows as a PyTorch TunableOp results file.
+    Export {
+        table: PathBuf,
+        /// Only `tunableop` for now.
+        #[arg(long, default_value = "tunableop")]
+        format: String,
+        /// Validator lines, KEY=VALUE (e.g. PT_VERSION=2.11.0); detected ones from the
+        /// table's ROCm validators are written too.
+        #[arg(long = "validator")]
+        validators: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Read a PyTorch TunableOp results file into a gemmtune table.
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = "tunableop")]
+        format: String,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Merge tables (e.g. from several devices) into one; the newest row wins per shape.
     Merge {

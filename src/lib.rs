@@ -27,3 +27,4 @@ pub mod serve;
 pub mod gate;
 pub mod reports;
 pub mod fuzz;
+pub mod tunableop;

@@ -69,3 +69,8 @@ fn fuzz_smoke_shapes() {
 fn fuzz_smoke_gguf() {
     run("gguf", gemmtune::fuzz::gguf, Duration::from_secs(3));
 }
+
+#[test]
+fn fuzz_smoke_tunableop() {
+    run("tunableop", gemmtune::fuzz::tunableop, Duration::from_secs(3));
+}

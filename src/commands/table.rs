@@ -6,6 +6,7 @@ use crate::cli::{BackendName, TableCommand};
 use std::path::Path;
 use crate::error::{Error, Result};
 use crate::report::render;
+use crate::tunableop;
 use crate::table::{describe_skips, Table, TableRow};
 
 pub fn run(cmd: TableCommand) -> Result<()> {
@@ -39,6 +40,36 @@ pub fn run(cmd: TableCommand) -> Result<()> {
                 }
             })
         }
+        TableCommand::Export { table, format, validators, out } => {
+            check_format(&format)?;
+            let t = Table::load(&table)?;
+            let given: Vec<(String, String)> = validators
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| Error::input(format!("--validator '{kv}' is not KEY=VALUE")))
+                })
+                .collect::<Result<_>>()?;
+            let (text, left_out) = tunableop::export(&t, &tunableop::validators_for(&t, &given));
+            crate::atomic::write_atomic(&out, |w| w.write_all(text.as_bytes()))?;
+            for l in &left_out {
+                eprintln!("left out: {l}");
+            }
+            println!("{}: {} TunableOp rows ({} left out)", out.display(), t.rows.len() - left_out.len(), left_out.len());
+            Ok(())
+        }
+        TableCommand::Import { file, format, out } => {
+            check_format(&format)?;
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, "read", e))?;
+            let (t, skipped) = tunableop::import(&text, &file)?;
+            for s in &skipped {
+                eprintln!("skipped {s}");
+            }
+            t.save(&out)?;
+            println!("{}: {} rows from {} ({} lines skipped)", out.display(), t.rows.len(), file.display(), skipped.len());
+            Ok(())
+        }
         TableCommand::Merge { tables, out } => {
             let mut merged = Table::default();
             merged.comments.push(format!("merged by gemmtune {}", env!("CARGO_PKG_VERSION")));
@@ -57,6 +88,13 @@ pub fn run(cmd: TableCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn check_format(f: &str) -> Result<()> {
+    if f != "tunableop" {
+        return Err(Error::input(format!("--format '{f}' is not supported (tunableop)")));
+    }
+    Ok(())
 }
 
 fn validate<B: Backend>(path: &Path, t: &Table, b: &B, strict: bool) -> Result<()> {

@@ -3,7 +3,6 @@ use crate::cli::GenerateArgs;
 use crate::dispatch::Dispatcher;
 use crate::error::Result;
 
-use crate::gguf::Gguf;
 use crate::model::llama::Llama;
 use crate::model::sampler::Sampler;
 use crate::model::tokenizer::{StreamDecoder, Tokenizer};
@@ -13,19 +12,7 @@ use std::time::Instant;
 
 pub fn run(a: &GenerateArgs) -> Result<()> {
     let t = Instant::now();
-    let g = Gguf::open(&a.model)?;
-    let tok = Tokenizer::from_gguf(&g)?;
-    let model = Llama::load(&a.model)?;
-    let mut d = match &a.table {
-        Some(path) => Dispatcher::from_table(path, CpuBackend::new(), a.strict)?,
-        None => Dispatcher::untuned(CpuBackend::new()),
-    };
-    for w in d.warnings() {
-        eprintln!("warning: {w}");
-    }
-    if let Some(r) = &a.record {
-        d = d.record_all(r);
-    }
+    let (model, tok, d) = super::load_runtime(&a.model, a.table.as_deref(), a.strict, a.record.as_deref())?;
     let text = if a.chat { tok.chat_prompt(&[("user".into(), a.prompt.clone())])? } else { a.prompt.clone() };
     let ids = tok.encode(&text)?;
     eprintln!("loaded {} in {:.2} s; prompt: {} tokens", a.model.display(), t.elapsed().as_secs_f64(), ids.len());

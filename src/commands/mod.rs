@@ -60,3 +60,27 @@ pub(crate) fn fmt_us(seconds: f64) -> String {
         format!("{us:.2}")
     }
 }
+
+/// The model, tokenizer and dispatcher `generate` and `serve` run with: the table (or
+/// the backend default when none), its warnings printed, and `--record` applied.
+pub(crate) fn load_runtime(
+    model: &std::path::Path,
+    table: Option<&std::path::Path>,
+    strict: bool,
+    record: Option<&std::path::Path>,
+) -> Result<(crate::model::llama::Llama, crate::model::tokenizer::Tokenizer, crate::dispatch::Dispatcher<CpuBackend>)> {
+    use crate::dispatch::Dispatcher;
+    let tok = crate::model::tokenizer::Tokenizer::load(model)?;
+    let llama = crate::model::llama::Llama::load(model)?;
+    let mut d = match table {
+        Some(path) => Dispatcher::from_table(path, CpuBackend::new(), strict)?,
+        None => Dispatcher::untuned(CpuBackend::new()),
+    };
+    for w in d.warnings() {
+        eprintln!("warning: {w}");
+    }
+    if let Some(r) = record {
+        d = d.record_all(r);
+    }
+    Ok((llama, tok, d))
+}

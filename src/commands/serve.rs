@@ -1,25 +1,8 @@
-use crate::backend::cpu::CpuBackend;
 use crate::cli::ServeArgs;
-use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
-use crate::gguf::Gguf;
-use crate::model::llama::Llama;
-use crate::model::tokenizer::Tokenizer;
 
 pub fn run(a: &ServeArgs) -> Result<()> {
-    let g = Gguf::open(&a.model)?;
-    let tok = Tokenizer::from_gguf(&g)?;
-    let model = Llama::load(&a.model)?;
-    let mut d = match &a.table {
-        Some(path) => Dispatcher::from_table(path, CpuBackend::new(), a.strict)?,
-        None => Dispatcher::untuned(CpuBackend::new()),
-    };
-    for w in d.warnings() {
-        eprintln!("warning: {w}");
-    }
-    if let Some(r) = &a.record {
-        d = d.record_all(r);
-    }
+    let (model, tok, d) = super::load_runtime(&a.model, a.table.as_deref(), a.strict, a.record.as_deref())?;
     let name = a.name.clone().unwrap_or_else(|| {
         let f = a.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         f.split('.').next().unwrap_or(&f).to_string()

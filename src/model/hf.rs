@@ -20,18 +20,7 @@ pub fn load(dir: &Path) -> Result<Llama> {
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, "read", e))?)
         .map_err(|e| Error::input(format!("{}: {e}", cfg_path.display())))?;
     let f = |k: &str, d: f64| j.get(k).and_then(|v| v.as_f64()).unwrap_or(d);
-    let cfg = Config {
-        hidden: mc.hidden,
-        intermediate: mc.intermediate,
-        heads: mc.heads,
-        kv_heads: mc.kv_heads,
-        head_dim: mc.head_dim,
-        layers: mc.layers,
-        vocab: mc.vocab,
-        eps: f("rms_norm_eps", 1e-5) as f32,
-        rope_theta: f("rope_theta", 10000.0) as f32,
-        context: f("max_position_embeddings", 4096.0) as usize,
-    };
+    let cfg = Config::from_model(&mc, f("rms_norm_eps", 1e-5), f("rope_theta", 10000.0), f("max_position_embeddings", 4096.0));
     // All tensors of all shards, by name.
     let mut files = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list", e))? {

@@ -39,6 +39,24 @@ pub struct Config {
 
 /// One transformer block; projection weights are `W[out, in]` row-major, q/k rows in
 /// the interleaved-RoPE order (see the module docs).
+impl Config {
+    /// The shape facts of `mc` plus the runtime's numeric settings.
+    pub fn from_model(mc: &crate::profile::ModelConfig, eps: f64, rope_theta: f64, context: f64) -> Config {
+        Config {
+            hidden: mc.hidden,
+            intermediate: mc.intermediate,
+            heads: mc.heads,
+            kv_heads: mc.kv_heads,
+            head_dim: mc.head_dim,
+            layers: mc.layers,
+            vocab: mc.vocab,
+            eps: eps as f32,
+            rope_theta: rope_theta as f32,
+            context: context as usize,
+        }
+    }
+}
+
 pub struct Layer {
     pub attn_norm: Vec<f32>,
     pub wq: HostTensor,
@@ -100,18 +118,12 @@ impl Llama {
             return Err(Error::input(format!("{}: mixture-of-experts models are not supported by the runtime", path.display())));
         }
         let f = |k: &str, d: f64| g.get(&format!("{arch}.{k}")).and_then(|v| v.as_f64()).unwrap_or(d);
-        let cfg = Config {
-            hidden: mc.hidden,
-            intermediate: mc.intermediate,
-            heads: mc.heads,
-            kv_heads: mc.kv_heads,
-            head_dim: mc.head_dim,
-            layers: mc.layers,
-            vocab: mc.vocab,
-            eps: f("attention.layer_norm_rms_epsilon", 1e-5) as f32,
-            rope_theta: f("rope.freq_base", 10000.0) as f32,
-            context: f("context_length", 4096.0) as usize,
-        };
+        let cfg = Config::from_model(
+            &mc,
+            f("attention.layer_norm_rms_epsilon", 1e-5),
+            f("rope.freq_base", 10000.0),
+            f("context_length", 4096.0),
+        );
         let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
             let info = g.tensor(name).ok_or_else(|| Error::input(format!("{}: tensor '{name}' is missing", path.display())))?;
             let want: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect(); // GGUF: innermost first

@@ -99,6 +99,37 @@ impl Tokenizer {
         })
     }
 
+    /// The tokenizer of a model path: GGUF metadata, or `tokenizer.json` (+ config.json
+    /// for the end-of-sequence id, tokenizer_config.json for the chat template) in a folder.
+    pub fn load(path: &std::path::Path) -> Result<Tokenizer> {
+        if !path.is_dir() {
+            return Tokenizer::from_gguf(&Gguf::open(path)?);
+        }
+        let tj = path.join("tokenizer.json");
+        let inner = HfTokenizer::from_file(&tj).map_err(|e| Error::input(format!("{}: {e}", tj.display())))?;
+        let read = |name: &str| -> Option<serde_json::Value> {
+            serde_json::from_str(&std::fs::read_to_string(path.join(name)).ok()?).ok()
+        };
+        let cfg = read("config.json");
+        let tcfg = read("tokenizer_config.json");
+        let eos = cfg
+            .as_ref()
+            .and_then(|c| c.get("eos_token_id"))
+            .and_then(|v| v.as_u64().or_else(|| v.as_array().and_then(|a| a.first()).and_then(|x| x.as_u64())))
+            .ok_or_else(|| Error::input(format!("{}: 'eos_token_id' is missing", path.join("config.json").display())))?
+            as u32;
+        let mut stop = vec![eos];
+        for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"] {
+            if let Some(i) = inner.token_to_id(name) {
+                if !stop.contains(&i) {
+                    stop.push(i);
+                }
+            }
+        }
+        let chat_template = tcfg.as_ref().and_then(|c| c.get("chat_template")).and_then(|v| v.as_str()).map(str::to_string);
+        Ok(Tokenizer { inner, eos, bos: None, chat_template, stop })
+    }
+
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, false).map_err(|e| Error::runtime(format!("tokenizer: {e}")))?;
         let mut ids = Vec::with_capacity(enc.len() + 1);

@@ -220,6 +220,10 @@ pub struct TuneArgs {
     /// Re-tune shapes that already have a valid row in the output table.
     #[arg(long)]
     pub force: bool,
+    /// Let f32 problems use TF32 tensor-core math (CUDA): TF32 candidates pass validation
+    /// with a 2e-3 error bound instead of f32's 1e-4; their rows say `math=tf32`.
+    #[arg(long)]
+    pub allow_tf32: bool,
     /// Tune only the heaviest shapes that together make up this share of the total weight
     /// (e.g. 0.95), heaviest first.
     #[arg(long, value_parser = share)]

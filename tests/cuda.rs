@@ -171,3 +171,25 @@ fn the_committed_h100_table_is_valid_and_every_kernel_id_decodes() {
     assert!(ok.is_empty());
     assert!(skipped.iter().all(|s| s.reason.contains("backend differs")), "{:?}", skipped[0]);
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn gpu_tf32_candidates_need_the_opt_in() {
+    use gemmtune::tune::{tune_problem, TuneConfig};
+    let b = gpu();
+    let p = Problem::linear(DType::F32, 256, 1024, 2048).unwrap();
+    let strict = tune_problem(&b, &p, &TuneConfig { seed: 3, ..TuneConfig::default() }, &mut ()).unwrap();
+    let tf32: Vec<_> = strict.candidates.iter().filter(|c| c.id.as_str().contains("tf32")).collect();
+    assert!(!tf32.is_empty(), "TF32 candidates are offered for f32");
+    assert!(
+        tf32.iter().all(|c| c.rejected.as_deref().is_some_and(|r| r.contains("relative error"))),
+        "without the opt-in TF32 results exceed the f32 bound"
+    );
+    assert!(!strict.winner.as_str().contains("tf32"));
+    let relaxed = tune_problem(&b, &p, &TuneConfig { seed: 3, allow_tf32: true, ..TuneConfig::default() }, &mut ()).unwrap();
+    let passed = relaxed.candidates.iter().filter(|c| c.id.as_str().contains("tf32") && c.rejected.is_none()).count();
+    assert!(passed > 0, "with --allow-tf32 TF32 candidates validate");
+    eprintln!("f32 {p}: strict winner {} ({:.2}x); with TF32 {} ({:.2}x), {passed} TF32 candidates valid",
+        strict.winner.as_str().get(..40).unwrap_or(strict.winner.as_str()), strict.speedup(),
+        relaxed.winner.as_str().get(..40).unwrap_or(relaxed.winner.as_str()), relaxed.speedup());
+}

@@ -68,6 +68,7 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
     }
 
     let cfg = TuneConfig {
+        allow_tf32: a.allow_tf32,
         budget: Duration::from_millis(a.budget_ms.max(1)),
         seed: a.seed.unwrap_or_else(|| TuneConfig::default().seed),
         ..TuneConfig::default()

@@ -41,6 +41,8 @@ pub struct TuneConfig {
     pub draws: usize,
     /// Extra fresh draws a winner must pass before it replaces the default.
     pub confirm_draws: usize,
+    /// f32 problems may use TF32 math (validated against a looser bound).
+    pub allow_tf32: bool,
 }
 
 impl Default for TuneConfig {
@@ -56,6 +58,7 @@ impl Default for TuneConfig {
             min_gain: 0.01,
             draws: 4,
             confirm_draws: 3,
+            allow_tf32: false,
         }
     }
 }
@@ -188,7 +191,7 @@ fn decide<B: Backend>(
         for i in (d..results.len()).step_by(draws) {
             let Some(k) = &kernels[i] else { continue };
             obs.candidate(p, "validating", &results[i].id);
-            match draw.check_run(b, k, p, &mut ops) {
+            match draw.check_run(b, k, p, &mut ops, validate::tolerance(p, cfg.allow_tf32)) {
                 Ok(err) => results[i].error = Some(err),
                 Err(reason) => {
                     results[i].rejected = Some(reason);
@@ -356,7 +359,7 @@ fn decide<B: Backend>(
                 for extra in 0..cfg.confirm_draws {
                     let draw = validate::Draw::new(p, derive_seed(cfg.seed ^ 0xC0FF_EE00, extra as u64));
                     obs.candidate(p, "re-validating", &results[c].id);
-                    let verdict = guarded(|| draw.fill(b, &mut ops)).and_then(|_| draw.check_run(b, kc, p, &mut ops));
+                    let verdict = guarded(|| draw.fill(b, &mut ops)).and_then(|_| draw.check_run(b, kc, p, &mut ops, validate::tolerance(p, cfg.allow_tf32)));
                     if let Err(why) = verdict {
                         results[c].rejected = Some(format!("failed re-validation: {why}"));
                         let d = format!("default kept: the fastest contender {} failed re-validation ({why})", results[c].id);

@@ -13,6 +13,20 @@ use crate::error::Result as GtResult;
 use crate::problem::Problem;
 use crate::reference::{reference, relative_error, Sample};
 
+/// The relative error bound for f32 problems once TF32 math is allowed (10-bit mantissa
+/// inputs: ~3e-4 typical, with margin).
+pub const TF32_TOLERANCE: f64 = 2e-3;
+
+/// The error bound for `p`: the dtype's, or `TF32_TOLERANCE` for f32 problems when TF32
+/// math is allowed (`tune --allow-tf32`), so TF32 candidates can pass validation.
+pub fn tolerance(p: &Problem, allow_tf32: bool) -> f64 {
+    if allow_tf32 && p.dtype == crate::problem::DType::F32 {
+        TF32_TOLERANCE
+    } else {
+        p.dtype.tolerance()
+    }
+}
+
 /// The seeds of X and W for a validation draw.
 pub fn operand_seeds(seed: u64) -> (u64, u64) {
     (seed, seed ^ 0x5DEE_CE66_D1CE_4E5B)
@@ -49,16 +63,17 @@ impl Draw {
         k: &B::Kernel,
         p: &Problem,
         ops: &mut Operands<B::Buffer>,
+        tol: f64,
     ) -> Result<f64, String> {
         let seen = guarded(|| {
             b.fill_nan(&mut ops.y)?;
             b.run(k, p, &ops.x, &ops.w, &mut ops.y)?;
             b.inspect(&ops.y, &self.indices)
         })?;
-        self.judge(p, &seen)
+        self.judge(p, &seen, tol)
     }
 
-    pub fn judge(&self, p: &Problem, seen: &Inspection) -> Result<f64, String> {
+    pub fn judge(&self, p: &Problem, seen: &Inspection, tol: f64) -> Result<f64, String> {
         if seen.nonfinite > 0 {
             let first = seen.first_nonfinite.unwrap_or(0);
             return Err(format!(
@@ -71,7 +86,6 @@ impl Draw {
         }
         let got: Vec<f64> = seen.values.iter().map(|&v| v as f64).collect();
         let err = relative_error(&got, &self.reference);
-        let tol = p.dtype.tolerance();
         if err.is_nan() || err > tol {
             return Err(format!("relative error {err:.2e} exceeds the {} bound {tol:.0e}", p.dtype));
         }
@@ -89,11 +103,11 @@ pub fn validate<B: Backend>(
 ) -> Result<f64, String> {
     let draw = Draw::new(p, seed);
     guarded(|| draw.fill(b, ops))?;
-    draw.check_run(b, k, p, ops)
+    draw.check_run(b, k, p, ops, p.dtype.tolerance())
 }
 
 /// Judges a Y already on the host, computed from operands drawn with `seed`.
 pub fn check_output(p: &Problem, out: &[f32], seed: u64) -> Result<f64, String> {
     let draw = Draw::new(p, seed);
-    draw.judge(p, &Inspection::of(out, &draw.indices))
+    draw.judge(p, &Inspection::of(out, &draw.indices), p.dtype.tolerance())
 }

@@ -33,6 +33,15 @@ pub fn data_type(d: DType) -> lt::cudaDataType {
     }
 }
 
+/// f32 accumulation, or TF32 tensor-core math for f32 problems.
+pub fn compute_type(tf32: bool) -> lt::cublasComputeType_t {
+    if tf32 {
+        lt::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
+    } else {
+        lt::cublasComputeType_t::CUBLAS_COMPUTE_32F
+    }
+}
+
 /// Workspace every cuBLASLt candidate may use (the size NVIDIA recommends for Hopper).
 pub const WORKSPACE: usize = 32 << 20;
 
@@ -65,6 +74,7 @@ impl Drop for Lt {
 
 /// Descriptors of one problem: `C[N,M] = op(W)·op(X)` column-major (see problem.rs).
 pub struct Desc {
+    pub tf32: bool,
     pub op: lt::cublasLtMatmulDesc_t,
     pub a: lt::cublasLtMatrixLayout_t,
     pub b: lt::cublasLtMatrixLayout_t,
@@ -76,7 +86,8 @@ unsafe impl Send for Desc {}
 unsafe impl Sync for Desc {}
 
 impl Desc {
-    pub fn new(p: &Problem) -> Result<Desc> {
+    /// Descriptors for `p`; `tf32` computes an f32 problem on tensor cores in TF32.
+    pub fn new(p: &Problem, tf32: bool) -> Result<Desc> {
         use cudarc::cublaslt::result as r;
         let t = data_type(p.dtype);
         let (m, n, k) = (p.m as u64, p.n as u64, p.k as u64);
@@ -88,10 +99,10 @@ impl Desc {
         let b = if p.layout.x_trans { r::create_matrix_layout(t, m, k, m as i64) } else { r::create_matrix_layout(t, k, m, k as i64) }
             .map_err(lt_err)?;
         let c = r::create_matrix_layout(t, n, m, n as i64).map_err(lt_err)?;
-        let op = r::create_matmul_desc(lt::cublasComputeType_t::CUBLAS_COMPUTE_32F, lt::cudaDataType::CUDA_R_32F)
+        let op = r::create_matmul_desc(compute_type(tf32), lt::cudaDataType::CUDA_R_32F)
             .map_err(lt_err)?;
         let pref = r::create_matmul_pref().map_err(lt_err)?;
-        let d = Desc { op, a, b, c, pref };
+        let d = Desc { tf32, op, a, b, c, pref };
         // SAFETY: attribute buffers match the documented types and sizes.
         unsafe {
             use lt::cublasLtMatmulDescAttributes_t as D;
@@ -320,7 +331,7 @@ pub fn enumerate(lt_: &Lt, d: &Desc, p: &Problem, budget: usize) -> Result<Vec<(
                 let mut a: Algo = std::mem::zeroed();
                 let s = lt::cublasLtMatmulAlgoInit(
                     lt_.handle,
-                    lt::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                    compute_type(d.tf32),
                     lt::cudaDataType::CUDA_R_32F,
                     t, t, t, t,
                     c0.id as i32,
@@ -383,15 +394,17 @@ pub fn enumerate(lt_: &Lt, d: &Desc, p: &Problem, budget: usize) -> Result<Vec<(
     Ok(out)
 }
 
-/// `cuda:cublaslt:<version>:<config name>:<128 hex digits of the algo blob>`.
-pub fn encode_id(version: usize, a: &Algo) -> String {
+/// `cuda:cublaslt:<version>:<config name>:<128 hex digits of the algo blob>`
+/// (`cuda:cublaslt-tf32:...` for TF32 math).
+pub fn encode_id(version: usize, a: &Algo, tf32: bool) -> String {
     let mut hex = String::with_capacity(128);
     for word in a.data {
         for byte in word.to_le_bytes() {
             hex.push_str(&format!("{byte:02x}"));
         }
     }
-    format!("cuda:cublaslt:{version}:{}:{hex}", Config::of(a).name())
+    let family = if tf32 { "cublaslt-tf32" } else { "cublaslt" };
+    format!("cuda:{family}:{version}:{}:{hex}", Config::of(a).name())
 }
 
 /// The algo blob of an id, if it was written by cuBLASLt `version`.

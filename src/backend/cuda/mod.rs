@@ -35,7 +35,7 @@ pub struct CudaKernel {
 }
 
 enum Kind {
-    Cublas,
+    Cublas { tf32: bool },
     Lt { algo: cudarc::cublaslt::sys::cublasLtMatmulAlgo_t, desc: Arc<lt::Desc> },
     Custom { custom: custom::Custom, function: CudaFunction },
 }
@@ -74,7 +74,7 @@ pub struct CudaBackend {
     custom_ws: DevBuf,
     custom_counters: DevBuf,
     identity: Identity,
-    descs: Mutex<HashMap<Problem, Arc<lt::Desc>>>,
+    descs: Mutex<HashMap<(Problem, bool), Arc<lt::Desc>>>,
     graphs: Mutex<Graphs>,
     scratch: Mutex<Option<rtc::Scratch>>,
     lock: Mutex<()>,
@@ -141,20 +141,20 @@ impl CudaBackend {
         })
     }
 
-    fn desc(&self, p: &Problem) -> Result<Arc<lt::Desc>> {
+    fn desc(&self, p: &Problem, tf32: bool) -> Result<Arc<lt::Desc>> {
         let mut d = self.descs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(x) = d.get(p) {
+        if let Some(x) = d.get(&(*p, tf32)) {
             return Ok(x.clone());
         }
-        let x = Arc::new(lt::Desc::new(p)?);
-        d.insert(*p, x.clone());
+        let x = Arc::new(lt::Desc::new(p, tf32)?);
+        d.insert((*p, tf32), x.clone());
         Ok(x)
     }
 
     /// Enqueues one run on the stream (no synchronization: graph-capturable).
     fn launch(&self, k: &CudaKernel, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
         match &k.kind {
-            Kind::Cublas => {
+            Kind::Cublas { tf32 } => {
                 let t = match p.dtype {
                     DType::F32 => blas::cudaDataType::CUDA_R_32F,
                     DType::F16 => blas::cudaDataType::CUDA_R_16F,
@@ -186,7 +186,11 @@ impl CudaBackend {
                             (y.ptr + b * (p.m * p.n) as u64 * e) as *mut c_void,
                             t,
                             p.n as i32,
-                            blas::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                            if *tf32 {
+                                blas::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
+                            } else {
+                                blas::cublasComputeType_t::CUBLAS_COMPUTE_32F
+                            },
                             blas::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
                         )
                         .map_err(|e| Error::runtime(format!("cublasGemmEx: {e:?}")))?;
@@ -249,12 +253,24 @@ impl Backend for CudaBackend {
         // Every candidate is timed inside a CUDA graph, so a candidate that survives timing
         // is graph-capturable; the attribute records it in the table.
         let mut out = vec![Candidate { id: KernelId::new("cuda:cublas:default"), attrs: "graph=1".into() }];
-        let desc = self.desc(p)?;
+        let desc = self.desc(p, false)?;
         for (algo, ws, _) in lt::enumerate(&self.lt, &desc, p, self.lt_budget)? {
             out.push(Candidate {
-                id: KernelId::new(lt::encode_id(self.lt.version, &algo)),
+                id: KernelId::new(lt::encode_id(self.lt.version, &algo, false)),
                 attrs: format!("graph=1;workspace={ws}"),
             });
+        }
+        // f32 problems: TF32 tensor-core math too. Its error (~1e-3) exceeds the f32 bound,
+        // so validation rejects these unless the user allowed TF32 (`tune --allow-tf32`).
+        if p.dtype == DType::F32 {
+            out.push(Candidate { id: KernelId::new("cuda:cublas:tf32"), attrs: "graph=1;math=tf32".into() });
+            let desc = self.desc(p, true)?;
+            for (algo, ws, _) in lt::enumerate(&self.lt, &desc, p, self.lt_budget / 2)? {
+                out.push(Candidate {
+                    id: KernelId::new(lt::encode_id(self.lt.version, &algo, true)),
+                    attrs: format!("graph=1;math=tf32;workspace={ws}"),
+                });
+            }
         }
         let own = custom::Custom::candidates(p);
         // Compile them all now, in parallel, rather than one by one while validating.
@@ -271,11 +287,16 @@ impl Backend for CudaBackend {
         let s = id.as_str();
         let parts: Vec<&str> = s.split(':').collect();
         match parts.as_slice() {
-            ["cuda", "cublas", "default"] => Ok(CudaKernel::new(Kind::Cublas)),
-            ["cuda", "cublaslt", ..] => {
+            ["cuda", "cublas", "default"] => Ok(CudaKernel::new(Kind::Cublas { tf32: false })),
+            ["cuda", "cublas", "tf32"] if p.dtype == DType::F32 => Ok(CudaKernel::new(Kind::Cublas { tf32: true })),
+            ["cuda", fam @ ("cublaslt" | "cublaslt-tf32"), ..] => {
+                let tf32 = *fam == "cublaslt-tf32";
+                if tf32 && p.dtype != DType::F32 {
+                    return Err(Error::runtime(format!("{s}: TF32 math is for f32 problems (got {p})")));
+                }
                 let algo = lt::decode_id(s, self.lt.version).map_err(Error::runtime)?;
                 let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-                let desc = self.desc(p)?;
+                let desc = self.desc(p, tf32)?;
                 desc.check(&self.lt, &algo).map_err(|e| Error::runtime(format!("{s}: not usable for {p}: {e}")))?;
                 Ok(CudaKernel::new(Kind::Lt { algo, desc }))
             }

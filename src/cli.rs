@@ -11,7 +11,7 @@ use std::path::PathBuf;
     long_about = "gemmtune times and validates every GEMM kernel a backend offers for each \
 shape in a shape file, writes the winners to a best-kernel table, and replays that table \
 at run time through its dispatcher.\n\n\
-Exit codes: 0 success, 1 runtime failure, 2 usage or input error.",
+Exit codes: 0 success, 1 runtime failure (or a failed bench gate), 2 usage or input error, 130 interrupted (Ctrl-C).",
     after_help = "Examples:\n  \
 gemmtune tune --shapes shapes/smollm2-135m.csv --out tables/cpu.csv\n  \
 gemmtune table show tables/cpu.csv\n  \

@@ -220,6 +220,18 @@ pub struct TuneArgs {
     /// Re-tune shapes that already have a valid row in the output table.
     #[arg(long)]
     pub force: bool,
+    /// GPU to tune on (device ordinal).
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
+    /// Tune only shard K of N (K/N, 0-based): every N-th shape of the heaviest-first order,
+    /// so shards carry similar weight. Several shards can write one table.
+    #[arg(long, value_parser = shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Tune on several devices at once: one worker process per entry, each a shard of the
+    /// shapes, all writing --out (merged under the table lock). `all` = every visible GPU;
+    /// an ordinal may repeat (N logical workers on one device).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
     /// Let f32 problems use TF32 tensor-core math (CUDA): TF32 candidates pass validation
     /// with a 2e-3 error bound instead of f32's 1e-4; their rows say `math=tf32`.
     #[arg(long)]
@@ -362,5 +374,13 @@ fn share(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
         _ => Err(format!("'{s}' is not a share in (0, 1]")),
+    }
+}
+
+fn shard(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s.split_once('/').ok_or_else(|| format!("'{s}' is not K/N"))?;
+    match (k.parse::<usize>(), n.parse::<usize>()) {
+        (Ok(k), Ok(n)) if n >= 1 && k < n => Ok((k, n)),
+        _ => Err(format!("'{s}' is not a shard K/N with 0 <= K < N")),
     }
 }

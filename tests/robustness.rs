@@ -88,3 +88,25 @@ fn two_processes_writing_one_table_keep_every_row() {
     assert_eq!(ns.len(), 12, "{ns:?}");
     assert_eq!(ns.iter().filter(|(n, _)| *n == 64).count(), 6);
 }
+
+#[test]
+fn shards_and_logical_workers_cover_every_shape_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s.csv");
+    shapes(&s, &[1, 2, 3, 4, 5, 6, 7], 72);
+    // Shards: 0/2 takes every other shape of the heaviest-first order; 1/2 the rest.
+    let half = dir.path().join("half.csv");
+    assert!(tune_cmd(&s, &half).args(["--shard", "0/2"]).status().unwrap().success());
+    assert_eq!(Table::load(&half).unwrap().rows.len(), 4);
+    assert!(tune_cmd(&s, &half).args(["--shard", "1/2"]).status().unwrap().success());
+    assert_eq!(Table::load(&half).unwrap().rows.len(), 7);
+    // Two worker processes on one (CPU) device, one table.
+    let out = dir.path().join("t.csv");
+    let o = tune_cmd(&s, &out).args(["--devices", "0,0"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = Table::load(&out).unwrap();
+    let mut ms: Vec<usize> = t.rows.iter().map(|r| r.problem.m).collect();
+    ms.sort();
+    assert_eq!(ms, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert!(tune_cmd(&s, &out).args(["--shard", "2/2"]).output().unwrap().status.code() == Some(2));
+}

@@ -18,13 +18,16 @@ use crate::error::{Error, Result};
 /// type, so the body is compiled once per backend).
 macro_rules! with_backend {
     ($name:expr, $b:ident => $body:expr) => {
+        $crate::commands::with_backend!($name, 0, $b => $body)
+    };
+    ($name:expr, $device:expr, $b:ident => $body:expr) => {
         match $name {
             BackendName::Cpu => {
                 let $b = CpuBackend::new();
                 $body
             }
             BackendName::Cuda => {
-                let $b = CudaBackend::new(0)?;
+                let $b = CudaBackend::new($device)?;
                 $body
             }
             BackendName::Rocm => Err(Error::input(
@@ -37,7 +40,8 @@ pub(crate) use with_backend;
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Tune(a) => with_backend!(a.backend, b => tune::run(b, &a)),
+        Command::Tune(a) if !a.devices.is_empty() => tune::run_devices(&a),
+        Command::Tune(a) => with_backend!(a.backend, a.device, b => tune::run(b, &a)),
         Command::Table(t) => table::run(t),
         Command::Bench(a) => with_backend!(a.backend, b => bench::run(b, &a)),
         Command::Dispatch(a) => with_backend!(a.backend, b => dispatch::run(b, &a)),

@@ -54,6 +54,15 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         t.comments.push(format!("tuned by gemmtune {} from {}", env!("CARGO_PKG_VERSION"), a.shapes.display()));
         t
     };
+    if let Some((k, n)) = a.shard {
+        problems = problems.into_iter().enumerate().filter(|(i, _)| i % n == k).map(|(_, p)| p).collect();
+        shares = Vec::new();
+        let mut acc = 0.0;
+        for p in &problems {
+            acc += entries.iter().filter(|e| e.problem.m == p.m && e.problem.n == p.n && e.problem.k == p.k).map(|e| e.weight).sum::<f64>();
+            shares.push(if total > 0.0 { acc / total } else { 1.0 });
+        }
+    }
     let validators = b.identity().validators();
     let (usable, _) = table.check_rows(&b);
     let done: BTreeSet<Problem> = usable.iter().map(|r| r.problem).collect();
@@ -192,4 +201,69 @@ mod interrupt {
     pub fn requested() -> bool {
         REQUESTED.load(Ordering::SeqCst)
     }
+}
+
+/// `--devices`: one `tune` worker process per device entry, shard i of n each, all
+/// writing the same table (merged under its lock); waits for all and reports each.
+pub fn run_devices(a: &TuneArgs) -> Result<()> {
+    let devices: Vec<usize> = if a.devices.len() == 1 && a.devices[0] == "all" {
+        match a.backend {
+            crate::cli::BackendName::Cuda => {
+                let n = crate::backend::cuda::device_count()?;
+                (0..n).collect()
+            }
+            _ => vec![0],
+        }
+    } else {
+        a.devices
+            .iter()
+            .map(|d| d.parse::<usize>().map_err(|_| Error::input(format!("--devices: '{d}' is not a device ordinal"))))
+            .collect::<Result<_>>()?
+    };
+    let n = devices.len();
+    let exe = std::env::current_exe().map_err(|e| Error::runtime(format!("cannot find own executable: {e}")))?;
+    let backend = format!("{:?}", a.backend).to_lowercase();
+    let start = Instant::now();
+    let mut children = Vec::new();
+    for (i, d) in devices.iter().enumerate() {
+        let mut c = std::process::Command::new(&exe);
+        c.arg("tune").arg("--shapes").arg(&a.shapes).arg("--out").arg(&a.out);
+        c.args(["--backend", &backend, "--device", &d.to_string(), "--shard", &format!("{i}/{n}")]);
+        c.args(["--budget-ms", &a.budget_ms.to_string(), "-q"]);
+        if let Some(dt) = &a.dtype {
+            c.args(["--dtype", dt]);
+        }
+        if let Some(s) = a.seed {
+            c.args(["--seed", &s.to_string()]);
+        }
+        if let Some(t) = a.top_share {
+            c.args(["--top-share", &t.to_string()]);
+        }
+        if a.force {
+            c.arg("--force");
+        }
+        if a.allow_tf32 {
+            c.arg("--allow-tf32");
+        }
+        let child = c.spawn().map_err(|e| Error::runtime(format!("cannot start worker {i}: {e}")))?;
+        children.push((i, *d, child));
+    }
+    let mut failed = 0;
+    for (i, d, mut child) in children {
+        let status = child.wait().map_err(|e| Error::runtime(format!("worker {i}: {e}")))?;
+        if !a.quiet {
+            eprintln!("worker {i} (device {d}, shard {i}/{n}): {status}");
+        }
+        if !status.success() {
+            failed += 1;
+        }
+    }
+    let t = Table::load(&a.out)?;
+    if !a.quiet {
+        eprintln!("{n} workers finished in {:.1} s; {} rows in {}", start.elapsed().as_secs_f64(), t.rows.len(), a.out.display());
+    }
+    if failed > 0 {
+        return Err(Error::runtime(format!("{failed} of {n} workers failed")));
+    }
+    Ok(())
 }

@@ -28,6 +28,16 @@ use std::time::Duration;
 
 pub use device::missing_libraries;
 
+/// Visible CUDA devices (loads the driver; an error names what is missing).
+pub fn device_count() -> Result<usize> {
+    let missing = missing_libraries();
+    if !missing.is_empty() {
+        return Err(Error::input(format!("backend 'cuda' unavailable: cannot load {}", missing.join(", "))));
+    }
+    cudarc::driver::result::init().map_err(device::drv)?;
+    Ok(cudarc::driver::result::device::get_count().map_err(device::drv)? as usize)
+}
+
 /// A resolved CUDA kernel; `uid` is unique per resolve (it keys the graph cache).
 pub struct CudaKernel {
     uid: u64,

@@ -232,6 +232,16 @@ pub struct TuneArgs {
     /// an ordinal may repeat (N logical workers on one device).
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<String>,
+    /// Run the tuning in a worker process that is restarted when it dies or loses its GPU
+    /// context, skipping the kernel in flight at the time (same as `--devices <device>`).
+    #[arg(long)]
+    pub isolate: bool,
+    /// Never run this kernel id (repeatable).
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// (worker protocol) Write the id of each candidate about to run into this file.
+    #[arg(long, hide = true)]
+    pub inflight: Option<PathBuf>,
     /// Let f32 problems use TF32 tensor-core math (CUDA): TF32 candidates pass validation
     /// with a 2e-3 error bound instead of f32's 1e-4; their rows say `math=tf32`.
     #[arg(long)]

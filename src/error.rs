@@ -11,6 +11,10 @@ pub enum Error {
     /// Something failed while running: a backend, a kernel, the file system.
     #[error("{0}")]
     Runtime(String),
+    /// The device context is lost (a sticky GPU error): this process can do no more GPU
+    /// work; a supervising `tune --devices` restarts it.
+    #[error("{0}")]
+    ContextLost(String),
     /// The user stopped the run (Ctrl-C); what was finished is saved.
     #[error("{0}")]
     Interrupted(String),
@@ -46,6 +50,7 @@ impl Error {
             Error::Input(_) => 2,
             Error::Runtime(_) => 1,
             Error::Interrupted(_) => 130,
+            Error::ContextLost(_) => 75,
         }
     }
 }

@@ -110,3 +110,23 @@ fn shards_and_logical_workers_cover_every_shape_once() {
     assert_eq!(ms, vec![1, 2, 3, 4, 5, 6, 7]);
     assert!(tune_cmd(&s, &out).args(["--shard", "2/2"]).output().unwrap().status.code() == Some(2));
 }
+
+#[test]
+fn a_worker_killed_by_a_kernel_is_restarted_without_that_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s.csv");
+    shapes(&s, &[1, 2, 3], 40);
+    // Without isolation the crash takes the whole run down.
+    let plain = dir.path().join("plain.csv");
+    let st = tune_cmd(&s, &plain).env("GEMMTUNE_CPU_TEST_ABORT", "1").status().unwrap();
+    assert!(!st.success() && st.code().is_none(), "killed by a signal: {st:?}");
+    // With --isolate the supervisor restarts the worker, skipping the culprit.
+    let out = dir.path().join("t.csv");
+    let o = tune_cmd(&s, &out).env("GEMMTUNE_CPU_TEST_ABORT", "1").arg("--isolate").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("restarting without cpu:test:abort"), "{err}");
+    let t = Table::load(&out).unwrap();
+    assert_eq!(t.rows.len(), 3);
+    assert!(t.rows.iter().all(|r| r.kernel.as_str() != "cpu:test:abort"));
+}

@@ -40,7 +40,7 @@ pub(crate) use with_backend;
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Tune(a) if !a.devices.is_empty() => tune::run_devices(&a),
+        Command::Tune(a) if !a.devices.is_empty() || a.isolate => tune::run_devices(&a),
         Command::Tune(a) => with_backend!(a.backend, a.device, b => tune::run(b, &a)),
         Command::Table(t) => table::run(t),
         Command::Bench(a) => with_backend!(a.backend, b => bench::run(b, &a)),

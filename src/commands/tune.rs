@@ -78,6 +78,7 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
 
     let cfg = TuneConfig {
         allow_tf32: a.allow_tf32,
+        exclude: a.exclude.iter().map(|e| crate::backend::KernelId::new(e.clone())).collect(),
         budget: Duration::from_millis(a.budget_ms.max(1)),
         seed: a.seed.unwrap_or_else(|| TuneConfig::default().seed),
         ..TuneConfig::default()
@@ -99,7 +100,8 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         }
         let share = problems.iter().position(|q| q == p).map_or(1.0, |j| shares[j]);
         progress.set_message(format!("{p} (share covered after it: {:.1}%)", 100.0 * share));
-        match tune_problem(&b, p, &cfg, &mut progress) {
+        let mut obs = Inflight { inner: &mut progress, path: a.inflight.as_deref() };
+        match tune_problem(&b, p, &cfg, &mut obs) {
             Ok(o) => {
                 candidates += o.candidates.len();
                 // Checkpoint after every shape: a kill loses at most the shape in flight,
@@ -112,6 +114,13 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
                         progress.note(line);
                     }
                 }
+            }
+            Err(e) if is_sticky(&e) => {
+                progress.finish();
+                return Err(Error::ContextLost(format!(
+                    "{p}: the GPU context is lost ({e}); {tuned} shapes were saved in {}; rerun (or use --isolate) to continue",
+                    a.out.display()
+                )));
             }
             Err(e) => {
                 progress.note(format!("warning: {p}: {e}"));
@@ -136,6 +145,39 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         return Err(Error::runtime(format!("{} shapes could not be tuned (see warnings above)", failed.len())));
     }
     Ok(())
+}
+
+/// CUDA errors after which a context can do no more work (the CUDA guide's "sticky" ones).
+fn is_sticky(e: &Error) -> bool {
+    let s = e.to_string();
+    [
+        "CUDA_ERROR_ILLEGAL_ADDRESS",
+        "CUDA_ERROR_INVALID_ADDRESS_SPACE",
+        "CUDA_ERROR_LAUNCH_FAILED",
+        "CUDA_ERROR_MISALIGNED_ADDRESS",
+        "CUDA_ERROR_ILLEGAL_INSTRUCTION",
+        "CUDA_ERROR_HARDWARE_STACK_ERROR",
+        "CUDA_ERROR_INVALID_PC",
+        "CUDA_ERROR_ECC_UNCORRECTABLE",
+    ]
+    .iter()
+    .any(|k| s.contains(k))
+}
+
+/// Passes progress on and records the candidate about to run (for a supervisor to skip
+/// it if this process dies).
+struct Inflight<'a> {
+    inner: &'a mut Progress,
+    path: Option<&'a std::path::Path>,
+}
+
+impl crate::tune::Observer for Inflight<'_> {
+    fn candidate(&mut self, p: &Problem, stage: &str, id: &crate::backend::KernelId) {
+        if let Some(path) = self.path {
+            let _ = std::fs::write(path, id.as_str());
+        }
+        self.inner.candidate(p, stage, id);
+    }
 }
 
 fn shape_line(i: usize, n: usize, o: &Outcome) -> String {
@@ -220,44 +262,57 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
             .map(|d| d.parse::<usize>().map_err(|_| Error::input(format!("--devices: '{d}' is not a device ordinal"))))
             .collect::<Result<_>>()?
     };
+    let devices = if devices.is_empty() { vec![a.device] } else { devices };
     let n = devices.len();
     let exe = std::env::current_exe().map_err(|e| Error::runtime(format!("cannot find own executable: {e}")))?;
     let backend = format!("{:?}", a.backend).to_lowercase();
     let start = Instant::now();
-    let mut children = Vec::new();
-    for (i, d) in devices.iter().enumerate() {
-        let mut c = std::process::Command::new(&exe);
-        c.arg("tune").arg("--shapes").arg(&a.shapes).arg("--out").arg(&a.out);
-        c.args(["--backend", &backend, "--device", &d.to_string(), "--shard", &format!("{i}/{n}")]);
-        c.args(["--budget-ms", &a.budget_ms.to_string(), "-q"]);
-        if let Some(dt) = &a.dtype {
-            c.args(["--dtype", dt]);
+    // One supervisor thread per worker: restart a worker that died or lost its GPU
+    // context, excluding the candidate that was in flight.
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for (i, d) in devices.iter().copied().enumerate() {
+            let (exe, backend, failed) = (&exe, &backend, &failed);
+            scope.spawn(move || {
+                let inflight = a.out.with_file_name(format!(
+                    ".{}.worker{i}.inflight",
+                    a.out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+                ));
+                let mut exclude: Vec<String> = a.exclude.clone();
+                for attempt in 0..=3 {
+                    let _ = std::fs::remove_file(&inflight);
+                    // --force only on the first attempt: a restart resumes.
+                    let mut c = worker_command(exe, backend, a, d, i, n, &exclude, a.force && attempt == 0);
+                    c.arg("--inflight").arg(&inflight);
+                    let status = match c.status() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            eprintln!("worker {i}: cannot start: {e}");
+                            break;
+                        }
+                    };
+                    if !a.quiet {
+                        eprintln!("worker {i} (device {d}, shard {i}/{n}): {status}");
+                    }
+                    if status.success() {
+                        let _ = std::fs::remove_file(&inflight);
+                        return;
+                    }
+                    // Died (a signal) or lost its context (75): skip the kernel in flight.
+                    let crashed = status.code().is_none() || status.code() == Some(75);
+                    let culprit = std::fs::read_to_string(&inflight).unwrap_or_default();
+                    if !crashed || culprit.is_empty() || attempt == 3 {
+                        break;
+                    }
+                    eprintln!("worker {i}: restarting without {culprit} (in flight when it died)");
+                    exclude.push(culprit);
+                }
+                let _ = std::fs::remove_file(&inflight);
+                failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
         }
-        if let Some(s) = a.seed {
-            c.args(["--seed", &s.to_string()]);
-        }
-        if let Some(t) = a.top_share {
-            c.args(["--top-share", &t.to_string()]);
-        }
-        if a.force {
-            c.arg("--force");
-        }
-        if a.allow_tf32 {
-            c.arg("--allow-tf32");
-        }
-        let child = c.spawn().map_err(|e| Error::runtime(format!("cannot start worker {i}: {e}")))?;
-        children.push((i, *d, child));
-    }
-    let mut failed = 0;
-    for (i, d, mut child) in children {
-        let status = child.wait().map_err(|e| Error::runtime(format!("worker {i}: {e}")))?;
-        if !a.quiet {
-            eprintln!("worker {i} (device {d}, shard {i}/{n}): {status}");
-        }
-        if !status.success() {
-            failed += 1;
-        }
-    }
+    });
+    let failed = failed.into_inner();
     let t = Table::load(&a.out)?;
     if !a.quiet {
         eprintln!("{n} workers finished in {:.1} s; {} rows in {}", start.elapsed().as_secs_f64(), t.rows.len(), a.out.display());
@@ -266,4 +321,41 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
         return Err(Error::runtime(format!("{failed} of {n} workers failed")));
     }
     Ok(())
+}
+
+/// The command line of worker `i` of `n` on device `d`.
+#[allow(clippy::too_many_arguments)]
+fn worker_command(
+    exe: &std::path::Path,
+    backend: &str,
+    a: &TuneArgs,
+    d: usize,
+    i: usize,
+    n: usize,
+    exclude: &[String],
+    force: bool,
+) -> std::process::Command {
+    let mut c = std::process::Command::new(exe);
+    c.arg("tune").arg("--shapes").arg(&a.shapes).arg("--out").arg(&a.out);
+    c.args(["--backend", backend, "--device", &d.to_string(), "--shard", &format!("{i}/{n}")]);
+    c.args(["--budget-ms", &a.budget_ms.to_string(), "-q"]);
+    if let Some(dt) = &a.dtype {
+        c.args(["--dtype", dt]);
+    }
+    if let Some(s) = a.seed {
+        c.args(["--seed", &s.to_string()]);
+    }
+    if let Some(t) = a.top_share {
+        c.args(["--top-share", &t.to_string()]);
+    }
+    if force {
+        c.arg("--force");
+    }
+    if a.allow_tf32 {
+        c.arg("--allow-tf32");
+    }
+    for e in exclude {
+        c.args(["--exclude", e]);
+    }
+    c
 }

@@ -43,6 +43,8 @@ pub struct TuneConfig {
     pub confirm_draws: usize,
     /// f32 problems may use TF32 math (validated against a looser bound).
     pub allow_tf32: bool,
+    /// Kernel ids never run (e.g. one that crashed a worker before).
+    pub exclude: Vec<KernelId>,
 }
 
 impl Default for TuneConfig {
@@ -59,6 +61,7 @@ impl Default for TuneConfig {
             draws: 4,
             confirm_draws: 3,
             allow_tf32: false,
+            exclude: Vec::new(),
         }
     }
 }
@@ -173,6 +176,11 @@ fn decide<B: Backend>(
     // 1. Resolve, then validate on rotating fresh draws (see validate.rs).
     let mut kernels: Vec<Option<B::Kernel>> = Vec::with_capacity(results.len());
     for r in results.iter_mut() {
+        if cfg.exclude.contains(&r.id) {
+            r.rejected = Some("excluded: it crashed a tuning worker earlier".into());
+            kernels.push(None);
+            continue;
+        }
         match b.resolve(p, &r.id) {
             Ok(k) => kernels.push(Some(k)),
             Err(e) => {

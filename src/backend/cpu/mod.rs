@@ -193,6 +193,9 @@ impl Backend for CpuBackend {
         if self.test_kernels {
             ks.extend(TestKernel::ALL.iter().map(|&t| CpuKernel::Test(t)));
         }
+        if std::env::var("GEMMTUNE_CPU_TEST_ABORT").is_ok_and(|v| v == "1") {
+            ks.push(CpuKernel::Test(TestKernel::Abort));
+        }
         // Put the default first, as every backend does.
         let default = self.default_kernel(p);
         ks.sort_by_key(|k| k.id() != default);
@@ -220,6 +223,7 @@ impl Backend for CpuBackend {
                     )));
                 }
             }
+            CpuKernel::Test(TestKernel::Abort) if std::env::var("GEMMTUNE_CPU_TEST_ABORT").is_ok_and(|v| v == "1") => {}
             CpuKernel::Test(_) if !self.test_kernels => {
                 return Err(Error::runtime(format!("{id}: test kernels are not enabled")));
             }

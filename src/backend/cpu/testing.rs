@@ -20,6 +20,9 @@ pub enum TestKernel {
     Panic,
     /// The default kernel under another name: ties with the default.
     Alias,
+    /// Kills the process (like a sticky GPU error or a segfault would); offered only with
+    /// `GEMMTUNE_CPU_TEST_ABORT=1`, to test worker isolation.
+    Abort,
 }
 
 impl TestKernel {
@@ -40,11 +43,12 @@ impl TestKernel {
             TestKernel::Partial => "partial",
             TestKernel::Panic => "panic",
             TestKernel::Alias => "alias",
+            TestKernel::Abort => "abort",
         }
     }
 
     pub fn parse(s: &str) -> Option<TestKernel> {
-        TestKernel::ALL.into_iter().find(|t| t.name() == s)
+        TestKernel::ALL.into_iter().chain([TestKernel::Abort]).find(|t| t.name() == s)
     }
 
     pub fn run(self, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor, threads: usize) {
@@ -90,6 +94,7 @@ impl TestKernel {
             }
             TestKernel::Panic => panic!("test kernel panicked on purpose"),
             TestKernel::Alias => libs::gemm_crate(p, x, w, y, threads),
+            TestKernel::Abort => std::process::abort(),
         }
     }
 }

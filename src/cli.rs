@@ -236,6 +236,10 @@ pub struct TuneArgs {
     /// context, skipping the kernel in flight at the time (same as `--devices <device>`).
     #[arg(long)]
     pub isolate: bool,
+    /// With --isolate/--devices: a worker whose candidate in flight makes no progress for
+    /// this many seconds is killed and restarted without that candidate.
+    #[arg(long, default_value_t = 120)]
+    pub hang_timeout: u64,
     /// Never run this kernel id (repeatable).
     #[arg(long)]
     pub exclude: Vec<String>,

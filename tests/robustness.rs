@@ -130,3 +130,20 @@ fn a_worker_killed_by_a_kernel_is_restarted_without_that_kernel() {
     assert_eq!(t.rows.len(), 3);
     assert!(t.rows.iter().all(|r| r.kernel.as_str() != "cpu:test:abort"));
 }
+
+#[test]
+fn a_hung_kernel_is_killed_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s.csv");
+    shapes(&s, &[1, 2], 40);
+    let out = dir.path().join("t.csv");
+    let o = tune_cmd(&s, &out)
+        .env("GEMMTUNE_CPU_TEST_HANG", "1")
+        .args(["--isolate", "--hang-timeout", "3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("no progress for 3 s: killed") && err.contains("restarting without cpu:test:hang"), "{err}");
+    assert_eq!(Table::load(&out).unwrap().rows.len(), 2);
+}

@@ -284,8 +284,13 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
                     // --force only on the first attempt: a restart resumes.
                     let mut c = worker_command(exe, backend, a, d, i, n, &exclude, a.force && attempt == 0);
                     c.arg("--inflight").arg(&inflight);
-                    let status = match c.status() {
-                        Ok(s) => s,
+                    let status = match supervise(c, &inflight, Duration::from_secs(a.hang_timeout.max(1))) {
+                        Ok((s, hung)) => {
+                            if hung {
+                                eprintln!("worker {i}: no progress for {} s: killed", a.hang_timeout);
+                            }
+                            s
+                        }
                         Err(e) => {
                             eprintln!("worker {i}: cannot start: {e}");
                             break;
@@ -358,4 +363,28 @@ fn worker_command(
         c.args(["--exclude", e]);
     }
     c
+}
+
+/// Runs a worker; kills it when the candidate it is running (the in-flight file) has not
+/// changed for `timeout`. Returns its exit status and whether it was killed as hung.
+fn supervise(
+    mut c: std::process::Command,
+    inflight: &std::path::Path,
+    timeout: Duration,
+) -> std::io::Result<(std::process::ExitStatus, bool)> {
+    let mut child = c.spawn()?;
+    let mut last = (String::new(), Instant::now());
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, false));
+        }
+        let now = std::fs::read_to_string(inflight).unwrap_or_default();
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if !last.0.is_empty() && last.1.elapsed() > timeout {
+            child.kill()?;
+            return Ok((child.wait()?, true));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -193,8 +193,10 @@ impl Backend for CpuBackend {
         if self.test_kernels {
             ks.extend(TestKernel::ALL.iter().map(|&t| CpuKernel::Test(t)));
         }
-        if std::env::var("GEMMTUNE_CPU_TEST_ABORT").is_ok_and(|v| v == "1") {
-            ks.push(CpuKernel::Test(TestKernel::Abort));
+        for (var, k) in [("GEMMTUNE_CPU_TEST_ABORT", TestKernel::Abort), ("GEMMTUNE_CPU_TEST_HANG", TestKernel::Hang)] {
+            if std::env::var(var).is_ok_and(|v| v == "1") {
+                ks.push(CpuKernel::Test(k));
+            }
         }
         // Put the default first, as every backend does.
         let default = self.default_kernel(p);
@@ -224,6 +226,7 @@ impl Backend for CpuBackend {
                 }
             }
             CpuKernel::Test(TestKernel::Abort) if std::env::var("GEMMTUNE_CPU_TEST_ABORT").is_ok_and(|v| v == "1") => {}
+            CpuKernel::Test(TestKernel::Hang) if std::env::var("GEMMTUNE_CPU_TEST_HANG").is_ok_and(|v| v == "1") => {}
             CpuKernel::Test(_) if !self.test_kernels => {
                 return Err(Error::runtime(format!("{id}: test kernels are not enabled")));
             }

@@ -23,6 +23,8 @@ pub enum TestKernel {
     /// Kills the process (like a sticky GPU error or a segfault would); offered only with
     /// `GEMMTUNE_CPU_TEST_ABORT=1`, to test worker isolation.
     Abort,
+    /// Never returns (a hung kernel); offered only with `GEMMTUNE_CPU_TEST_HANG=1`.
+    Hang,
 }
 
 impl TestKernel {
@@ -44,11 +46,12 @@ impl TestKernel {
             TestKernel::Panic => "panic",
             TestKernel::Alias => "alias",
             TestKernel::Abort => "abort",
+            TestKernel::Hang => "hang",
         }
     }
 
     pub fn parse(s: &str) -> Option<TestKernel> {
-        TestKernel::ALL.into_iter().chain([TestKernel::Abort]).find(|t| t.name() == s)
+        TestKernel::ALL.into_iter().chain([TestKernel::Abort, TestKernel::Hang]).find(|t| t.name() == s)
     }
 
     pub fn run(self, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor, threads: usize) {
@@ -95,6 +98,9 @@ impl TestKernel {
             TestKernel::Panic => panic!("test kernel panicked on purpose"),
             TestKernel::Alias => libs::gemm_crate(p, x, w, y, threads),
             TestKernel::Abort => std::process::abort(),
+            TestKernel::Hang => loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            },
         }
     }
 }

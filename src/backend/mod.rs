@@ -153,6 +153,12 @@ pub trait Backend: Send + Sync {
     fn fill_random(&self, buf: &mut Self::Buffer, seed: u64) -> Result<()>;
     /// Fills with NaN, so that any element a kernel fails to write is caught.
     fn fill_nan(&self, buf: &mut Self::Buffer) -> Result<()>;
+    /// Whether the guard region behind a buffer made by `alloc` (set by `fill_nan`) is
+    /// still untouched: a kernel that wrote past the end of its output changed it.
+    fn guard_intact(&self, _buf: &Self::Buffer) -> Result<bool> {
+        Ok(true)
+    }
+
     /// Copies the whole buffer to the host as f32.
     fn download(&self, buf: &Self::Buffer) -> Result<Vec<f32>>;
 

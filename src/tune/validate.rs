@@ -65,11 +65,14 @@ impl Draw {
         ops: &mut Operands<B::Buffer>,
         tol: f64,
     ) -> Result<f64, String> {
-        let seen = guarded(|| {
+        let (seen, guard_ok) = guarded(|| {
             b.fill_nan(&mut ops.y)?;
             b.run(k, p, &ops.x, &ops.w, &mut ops.y)?;
-            b.inspect(&ops.y, &self.indices)
+            Ok((b.inspect(&ops.y, &self.indices)?, b.guard_intact(&ops.y)?))
         })?;
+        if !guard_ok {
+            return Err("wrote past the end of its output (the guard region changed)".into());
+        }
         self.judge(p, &seen, tol)
     }
 

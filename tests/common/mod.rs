@@ -53,6 +53,9 @@ impl Backend for Restricted {
     fn download(&self, b: &HostTensor) -> Result<Vec<f32>> {
         self.inner.download(b)
     }
+    fn guard_intact(&self, b: &HostTensor) -> Result<bool> {
+        self.inner.guard_intact(b)
+    }
     fn run(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) -> Result<()> {
         self.inner.run(k, p, x, w, y)
     }

@@ -236,7 +236,11 @@ impl Backend for CpuBackend {
     }
 
     fn alloc(&self, dtype: DType, len: usize) -> Result<HostTensor> {
-        Ok(HostTensor::zeros(dtype, len))
+        Ok(HostTensor::zeros_guarded(dtype, len))
+    }
+
+    fn guard_intact(&self, buf: &HostTensor) -> Result<bool> {
+        Ok(buf.guard_intact())
     }
 
     fn fill_random(&self, buf: &mut HostTensor, seed: u64) -> Result<()> {

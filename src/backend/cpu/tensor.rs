@@ -6,6 +6,12 @@ use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
+/// Guard elements behind a guarded tensor, and the sentinel bit patterns (quiet NaNs no
+/// arithmetic produces by accident).
+pub const GUARD: usize = 64;
+const SENTINEL32: u32 = 0x7fc0_dead;
+const SENTINEL16: u16 = 0x7fd3;
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum HostTensor {
     F32(Vec<f32>),
@@ -14,6 +20,42 @@ pub enum HostTensor {
 }
 
 impl HostTensor {
+    /// Zeros with a guard region of `GUARD` elements of spare capacity behind them, holding
+    /// a sentinel that `guard_intact` checks (the tuner's buffers).
+    pub fn zeros_guarded(dtype: DType, len: usize) -> HostTensor {
+        fn make<T: Copy>(len: usize, zero: T, sentinel: T) -> Vec<T> {
+            let mut v = Vec::with_capacity(len + GUARD);
+            v.resize(len + GUARD, sentinel);
+            v.truncate(len); // the sentinels stay in the spare capacity
+            v.fill(zero);
+            v
+        }
+        match dtype {
+            DType::F32 => HostTensor::F32(make(len, 0.0, f32::from_bits(SENTINEL32))),
+            DType::F16 => HostTensor::F16(make(len, f16::ZERO, f16::from_bits(SENTINEL16))),
+            DType::BF16 => HostTensor::BF16(make(len, bf16::ZERO, bf16::from_bits(SENTINEL16))),
+        }
+    }
+
+    /// Whether the guard region (if any) still holds the sentinel everywhere.
+    pub fn guard_intact(&self) -> bool {
+        fn check<T: Copy>(v: &[T], cap: usize, ok: impl Fn(T) -> bool) -> bool {
+            let spare = cap - v.len();
+            if spare < GUARD {
+                return true; // not a guarded tensor
+            }
+            // SAFETY: the GUARD elements after len were initialized by zeros_guarded and
+            // lie within the allocation.
+            let g = unsafe { std::slice::from_raw_parts(v.as_ptr().add(v.len()), GUARD) };
+            g.iter().all(|&x| ok(x))
+        }
+        match self {
+            HostTensor::F32(v) => check(v, v.capacity(), |x: f32| x.to_bits() == SENTINEL32),
+            HostTensor::F16(v) => check(v, v.capacity(), |x: f16| x.to_bits() == SENTINEL16),
+            HostTensor::BF16(v) => check(v, v.capacity(), |x: bf16| x.to_bits() == SENTINEL16),
+        }
+    }
+
     pub fn zeros(dtype: DType, len: usize) -> HostTensor {
         match dtype {
             DType::F32 => HostTensor::F32(vec![0.0; len]),
@@ -101,11 +143,28 @@ impl HostTensor {
         }
     }
 
+    /// Fills with NaN and re-arms the guard region (if any) with its sentinel.
     pub fn fill_nan(&mut self) {
+        fn rearm<T: Copy>(v: &mut Vec<T>, sentinel: T) {
+            if v.capacity() - v.len() >= GUARD {
+                for x in v.spare_capacity_mut().iter_mut().take(GUARD) {
+                    x.write(sentinel);
+                }
+            }
+        }
         match self {
-            HostTensor::F32(v) => v.fill(f32::NAN),
-            HostTensor::F16(v) => v.fill(f16::NAN),
-            HostTensor::BF16(v) => v.fill(bf16::NAN),
+            HostTensor::F32(v) => {
+                v.fill(f32::NAN);
+                rearm(v, f32::from_bits(SENTINEL32));
+            }
+            HostTensor::F16(v) => {
+                v.fill(f16::NAN);
+                rearm(v, f16::from_bits(SENTINEL16));
+            }
+            HostTensor::BF16(v) => {
+                v.fill(bf16::NAN);
+                rearm(v, bf16::from_bits(SENTINEL16));
+            }
         }
     }
 }

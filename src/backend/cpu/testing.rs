@@ -20,6 +20,8 @@ pub enum TestKernel {
     Panic,
     /// The default kernel under another name: ties with the default.
     Alias,
+    /// Right results, plus one element written just past the end of Y.
+    Oob,
     /// Kills the process (like a sticky GPU error or a segfault would); offered only with
     /// `GEMMTUNE_CPU_TEST_ABORT=1`, to test worker isolation.
     Abort,
@@ -28,13 +30,14 @@ pub enum TestKernel {
 }
 
 impl TestKernel {
-    pub const ALL: [TestKernel; 6] = [
+    pub const ALL: [TestKernel; 7] = [
         TestKernel::Slow,
         TestKernel::Wrong,
         TestKernel::Nan,
         TestKernel::Partial,
         TestKernel::Panic,
         TestKernel::Alias,
+        TestKernel::Oob,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +48,7 @@ impl TestKernel {
             TestKernel::Partial => "partial",
             TestKernel::Panic => "panic",
             TestKernel::Alias => "alias",
+            TestKernel::Oob => "oob",
             TestKernel::Abort => "abort",
             TestKernel::Hang => "hang",
         }
@@ -97,6 +101,17 @@ impl TestKernel {
             }
             TestKernel::Panic => panic!("test kernel panicked on purpose"),
             TestKernel::Alias => libs::gemm_crate(p, x, w, y, threads),
+            TestKernel::Oob => {
+                libs::gemm_crate(p, x, w, y, threads);
+                // One element past the end, into the guard region when there is one (a
+                // tensor without spare capacity is left alone: no real out-of-bounds write).
+                if let HostTensor::F32(v) = y {
+                    if v.capacity() > v.len() {
+                        // SAFETY: within the allocation's capacity.
+                        unsafe { *v.as_mut_ptr().add(v.len()) = 1.0 };
+                    }
+                }
+            }
             TestKernel::Abort => std::process::abort(),
             TestKernel::Hang => loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));

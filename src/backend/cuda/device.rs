@@ -29,6 +29,9 @@ pub fn missing_libraries() -> Vec<&'static str> {
     missing
 }
 
+/// Guard bytes allocated behind every device buffer.
+pub const GUARD_BYTES: usize = 256;
+
 pub fn drv(e: dr::DriverError) -> Error {
     Error::runtime(format!("CUDA driver: {e:?}"))
 }
@@ -95,14 +98,30 @@ impl Gpu {
         self.stream.synchronize().map_err(drv)
     }
 
+    /// `len` elements plus `GUARD_BYTES` of guard behind them (see `guard_intact`).
     pub fn alloc(&self, dtype: DType, len: usize) -> Result<DevBuf> {
         let bytes = (len.max(1)) * dtype.bytes() as usize;
         self.bind()?;
         // SAFETY: a plain device allocation, freed in DevBuf::drop.
-        let ptr = unsafe { dr::malloc_sync(bytes) }.map_err(|e| {
+        let ptr = unsafe { dr::malloc_sync(bytes + GUARD_BYTES) }.map_err(|e| {
             Error::runtime(format!("cannot allocate {bytes} bytes on the GPU: {e:?}"))
         })?;
         Ok(DevBuf { ptr, len, dtype, bytes, ctx: self.ctx.clone() })
+    }
+
+    /// Whether the guard bytes behind `b` still hold 0xFF (set by `memset_with_guard`).
+    pub fn guard_intact(&self, b: &DevBuf) -> Result<bool> {
+        self.sync()?;
+        let mut g = vec![0u8; GUARD_BYTES];
+        // SAFETY: the guard lies within the allocation (alloc added it).
+        unsafe { dr::memcpy_dtoh_sync(&mut g, b.ptr + b.bytes as u64) }.map_err(drv)?;
+        Ok(g.iter().all(|&x| x == 0xff))
+    }
+
+    /// Fills the buffer and its guard with `byte`.
+    pub fn memset_with_guard(&self, dst: &DevBuf, byte: u8) -> Result<()> {
+        // SAFETY: within the allocation, guard included.
+        unsafe { dr::memset_d8_async(dst.ptr, byte, dst.bytes + GUARD_BYTES, self.cu_stream()) }.map_err(drv)
     }
 
     /// Raw bytes of a buffer allocated for anything (workspace, scratch).

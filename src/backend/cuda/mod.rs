@@ -333,7 +333,7 @@ impl Backend for CudaBackend {
 
     fn fill_nan(&self, buf: &mut DevBuf) -> Result<()> {
         self.gpu.bind()?;
-        self.gpu.memset(buf, 0xff) // all-ones is NaN in f32, f16 and bf16
+        self.gpu.memset_with_guard(buf, 0xff) // all-ones is NaN in f32, f16 and bf16
     }
 
     fn download(&self, buf: &DevBuf) -> Result<Vec<f32>> {
@@ -342,6 +342,11 @@ impl Backend for CudaBackend {
             DType::F16 => self.gpu.download_raw::<u16>(buf, buf.len)?.into_iter().map(|b| f16::from_bits(b).to_f32()).collect(),
             DType::BF16 => self.gpu.download_raw::<u16>(buf, buf.len)?.into_iter().map(|b| bf16::from_bits(b).to_f32()).collect(),
         })
+    }
+
+    fn guard_intact(&self, buf: &DevBuf) -> Result<bool> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.gpu.guard_intact(buf)
     }
 
     fn inspect(&self, y: &DevBuf, indices: &[usize]) -> Result<Inspection> {

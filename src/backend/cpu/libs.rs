@@ -12,38 +12,32 @@ use rayon::prelude::*;
 /// rhs = W^T `[K,N]` given by strides.
 pub fn gemm_crate(p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor, threads: usize) {
     let par = if threads <= 1 { Parallelism::None } else { Parallelism::Rayon(threads) };
-    let (xs, ws) = (p.x_strides(), p.w_strides());
     match (x, w, y) {
         (HostTensor::F16(xv), HostTensor::F16(wv), HostTensor::F16(yv)) => {
-            for b in 0..p.batch {
-                // SAFETY: every stride and extent below stays inside the operand of batch
-                // item `b`, whose lengths Problem guarantees.
-                unsafe {
-                    gemm::gemm(
-                        p.m, p.n, p.k,
-                        yv[b * p.m * p.n..].as_mut_ptr(), 1, p.n as isize, false,
-                        xv[b * p.m * p.k..].as_ptr(), xs.col as isize, xs.row as isize,
-                        wv[b * p.n * p.k..].as_ptr(), ws.row as isize, ws.col as isize,
-                        half::f16::ZERO, half::f16::ONE, false, false, false, par,
-                    )
-                }
-            }
+            gemm_typed(p, xv, wv, yv, half::f16::ZERO, half::f16::ONE, par)
         }
         (x, w, y) => {
             // f32 natively; bf16 converted to f32 and back (the crate has no bf16).
             let (xf, wf) = (x.as_f32(), w.as_f32());
-            y.write_f32(|yf| for b in 0..p.batch {
-                // SAFETY: as above, on f32 views of the same shapes.
-                unsafe {
-                    gemm::gemm(
-                        p.m, p.n, p.k,
-                        yf[b * p.m * p.n..].as_mut_ptr(), 1, p.n as isize, false,
-                        xf[b * p.m * p.k..].as_ptr(), xs.col as isize, xs.row as isize,
-                        wf[b * p.n * p.k..].as_ptr(), ws.row as isize, ws.col as isize,
-                        0.0f32, 1.0f32, false, false, false, par,
-                    )
-                }
-            });
+            y.write_f32(|yf| gemm_typed(p, &xf, &wf, yf, 0.0f32, 1.0f32, par));
+        }
+    }
+}
+
+/// One `gemm::gemm` call per batch item, in the element type the crate computes in.
+fn gemm_typed<T: 'static + Copy>(p: &Problem, x: &[T], w: &[T], y: &mut [T], zero: T, one: T, par: Parallelism) {
+    let (xs, ws) = (p.x_strides(), p.w_strides());
+    for b in 0..p.batch {
+        // SAFETY: every stride and extent below stays inside the operand of batch item `b`,
+        // whose lengths Problem guarantees (checked by the backend before running).
+        unsafe {
+            gemm::gemm(
+                p.m, p.n, p.k,
+                y[b * p.m * p.n..].as_mut_ptr(), 1, p.n as isize, false,
+                x[b * p.m * p.k..].as_ptr(), xs.col as isize, xs.row as isize,
+                w[b * p.n * p.k..].as_ptr(), ws.row as isize, ws.col as isize,
+                zero, one, false, false, false, par,
+            )
         }
     }
 }

@@ -17,8 +17,10 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
     let mut entries = shapes.entries.clone();
     entries.sort_by(|x, y| y.weight.total_cmp(&x.weight));
     let total: f64 = entries.iter().map(|e| e.weight).sum();
+    // Unique problems, heaviest first, each with its summed weight; --top-share stops once
+    // the shapes taken cover that share of the total.
     let mut problems: Vec<Problem> = Vec::new();
-    let mut shares: Vec<f64> = Vec::new(); // cumulative share of the weight covered
+    let mut weights: Vec<f64> = Vec::new();
     let mut covered = 0.0;
     for e in &entries {
         if let Some(limit) = a.top_share {
@@ -28,9 +30,12 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         }
         covered += e.weight;
         let p = Problem { dtype: dtype.unwrap_or(e.problem.dtype), ..e.problem };
-        if !problems.contains(&p) {
-            problems.push(p);
-            shares.push(if total > 0.0 { covered / total } else { 1.0 });
+        match problems.iter().position(|q| *q == p) {
+            Some(i) => weights[i] += e.weight,
+            None => {
+                problems.push(p);
+                weights.push(e.weight);
+            }
         }
     }
     if let Some(limit) = a.top_share {
@@ -39,10 +44,23 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
                 "--top-share {limit}: {} of {} shapes make up {:.1}% of the estimated time",
                 problems.len(),
                 entries.len(),
-                100.0 * shares.last().copied().unwrap_or(0.0)
+                if total > 0.0 { 100.0 * covered / total } else { 100.0 }
             );
         }
     }
+    if let Some((k, n)) = a.shard {
+        let (p, w): (Vec<Problem>, Vec<f64>) =
+            problems.into_iter().zip(weights).enumerate().filter(|(i, _)| i % n == k).map(|(_, pw)| pw).unzip();
+        (problems, weights) = (p, w);
+    }
+    // Cumulative share of the total weight covered after each problem (progress display).
+    let shares: Vec<f64> = weights
+        .iter()
+        .scan(0.0, |acc, w| {
+            *acc += w;
+            Some(if total > 0.0 { *acc / total } else { 1.0 })
+        })
+        .collect();
     if problems.is_empty() {
         return Err(Error::input(format!("{}: no shapes to tune", a.shapes.display())));
     }
@@ -54,15 +72,6 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         t.comments.push(format!("tuned by gemmtune {} from {}", env!("CARGO_PKG_VERSION"), a.shapes.display()));
         t
     };
-    if let Some((k, n)) = a.shard {
-        problems = problems.into_iter().enumerate().filter(|(i, _)| i % n == k).map(|(_, p)| p).collect();
-        shares = Vec::new();
-        let mut acc = 0.0;
-        for p in &problems {
-            acc += entries.iter().filter(|e| e.problem.m == p.m && e.problem.n == p.n && e.problem.k == p.k).map(|e| e.weight).sum::<f64>();
-            shares.push(if total > 0.0 { acc / total } else { 1.0 });
-        }
-    }
     let validators = b.identity().validators();
     let (usable, _) = table.check_rows(&b);
     let done: BTreeSet<Problem> = usable.iter().map(|r| r.problem).collect();

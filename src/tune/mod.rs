@@ -125,9 +125,10 @@ pub fn tune_problem<B: Backend>(
     cfg: &TuneConfig,
     obs: &mut dyn Observer,
 ) -> Result<Outcome> {
-    let mut o = decide(b, p, cfg, obs)?;
-    if let Ok(k) = b.resolve(p, &o.winner) {
-        let mut sets = rotating_sets(b, p, cfg)?;
+    // The rotating sets decide() timed with are reused here: no second allocation and fill.
+    let mut sets = Vec::new();
+    let mut o = decide(b, p, cfg, obs, &mut sets)?;
+    if let (Ok(k), false) = (b.resolve(p, &o.winner), sets.is_empty()) {
         let calls = ((b.min_sample().as_secs_f64() / o.winner_time.max(1e-9)).ceil() as usize).clamp(1, 10_000);
         let eager = guarded(|| {
             b.time_eager(&k, p, &mut sets, 1)?; // warm
@@ -147,11 +148,13 @@ pub fn tune_problem<B: Backend>(
     Ok(o)
 }
 
+/// Validates, times and picks; leaves the rotating operand sets it timed with in `sets`.
 fn decide<B: Backend>(
     b: &B,
     p: &Problem,
     cfg: &TuneConfig,
     obs: &mut dyn Observer,
+    sets: &mut Vec<Operands<B::Buffer>>,
 ) -> Result<Outcome> {
     let start = Instant::now();
     let default = b.default_kernel(p);
@@ -213,7 +216,8 @@ fn decide<B: Backend>(
     let default_idx = results.iter().position(|r| r.id == default).expect("default listed");
 
     // 2. Rotating operand sets, then warm-up and calibration of calls per sample.
-    let mut sets = rotating_sets(b, p, cfg)?;
+    *sets = rotating_sets(b, p, cfg)?;
+    let sets = sets.as_mut_slice();
     let mut timings: Vec<Vec<f64>> = vec![Vec::new(); results.len()];
     let mut calls: Vec<usize> = vec![1; results.len()];
     let timing_start = Instant::now();
@@ -222,7 +226,7 @@ fn decide<B: Backend>(
     for i in 0..results.len() {
         let Some(k) = &kernels[i] else { continue };
         obs.candidate(p, "warming up", &results[i].id);
-        match guarded(|| b.time(k, p, &mut sets, 1)) {
+        match guarded(|| b.time(k, p, sets, 1)) {
             Ok(t) => {
                 warm[i] = t;
                 calls[i] = ((b.min_sample().as_secs_f64() / t.max(1e-9)).ceil() as usize).clamp(1, 100_000);
@@ -249,7 +253,7 @@ fn decide<B: Backend>(
             let k = kernels[i].as_ref().expect("alive kernels are resolved");
             obs.candidate(p, "timing", &results[i].id);
             for _ in 0..per_round {
-                match guarded(|| b.time(k, p, &mut sets, calls[i])) {
+                match guarded(|| b.time(k, p, sets, calls[i])) {
                     Ok(t) => timings[i].push(t),
                     Err(reason) => {
                         results[i].rejected = Some(format!("failed while timing: {reason}"));
@@ -331,7 +335,7 @@ fn decide<B: Backend>(
             let (mut tc, mut td, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
             let ab_start = Instant::now();
             for pair in 0..31 {
-                let mut one = |k: &B::Kernel| guarded(|| b.time(k, p, &mut sets, calls_ab));
+                let mut one = |k: &B::Kernel| guarded(|| b.time(k, p, sets, calls_ab));
                 let (a, d) = if pair % 2 == 0 {
                     let a = one(kc);
                     (a, one(kd))
@@ -362,12 +366,13 @@ fn decide<B: Backend>(
                 // Before a kernel replaces the default, check it again on fresh draws: some
                 // library configurations are wrong only now and then (a race), and one
                 // lucky validation must not let them into a table.
-                drop(sets);
-                let mut ops = alloc_operands(b, p)?;
+                // The first timing set serves as operands: it is refilled for every draw.
+                let ops = &mut sets[0];
                 for extra in 0..cfg.confirm_draws {
                     let draw = validate::Draw::new(p, derive_seed(cfg.seed ^ 0xC0FF_EE00, extra as u64));
                     obs.candidate(p, "re-validating", &results[c].id);
-                    let verdict = guarded(|| draw.fill(b, &mut ops)).and_then(|_| draw.check_run(b, kc, p, &mut ops, validate::tolerance(p, cfg.allow_tf32)));
+                    let verdict = guarded(|| draw.fill(b, ops))
+                        .and_then(|_| draw.check_run(b, kc, p, ops, validate::tolerance(p, cfg.allow_tf32)));
                     if let Err(why) = verdict {
                         results[c].rejected = Some(format!("failed re-validation: {why}"));
                         let d = format!("default kept: the fastest contender {} failed re-validation ({why})", results[c].id);

@@ -111,10 +111,11 @@ impl Gpu {
 
     /// Whether the guard bytes behind `b` still hold 0xFF (set by `memset_with_guard`).
     pub fn guard_intact(&self, b: &DevBuf) -> Result<bool> {
-        self.sync()?;
         let mut g = vec![0u8; GUARD_BYTES];
-        // SAFETY: the guard lies within the allocation (alloc added it).
-        unsafe { dr::memcpy_dtoh_sync(&mut g, b.ptr + b.bytes as u64) }.map_err(drv)?;
+        // SAFETY: the guard lies within the allocation (alloc added it); `g` outlives the
+        // copy (synchronized below). Stream-ordered for the reason given at `upload`.
+        unsafe { dr::memcpy_dtoh_async(&mut g, b.ptr + b.bytes as u64, self.cu_stream()) }.map_err(drv)?;
+        self.sync()?;
         Ok(g.iter().all(|&x| x == 0xff))
     }
 
@@ -169,19 +170,28 @@ impl Gpu {
         }
     }
 
+    /// Copies `src` into `dst` in order on the backend's stream and waits for it.
+    ///
+    /// Why not `cuMemcpyHtoD`: that copy runs on the legacy default stream, which does not
+    /// order with our non-blocking stream, and from pageable memory it may return before
+    /// the DMA has landed. A kernel queued next on our stream could then read the old
+    /// contents: an intermittent wrong gather of sample indices that made correct kernels
+    /// fail validation (f16 8x4104x1024 on the H100).
     pub fn upload<T: Copy>(&self, dst: &DevBuf, src: &[T]) -> Result<()> {
         assert!(std::mem::size_of_val(src) <= dst.bytes);
         self.bind()?;
-        // SAFETY: dst holds at least the bytes copied; synchronous copy.
-        unsafe { dr::memcpy_htod_sync(dst.ptr, src) }.map_err(drv)
+        // SAFETY: dst holds at least the bytes copied; `src` outlives the copy because
+        // the stream is synchronized before returning.
+        unsafe { dr::memcpy_htod_async(dst.ptr, src, self.cu_stream()) }.map_err(drv)?;
+        self.sync()
     }
 
     pub fn download_raw<T: Copy + Default>(&self, src: &DevBuf, n: usize) -> Result<Vec<T>> {
         assert!(n * std::mem::size_of::<T>() <= src.bytes);
-        self.sync()?;
         let mut v = vec![T::default(); n];
-        // SAFETY: as above.
-        unsafe { dr::memcpy_dtoh_sync(&mut v, src.ptr) }.map_err(drv)?;
+        // SAFETY: as above; stream-ordered after everything queued before.
+        unsafe { dr::memcpy_dtoh_async(&mut v, src.ptr, self.cu_stream()) }.map_err(drv)?;
+        self.sync()?;
         Ok(v)
     }
 

@@ -92,14 +92,11 @@ fn gpu_every_candidate_is_correct_on_awkward_shapes() {
                 }
             }
         }
-        // Our kernels must always be right. Library configurations that cuBLASLt accepts
-        // (AlgoCheck) are sometimes wrong (seen on odd N, intermittently): the tuner must
-        // reject them, which the next test checks; here they are only reported.
+        // Every candidate must be right: our kernels, and every configuration cuBLASLt
+        // accepts (AlgoCheck). Failures seen here once were a race in our own harness.
         assert!(own_wrong.is_empty(), "{p}: own kernels wrong:\n{}", own_wrong.join("\n"));
-        eprintln!("{p}: {} candidates ({own} own), {} library configurations wrong", cands.len(), lib_wrong.len());
-        for l in lib_wrong.iter().take(5) {
-            eprintln!("    {}", &l[..l.len().min(160)]);
-        }
+        assert!(lib_wrong.is_empty(), "{p}: library configurations wrong:\n{}", lib_wrong.join("\n"));
+        eprintln!("{p}: {} candidates ({own} own), all correct on 2 draws", cands.len());
     }
 }
 

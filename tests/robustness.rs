@@ -57,7 +57,7 @@ fn ctrl_c_keeps_what_is_finished_and_says_how_to_resume() {
     let dir = tempfile::tempdir().unwrap();
     let (s, out) = (dir.path().join("s.csv"), dir.path().join("t.csv"));
     shapes(&s, &(1..=30).collect::<Vec<_>>(), 64);
-    let mut child = tune_cmd(&s, &out).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = tune_cmd(&s, &out).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let t = Instant::now();
     while !out.exists() && t.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(20));

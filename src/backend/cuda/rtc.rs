@@ -16,6 +16,7 @@ pub const COMMON: &str = include_str!("../../../kernels/common.cuh");
 pub const UTIL: &str = include_str!("../../../kernels/util.cu");
 pub const GEMV: &str = include_str!("../../../kernels/gemv.cu");
 pub const MMA: &str = include_str!("../../../kernels/mma.cu");
+pub const LLAMA: &str = include_str!("../../../kernels/llama.cu");
 
 /// Splices the shared header into a kernel source (NVRTC gets no include path).
 pub fn assemble(source: &str, defines: &[(&str, &str)]) -> String {
@@ -289,6 +290,11 @@ mod tests {
         assert!(!s.contains("#include"), "NVRTC has no include path");
         assert!(s.contains("f32_to_bf16") && s.contains("gemv_kernel"));
         assert!(assemble(MMA, &[]).contains("mma.sync.aligned.m16n8k16"));
+        let l = assemble(LLAMA, &[("LL_DTYPE", "0")]);
+        for f in ["embed_rows", "rmsnorm_rows", "rope_store", "attention", "silu_mul", "add_residual", "fill_scaled"] {
+            assert!(l.contains(&format!("__global__ void {f}(")), "{f}");
+        }
+        assert!(!l.contains("#include"));
         let u = assemble(UTIL, &[]);
         for f in ["fill_random_bf16", "nonfinite_f16", "gather_f32"] {
             assert!(u.contains(f), "{f}");

@@ -1,0 +1,156 @@
+// The non-GEMM operations of the Llama forward pass on the GPU (src/model/cuda.rs); every
+// linear layer goes through the tuned dispatcher instead. #include "common.cuh" is spliced
+// in by the host before compilation.
+//
+// Host-defined: LL_DTYPE (0 bf16, 1 f16) — the storage type of weights, activations fed to
+// GEMMs and the KV cache. The residual stream and all reductions stay f32.
+//
+// Per forward call the host uploads one u32 array of row metadata: the token, position and
+// KV-cache slot of every new row, and for every sequence the row of its last new token.
+// Kernels read lengths and positions from it, so a captured decode graph stays valid from
+// one step to the next.
+
+#define DT LL_DTYPE
+// -infinity without math headers (NVRTC gets no include path).
+#define NEG_INF __int_as_float(0xff800000)
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+// Block-wide sum or max; every thread gets the result. `red` holds 32 floats.
+template <bool MAX> __device__ float block_reduce(float v, float* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = MAX ? warp_max(v) : warp_sum(v);
+    __syncthreads();  // `red` may still be read by a previous reduction
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float r = lane < nw ? red[lane] : (MAX ? NEG_INF : 0.f);
+    return MAX ? warp_max(r) : warp_sum(r);
+}
+
+// x[r, :] = embedding row of token r (f32 residual stream).
+extern "C" __global__ void embed_rows(const u32* tok, const u16* table, float* x, int H) {
+    const int r = blockIdx.x;
+    const u16* src = table + (size_t)tok[r] * H;
+    for (int i = threadIdx.x; i < H; i += blockDim.x) x[(size_t)r * H + i] = to_f32<DT>(src[i]);
+}
+
+// out[r, :] = RMSNorm(x[rows[r] or r, :]) * w, stored in the GEMM dtype.
+extern "C" __global__ void rmsnorm_rows(const float* x, const u32* rows, const float* w, u16* out, int H, float eps) {
+    __shared__ float red[32];
+    const int r = blockIdx.x;
+    const float* xr = x + (size_t)(rows ? rows[r] : r) * H;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < H; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = block_reduce<false>(ss, red);
+    const float inv = rsqrtf(ss / H + eps);
+    for (int i = threadIdx.x; i < H; i += blockDim.x) out[(size_t)r * H + i] = from_f32<DT>(xr[i] * inv * w[i]);
+}
+
+// RoPE on the q and k parts of each fused qkv row (adjacent pairs (2i, 2i+1), frequency
+// theta^(-2i/d), angles in double as on the CPU path), then k and v into the row's cache
+// slot at its position. Cache layout per layer: [slot][ctx][kv_heads * d].
+extern "C" __global__ void rope_store(u16* qkv, const u32* pos, const u32* slot, u16* kc, u16* vc, int heads,
+                                      int kvh, int hd, double theta, int ctx) {
+    const int r = blockIdx.x;
+    const int p = pos[r];
+    const int qn = heads * hd, kvn = kvh * hd;
+    u16* row = qkv + (size_t)r * (qn + 2 * kvn);
+    const size_t at = ((size_t)slot[r] * ctx + p) * kvn;
+    const int half = hd / 2;
+    for (int j = threadIdx.x; j < (heads + kvh) * half; j += blockDim.x) {
+        const int head = j / half, i = j % half;
+        double s, c;
+        sincos(p * pow(theta, -2.0 * i / hd), &s, &c);
+        const int e = head * hd + 2 * i;
+        const float a = to_f32<DT>(row[e]), b = to_f32<DT>(row[e + 1]);
+        const u16 ra = from_f32<DT>((float)(a * c - b * s)), rb = from_f32<DT>((float)(a * s + b * c));
+        row[e] = ra;
+        row[e + 1] = rb;
+        if (e >= qn) {
+            kc[at + e - qn] = ra;
+            kc[at + e - qn + 1] = rb;
+        }
+    }
+    for (int j = threadIdx.x; j < kvn; j += blockDim.x) vc[at + j] = row[qn + kvn + j];
+}
+
+// Causal grouped-query attention of row r, head h over positions 0..pos[r] of its slot.
+// Scores live in dynamic shared memory (ctx floats) followed by the partial outputs.
+// Block: a multiple of hd threads (>= 128); head_dim hd <= 256 and a multiple of 32.
+extern "C" __global__ void attention(const u16* qkv, const u32* pos, const u32* slot, const u16* kc, const u16* vc,
+                                     u16* out, int heads, int kvh, int hd, int ctx, float scale) {
+    extern __shared__ float sm[];
+    __shared__ float red[32];
+    const int r = blockIdx.x, h = blockIdx.y;
+    const int len = pos[r] + 1;
+    const int qn = heads * hd, kvn = kvh * hd, g = h / (heads / kvh);
+    const u16* q = qkv + (size_t)r * (qn + 2 * kvn) + h * hd;
+    const u16* kb = kc + (size_t)slot[r] * ctx * kvn + g * hd;
+    const u16* vb = vc + (size_t)slot[r] * ctx * kvn + g * hd;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const int per = hd / 32;
+    float qv[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) qv[e] = e < per ? to_f32<DT>(q[lane + 32 * e]) : 0.f;
+    float mx = NEG_INF;
+    for (int t = warp; t < len; t += nw) {
+        const u16* kt = kb + (size_t)t * kvn;
+        float s = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            if (e < per) s += qv[e] * to_f32<DT>(kt[lane + 32 * e]);
+        s = warp_sum(s) * scale;
+        if (lane == 0) sm[t] = s;
+        mx = fmaxf(mx, s);
+    }
+    mx = block_reduce<true>(mx, red);  // synchronizes: all scores are written
+    float sum = 0.f;
+    for (int t = threadIdx.x; t < len; t += blockDim.x) {
+        const float e = __expf(sm[t] - mx);
+        sm[t] = e;
+        sum += e;
+    }
+    sum = block_reduce<false>(sum, red);
+    // Weighted sum of V: thread (d, grp) sums positions grp, grp + groups, ...
+    const int d = threadIdx.x % hd, grp = threadIdx.x / hd, groups = blockDim.x / hd;
+    float acc = 0.f;
+    for (int t = grp; t < len; t += groups) acc += sm[t] * to_f32<DT>(vb[(size_t)t * kvn + d]);
+    float* part = sm + ctx;
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    if (grp == 0) {
+        for (int i = 1; i < groups; i++) acc += part[i * hd + d];
+        out[(size_t)r * qn + h * hd + d] = from_f32<DT>(acc / sum);
+    }
+}
+
+// a[r, i] = silu(g) * u for the fused gate_up output row [g (I) | u (I)].
+extern "C" __global__ void silu_mul(const u16* gu, u16* a, int I, u64 n) {
+    for (u64 j = blockIdx.x * (u64)blockDim.x + threadIdx.x; j < n; j += (u64)gridDim.x * blockDim.x) {
+        const u64 r = j / I, i = j % I;
+        const float g = to_f32<DT>(gu[r * 2 * I + i]), u = to_f32<DT>(gu[r * 2 * I + I + i]);
+        a[j] = from_f32<DT>(g / (1.f + __expf(-g)) * u);
+    }
+}
+
+// x += y (residual add of a GEMM output).
+extern "C" __global__ void add_residual(float* x, const u16* y, u64 n) {
+    for (u64 j = blockIdx.x * (u64)blockDim.x + threadIdx.x; j < n; j += (u64)gridDim.x * blockDim.x)
+        x[j] += to_f32<DT>(y[j]);
+}
+
+// Random weights for synthetic models: uniform in [-scale, scale) from the same generator
+// as the tuner's operands (never zeros), so decode benchmarks stream real-looking bytes.
+extern "C" __global__ void fill_scaled(u16* p, u64 n, u64 seed, float scale) {
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        p[i] = from_f32<DT>(rand_value(seed, i) * scale);
+    }
+}

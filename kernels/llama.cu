@@ -54,21 +54,24 @@ extern "C" __global__ void rmsnorm_rows(const float* x, const u32* rows, const f
     for (int i = threadIdx.x; i < H; i += blockDim.x) out[(size_t)r * H + i] = from_f32<DT>(xr[i] * inv * w[i]);
 }
 
-// RoPE on the q and k parts of each fused qkv row (adjacent pairs (2i, 2i+1), frequency
-// theta^(-2i/d), angles in double as on the CPU path), then k and v into the row's cache
-// slot at its position. Cache layout per layer: [slot][ctx][kv_heads * d].
+// RoPE on the q and k parts of each fused qkv row (adjacent pairs (2i, 2i+1) rotated by
+// pos * inv_freq[i], inv_freq[i] = theta^(-2i/d) computed on the host in double, angles in
+// double as on the CPU path), then k and v into the row's cache slot at its position.
+// Cache layout per layer: [slot][ctx][kv_heads * d]. Grid (rows, blocks per row): the
+// pairs of one row are spread over several blocks so a single decode row is not serial.
 extern "C" __global__ void rope_store(u16* qkv, const u32* pos, const u32* slot, u16* kc, u16* vc, int heads,
-                                      int kvh, int hd, double theta, int ctx) {
+                                      int kvh, int hd, const double* inv_freq, int ctx) {
     const int r = blockIdx.x;
     const int p = pos[r];
     const int qn = heads * hd, kvn = kvh * hd;
     u16* row = qkv + (size_t)r * (qn + 2 * kvn);
     const size_t at = ((size_t)slot[r] * ctx + p) * kvn;
     const int half = hd / 2;
-    for (int j = threadIdx.x; j < (heads + kvh) * half; j += blockDim.x) {
+    const int first = blockIdx.y * blockDim.x + threadIdx.x, stride = gridDim.y * blockDim.x;
+    for (int j = first; j < (heads + kvh) * half; j += stride) {
         const int head = j / half, i = j % half;
         double s, c;
-        sincos(p * pow(theta, -2.0 * i / hd), &s, &c);
+        sincos(p * inv_freq[i], &s, &c);
         const int e = head * hd + 2 * i;
         const float a = to_f32<DT>(row[e]), b = to_f32<DT>(row[e + 1]);
         const u16 ra = from_f32<DT>((float)(a * c - b * s)), rb = from_f32<DT>((float)(a * s + b * c));
@@ -79,7 +82,7 @@ extern "C" __global__ void rope_store(u16* qkv, const u32* pos, const u32* slot,
             kc[at + e - qn + 1] = rb;
         }
     }
-    for (int j = threadIdx.x; j < kvn; j += blockDim.x) vc[at + j] = row[qn + kvn + j];
+    for (int j = first; j < kvn; j += stride) vc[at + j] = row[qn + kvn + j];
 }
 
 // Causal grouped-query attention of row r, head h over positions 0..pos[r] of its slot.
@@ -138,6 +141,63 @@ extern "C" __global__ void silu_mul(const u16* gu, u16* a, int I, u64 n) {
         const u64 r = j / I, i = j % I;
         const float g = to_f32<DT>(gu[r * 2 * I + i]), u = to_f32<DT>(gu[r * 2 * I + I + i]);
         a[j] = from_f32<DT>(g / (1.f + __expf(-g)) * u);
+    }
+}
+
+// x += y, then out = RMSNorm(x) * w: the residual add of a GEMM output fused with the
+// norm that feeds the next GEMM (one launch instead of two, x read once).
+extern "C" __global__ void add_rmsnorm(float* x, const u16* y, const float* w, u16* out, int H, float eps) {
+    __shared__ float red[32];
+    float* xr = x + (size_t)blockIdx.x * H;
+    const u16* yr = y + (size_t)blockIdx.x * H;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < H; i += blockDim.x) {
+        const float v = xr[i] + to_f32<DT>(yr[i]);
+        xr[i] = v;
+        ss += v * v;
+    }
+    ss = block_reduce<false>(ss, red);
+    const float inv = rsqrtf(ss / H + eps);
+    for (int i = threadIdx.x; i < H; i += blockDim.x) out[(size_t)blockIdx.x * H + i] = from_f32<DT>(xr[i] * inv * w[i]);
+}
+
+// out[r] = the index of row r's largest logit (the first on ties, like torch.argmax; NaN
+// never wins): greedy decoding without copying the logits to the host.
+extern "C" __global__ void argmax_rows(const u16* logits, int V, u32* out) {
+    __shared__ float bv[32];
+    __shared__ int bi[32];
+    const u16* l = logits + (size_t)blockIdx.x * V;
+    float best = NEG_INF;
+    int idx = 0x7fffffff;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        const float v = to_f32<DT>(l[i]);
+        if (v > best) {  // strided ascending: the first maximum of this thread's share
+            best = v;
+            idx = i;
+        }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (ov > best || (ov == best && oi < idx)) {
+            best = ov;
+            idx = oi;
+        }
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) {
+        bv[warp] = best;
+        bi[warp] = idx;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int k = 1; k < nw; k++)
+            if (bv[k] > best || (bv[k] == best && bi[k] < idx)) {
+                best = bv[k];
+                idx = bi[k];
+            }
+        out[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
     }
 }
 

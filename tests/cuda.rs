@@ -345,4 +345,20 @@ mod runtime {
         assert!(rt.new_cache().is_err(), "a fifth sequence exceeds the 4 slots");
         drop(again);
     }
+
+    #[test]
+    #[ignore = "needs an NVIDIA GPU and the SmolLM2 model"]
+    fn gpu_greedy_ids_equal_the_argmax_of_the_logits() {
+        let m = model();
+        let mut rt = gpu_runtime(&m, DType::BF16, true);
+        let p = &prompts()[1];
+        let (mut a, mut b) = (rt.new_cache().unwrap(), rt.new_cache().unwrap());
+        let mut la = rt.forward(&mut [(&mut a, &p[..])]).unwrap().remove(0);
+        let mut ib = rt.forward_greedy(&mut [(&mut b, &p[..])]).unwrap()[0];
+        for step in 0..8 {
+            assert_eq!(argmax(&la) as u32, ib, "step {step}");
+            la = rt.forward(&mut [(&mut a, &[ib])]).unwrap().remove(0);
+            ib = rt.forward_greedy(&mut [(&mut b, &[ib])]).unwrap()[0];
+        }
+    }
 }

@@ -1,9 +1,9 @@
 //! `decode-bench`: the GPU runtime on a model of a config's shapes with random weights,
 //! for models whose weights are not at hand (Llama-3.1-8B in bf16, one 70B TP8 rank).
-//! Reports per batch size: prefill time, decode ms per step (graph-replayed steps, logits
-//! copied to the host each step as sampling needs them), and the decode roofline — the
-//! bytes of every GEMM weight once per step over the device-to-device copy bandwidth
-//! measured in the same run.
+//! Reports per batch size: prefill time, decode ms per step (graph-replayed greedy steps:
+//! the argmax is taken on the device and only token ids are copied back), and the decode
+//! roofline — the bytes of every GEMM weight once per step over the device-to-device copy
+//! bandwidth measured in the same run.
 
 use crate::backend::cuda::CudaBackend;
 use crate::cli::{BackendName, DecodeBenchArgs};
@@ -41,16 +41,14 @@ fn measure(rt: &mut CudaLlama, prompt: &[u32], batch: usize, steps: usize) -> Re
     let t = Instant::now();
     let mut next = Vec::with_capacity(batch);
     for c in caches.iter_mut() {
-        let l = rt.forward(&mut [(c, prompt)])?;
-        next.push(argmax(&l[0]));
+        next.push(rt.forward_greedy(&mut [(c, prompt)])?[0]);
     }
     let prefill = t.elapsed().as_secs_f64() * 1e3;
     rt.set_phase(Phase::Decode);
     let mut step = |rt: &mut CudaLlama, next: &mut Vec<u32>| -> Result<()> {
         let toks: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
         let mut seqs: Vec<(&mut _, &[u32])> = caches.iter_mut().zip(&toks).map(|(c, t)| (c, &t[..])).collect();
-        let logits = rt.forward(&mut seqs)?;
-        *next = logits.iter().map(|l| argmax(l)).collect();
+        *next = rt.forward_greedy(&mut seqs)?;
         Ok(())
     };
     for _ in 0..2 {
@@ -61,10 +59,6 @@ fn measure(rt: &mut CudaLlama, prompt: &[u32], batch: usize, steps: usize) -> Re
         step(rt, &mut next)?;
     }
     Ok((prefill, t.elapsed().as_secs_f64() * 1e3 / steps as f64))
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    v.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0 as u32
 }
 
 pub fn run(a: &DecodeBenchArgs) -> Result<()> {

@@ -68,6 +68,8 @@ struct Kernels {
     attention: CudaFunction,
     silu_mul: CudaFunction,
     add: CudaFunction,
+    add_rmsnorm: CudaFunction,
+    argmax: CudaFunction,
 }
 
 /// Activation buffers sized for `max_rows` new tokens and `slots` sequences.
@@ -83,6 +85,8 @@ struct Act {
     a: DevBuf,
     last: DevBuf,
     logits: DevBuf,
+    /// u32 greedy token of each sequence.
+    next: DevBuf,
 }
 
 struct Graph(CudaGraph);
@@ -110,6 +114,8 @@ struct Model {
     /// None when the output head is tied to the embedding.
     head: Option<DevBuf>,
     out_norm: DevBuf,
+    /// f64 RoPE inverse frequencies theta^(-2i/d), computed on the host like the CPU path.
+    inv_freq: DevBuf,
     free: Arc<Mutex<Vec<usize>>>,
 }
 
@@ -276,7 +282,12 @@ impl CudaLlama {
             a: gpu.alloc(dt, r * i)?,
             last: gpu.alloc(dt, s * h)?,
             logits: gpu.alloc(dt, s * cfg.vocab)?,
+            next: gpu.alloc_bytes(4 * s)?,
         };
+        let inv: Vec<f64> =
+            (0..cfg.head_dim / 2).map(|i| (cfg.rope_theta as f64).powf(-2.0 * i as f64 / cfg.head_dim as f64)).collect();
+        let inv_freq = gpu.alloc_bytes(8 * inv.len())?;
+        gpu.upload(&inv_freq, &inv)?;
         let rtc = d.backend().rtc();
         let f = |name: &str| rtc.function(gpu, &module_name(dt), || source(dt), name);
         let k = Kernels {
@@ -286,6 +297,8 @@ impl CudaLlama {
             attention: f("attention")?,
             silu_mul: f("silu_mul")?,
             add: f("add_residual")?,
+            add_rmsnorm: f("add_rmsnorm")?,
+            argmax: f("argmax_rows")?,
         };
         let smem = attention_smem(&cfg);
         if smem > 48 << 10 {
@@ -296,7 +309,7 @@ impl CudaLlama {
         gpu.sync()?;
         let free = Arc::new(Mutex::new((0..opt.slots).rev().collect()));
         Ok(CudaLlama {
-            m: Model { cfg, opt, d: Arc::new(d), k, layers, embed, head, out_norm, free },
+            m: Model { cfg, opt, d: Arc::new(d), k, layers, embed, head, out_norm, inv_freq, free },
             act,
             warm: HashSet::new(),
             graphs: HashMap::new(),
@@ -324,31 +337,32 @@ impl CudaLlama {
         &self.m.opt
     }
 
-    /// Runs `seqs` (each a cache and its new tokens), in chunks of at most `max_rows`.
-    fn run(&mut self, seqs: &mut [(&mut GpuCache, &[u32])]) -> Result<Vec<Vec<f32>>> {
+    /// Runs `seqs` (each a cache and its new tokens), in chunks of at most `max_rows`, and
+    /// reads each sequence's output with `read` (logits or greedy ids).
+    fn run<T>(&mut self, seqs: &mut [(&mut GpuCache, &[u32])], read: fn(&Model, &Act, usize) -> Result<Vec<T>>) -> Result<Vec<T>> {
         let total: usize = seqs.iter().map(|(_, t)| t.len()).sum();
         let max_rows = self.m.opt.max_rows;
         if total <= max_rows && seqs.len() <= self.m.opt.slots {
-            return self.step(seqs);
+            let s = self.step(seqs)?;
+            return read(&self.m, &self.act, s);
         }
         // Too many rows for one pass: each sequence alone, its tokens in chunks.
         let mut out = Vec::with_capacity(seqs.len());
         for (cache, toks) in seqs.iter_mut() {
-            let mut last = Vec::new();
             for chunk in toks.chunks(max_rows) {
-                last = self.step(&mut [(&mut **cache, chunk)])?;
+                self.step(&mut [(&mut **cache, chunk)])?;
             }
-            out.extend(last);
+            out.extend(read(&self.m, &self.act, 1)?);
         }
         Ok(out)
     }
 
-    /// One pass over at most `max_rows` rows.
-    fn step(&mut self, seqs: &mut [(&mut GpuCache, &[u32])]) -> Result<Vec<Vec<f32>>> {
+    /// One pass over at most `max_rows` rows; returns the number of sequences.
+    fn step(&mut self, seqs: &mut [(&mut GpuCache, &[u32])]) -> Result<usize> {
         let c = &self.m.cfg;
         let (m, s) = (seqs.iter().map(|(_, t)| t.len()).sum::<usize>(), seqs.len());
         if m == 0 {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let r = self.m.opt.max_rows;
         let mut meta = vec![0u32; 3 * r + self.m.opt.slots];
@@ -356,6 +370,9 @@ impl CudaLlama {
         for (si, (cache, toks)) in seqs.iter().enumerate() {
             if cache.len + toks.len() > c.context {
                 return Err(Error::input(format!("sequence of {} tokens exceeds the context of {}", cache.len + toks.len(), c.context)));
+            }
+            if toks.is_empty() {
+                return Err(Error::input("every sequence of a forward call needs at least one new token"));
             }
             for (i, &t) in toks.iter().enumerate() {
                 if t as usize >= c.vocab {
@@ -391,12 +408,22 @@ impl CudaLlama {
         for (cache, toks) in seqs.iter_mut() {
             cache.len += toks.len();
         }
-        let v = model.cfg.vocab;
-        let words: Vec<u16> = gpu.download_raw(&act.logits, s * v)?;
-        let bf = model.opt.dtype == DType::BF16;
-        let conv = |w: &u16| if bf { bf16::from_bits(*w).to_f32() } else { f16::from_bits(*w).to_f32() };
-        Ok(words.chunks(v).map(|row| row.iter().map(conv).collect()).collect())
+        Ok(s)
     }
+}
+
+/// The logits of the `s` sequences of the last step, as f32.
+fn read_logits(m: &Model, act: &Act, s: usize) -> Result<Vec<Vec<f32>>> {
+    let v = m.cfg.vocab;
+    let words: Vec<u16> = gpu_of(&m.d).download_raw(&act.logits, s * v)?;
+    let bf = m.opt.dtype == DType::BF16;
+    let conv = |w: &u16| if bf { bf16::from_bits(*w).to_f32() } else { f16::from_bits(*w).to_f32() };
+    Ok(words.chunks(v).map(|row| row.iter().map(conv).collect()).collect())
+}
+
+/// The greedy tokens of the `s` sequences of the last step (argmax on the device).
+fn read_tokens(m: &Model, act: &Act, s: usize) -> Result<Vec<u32>> {
+    gpu_of(&m.d).download_raw(&act.next, s)
 }
 
 fn module_name(dt: DType) -> String {
@@ -423,7 +450,7 @@ fn attention_smem(c: &Config) -> usize {
 /// synchronization, so it can be captured. Pushes each GEMM's problem and kernel source.
 fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Problem, Source)>) -> Result<()> {
     let (c, k) = (&t.cfg, &t.k);
-    let Act { meta, x, xn, qkv, att, out, gate_up, a: act_a, last: last_n, logits } = act;
+    let Act { meta, x, xn, qkv, att, out, gate_up, a: act_a, last: last_n, logits, next } = act;
     let gpu = gpu_of(&t.d);
     let dt = t.opt.dtype;
     let (h, hd, inter) = (c.hidden as i32, c.head_dim as i32, c.intermediate);
@@ -437,7 +464,7 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
         calls.push((p, src));
         Ok(())
     };
-    let (eps, theta, ctx, scale) = (c.eps, c.rope_theta as f64, c.context as i32, 1.0 / (c.head_dim as f32).sqrt());
+    let (eps, ctx, scale) = (c.eps, c.context as i32, 1.0 / (c.head_dim as f32).sqrt());
     let (heads, kvh) = (c.heads as i32, c.kv_heads as i32);
     let null = 0u64;
     let nh = (m * c.hidden) as u64;
@@ -448,13 +475,18 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
     // slots < slots were checked in `step`.
     unsafe {
         gpu.stream.launch_builder(&k.embed).arg(&tok).arg(&t.embed.ptr).arg(&x.ptr).arg(&h).launch(rows(256)).map_err(drv)?;
+        if let Some(l0) = t.layers.first() {
+            gpu.stream.launch_builder(&k.rmsnorm).arg(&x.ptr).arg(&null).arg(&l0.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(256)).map_err(drv)?;
+        }
+        let pairs = ((c.heads + c.kv_heads) * c.head_dim / 2) as u32;
+        let rope_cfg = LaunchConfig { grid_dim: (m as u32, pairs.div_ceil(128), 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
         let att_cfg = LaunchConfig {
             grid_dim: (m as u32, c.heads as u32, 1),
             block_dim: (attention_threads(c) as u32, 1, 1),
             shared_mem_bytes: attention_smem(c) as u32,
         };
-        for l in &t.layers {
-            gpu.stream.launch_builder(&k.rmsnorm).arg(&x.ptr).arg(&null).arg(&l.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(256)).map_err(drv)?;
+        for (li, l) in t.layers.iter().enumerate() {
+            // xn holds attn_norm(x) here (before the loop, or fused into the previous layer's add).
             gemm(calls, m, qn + 2 * kvn, c.hidden, xn, &l.qkv, qkv)?;
             gpu.stream
                 .launch_builder(&k.rope)
@@ -466,9 +498,9 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
                 .arg(&heads)
                 .arg(&kvh)
                 .arg(&hd)
-                .arg(&theta)
+                .arg(&t.inv_freq.ptr)
                 .arg(&ctx)
-                .launch(rows(128))
+                .launch(rope_cfg)
                 .map_err(drv)?;
             gpu.stream
                 .launch_builder(&k.attention)
@@ -486,17 +518,25 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
                 .launch(att_cfg)
                 .map_err(drv)?;
             gemm(calls, m, c.hidden, qn, att, &l.o, out)?;
-            gpu.stream.launch_builder(&k.add).arg(&x.ptr).arg(&out.ptr).arg(&nh).launch(grid_for(nh as usize)).map_err(drv)?;
-            gpu.stream.launch_builder(&k.rmsnorm).arg(&x.ptr).arg(&null).arg(&l.ffn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(256)).map_err(drv)?;
+            gpu.stream.launch_builder(&k.add_rmsnorm).arg(&x.ptr).arg(&out.ptr).arg(&l.ffn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(256)).map_err(drv)?;
             gemm(calls, m, 2 * inter, c.hidden, xn, &l.gate_up, gate_up)?;
             gpu.stream.launch_builder(&k.silu_mul).arg(&gate_up.ptr).arg(&act_a.ptr).arg(&inter32).arg(&ni).launch(grid_for(ni as usize)).map_err(drv)?;
             gemm(calls, m, c.hidden, inter, act_a, &l.down, out)?;
-            gpu.stream.launch_builder(&k.add).arg(&x.ptr).arg(&out.ptr).arg(&nh).launch(grid_for(nh as usize)).map_err(drv)?;
+            match t.layers.get(li + 1) {
+                Some(next) => gpu.stream.launch_builder(&k.add_rmsnorm).arg(&x.ptr).arg(&out.ptr).arg(&next.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(256)),
+                None => gpu.stream.launch_builder(&k.add).arg(&x.ptr).arg(&out.ptr).arg(&nh).launch(grid_for(nh as usize)),
+            }
+            .map_err(drv)?;
         }
         let seqs = LaunchConfig { grid_dim: (s as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         gpu.stream.launch_builder(&k.rmsnorm).arg(&x.ptr).arg(&last).arg(&t.out_norm.ptr).arg(&last_n.ptr).arg(&h).arg(&eps).launch(seqs).map_err(drv)?;
     }
-    gemm(calls, s, c.vocab, c.hidden, last_n, t.head.as_ref().unwrap_or(&t.embed), logits)
+    gemm(calls, s, c.vocab, c.hidden, last_n, t.head.as_ref().unwrap_or(&t.embed), logits)?;
+    let vocab = c.vocab as i32;
+    let argmax_cfg = LaunchConfig { grid_dim: (s as u32, 1, 1), block_dim: (1024, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: logits hold s rows of vocab values; next holds `slots` >= s u32.
+    unsafe { gpu.stream.launch_builder(&k.argmax).arg(&logits.ptr).arg(&vocab).arg(&next.ptr).launch(argmax_cfg) }.map_err(drv)?;
+    Ok(())
 }
 
 impl Runtime for CudaLlama {
@@ -514,7 +554,11 @@ impl Runtime for CudaLlama {
     }
 
     fn forward(&mut self, seqs: &mut [(&mut GpuCache, &[u32])]) -> Result<Vec<Vec<f32>>> {
-        self.run(seqs)
+        self.run(seqs, read_logits)
+    }
+
+    fn forward_greedy(&mut self, seqs: &mut [(&mut GpuCache, &[u32])]) -> Result<Vec<u32>> {
+        self.run(seqs, read_tokens)
     }
 
     fn set_phase(&self, p: crate::problem::Phase) {

@@ -65,14 +65,18 @@ pub fn generate_on<R: Runtime>(
     if max_tokens == 0 || prompt.is_empty() {
         return Ok(stats);
     }
+    // Plain greedy decoding takes the argmax where the logits are (on a GPU: no copy).
+    let greedy = sampler.is_plain_greedy();
+    let mut step = |rt: &mut R, cache: &mut R::Cache, toks: &[u32]| -> Result<u32> {
+        Ok(if greedy { rt.forward_greedy(&mut [(cache, toks)])?[0] } else { sampler.sample(&rt.forward(&mut [(cache, toks)])?[0]) })
+    };
     let t = Instant::now();
     rt.set_phase(Phase::Prefill);
-    let mut logits = rt.forward(&mut [(&mut cache, prompt)])?.remove(0);
+    let mut next = step(rt, &mut cache, prompt)?;
     stats.prefill = t.elapsed();
     let t = Instant::now();
     rt.set_phase(Phase::Decode);
     loop {
-        let next = sampler.sample(&logits);
         if stop.contains(&next) {
             stats.stopped_by_eos = true;
             break;
@@ -81,7 +85,7 @@ pub fn generate_on<R: Runtime>(
         if !on_token(next)? || stats.generated >= max_tokens {
             break;
         }
-        logits = rt.forward(&mut [(&mut cache, &[next])])?.remove(0);
+        next = step(rt, &mut cache, &[next])?;
     }
     stats.decode = t.elapsed();
     Ok(stats)

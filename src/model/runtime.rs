@@ -2,6 +2,7 @@
 //! loop and batching engine drive the CPU path (f32, llama.rs) and the GPU path (cuda.rs).
 
 use super::llama::{Config, KvCache, Llama};
+use super::sampler::Sampler;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 use crate::dispatch::{Coverage, Dispatcher};
@@ -46,6 +47,11 @@ pub trait Runtime: Send {
     /// Runs the new `tokens` of each sequence (appending to its cache) and returns the
     /// logits of each sequence's last new token.
     fn forward(&mut self, seqs: &mut [(&mut Self::Cache, &[u32])]) -> Result<Vec<Vec<f32>>>;
+    /// `forward`, returning each sequence's greedy next token (the first maximum) instead
+    /// of its logits; a GPU runtime picks it on the device and copies only the ids.
+    fn forward_greedy(&mut self, seqs: &mut [(&mut Self::Cache, &[u32])]) -> Result<Vec<u32>> {
+        Ok(self.forward(seqs)?.iter().map(|l| Sampler::greedy().sample(l)).collect())
+    }
     /// The phase the following GEMMs belong to (for recording).
     fn set_phase(&self, p: Phase);
 }

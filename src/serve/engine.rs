@@ -48,6 +48,13 @@ impl FinishReason {
     }
 }
 
+/// A decode step's result: logits to sample from, or greedy ids picked by the runtime
+/// (when every active sequence decodes greedily).
+enum Step {
+    Logits(Vec<Vec<f32>>),
+    Ids(Vec<u32>),
+}
+
 struct Active<C> {
     job: Job,
     cache: C,
@@ -166,15 +173,25 @@ fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Job>, active_cou
         // One decode step for the whole batch: M = active sequences.
         rt.set_phase(Phase::Decode);
         let toks: Vec<[u32; 1]> = active.iter().map(|a| [a.next]).collect();
+        let greedy = active.iter().all(|a| a.sampler.is_plain_greedy());
         let result = {
             let mut seqs: Vec<(&mut R::Cache, &[u32])> =
                 active.iter_mut().zip(&toks).map(|(a, t)| (&mut a.cache, &t[..])).collect();
-            rt.forward(&mut seqs)
+            if greedy {
+                rt.forward_greedy(&mut seqs).map(Step::Ids)
+            } else {
+                rt.forward(&mut seqs).map(Step::Logits)
+            }
         };
         match result {
-            Ok(logits) => {
+            Ok(Step::Logits(logits)) => {
                 for (a, l) in active.iter_mut().zip(logits) {
                     a.next = a.sampler.sample(&l);
+                }
+            }
+            Ok(Step::Ids(ids)) => {
+                for (a, id) in active.iter_mut().zip(ids) {
+                    a.next = id;
                 }
             }
             Err(e) => {

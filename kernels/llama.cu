@@ -48,6 +48,7 @@ extern "C" __global__ void rmsnorm_rows(const float* x, const u32* rows, const f
     const int r = blockIdx.x;
     const float* xr = x + (size_t)(rows ? rows[r] : r) * H;
     float ss = 0.f;
+#pragma unroll 4
     for (int i = threadIdx.x; i < H; i += blockDim.x) ss += xr[i] * xr[i];
     ss = block_reduce<false>(ss, red);
     const float inv = rsqrtf(ss / H + eps);
@@ -86,8 +87,11 @@ extern "C" __global__ void rope_store(u16* qkv, const u32* pos, const u32* slot,
 }
 
 // Causal grouped-query attention of row r, head h over positions 0..pos[r] of its slot.
-// Scores live in dynamic shared memory (ctx floats) followed by the partial outputs.
-// Block: a multiple of hd threads (>= 128); head_dim hd <= 256 and a multiple of 32.
+// Warps take positions round-robin, four at a time so four loads are in flight per lane
+// (a decode row is one block per head: latency, not bandwidth, bounds it); each lane holds
+// head_dim/32 dimensions of q and of the output. Dynamic shared memory: ctx scores, then
+// one partial output row per warp. head_dim a multiple of 32, at most 256.
+#define ATT_U 4
 extern "C" __global__ void attention(const u16* qkv, const u32* pos, const u32* slot, const u16* kc, const u16* vc,
                                      u16* out, int heads, int kvh, int hd, int ctx, float scale) {
     extern __shared__ float sm[];
@@ -104,15 +108,26 @@ extern "C" __global__ void attention(const u16* qkv, const u32* pos, const u32* 
 #pragma unroll
     for (int e = 0; e < 8; e++) qv[e] = e < per ? to_f32<DT>(q[lane + 32 * e]) : 0.f;
     float mx = NEG_INF;
-    for (int t = warp; t < len; t += nw) {
-        const u16* kt = kb + (size_t)t * kvn;
-        float s = 0.f;
+    for (int t0 = warp; t0 < len; t0 += ATT_U * nw) {
+        float kv[ATT_U][8];
 #pragma unroll
-        for (int e = 0; e < 8; e++)
-            if (e < per) s += qv[e] * to_f32<DT>(kt[lane + 32 * e]);
-        s = warp_sum(s) * scale;
-        if (lane == 0) sm[t] = s;
-        mx = fmaxf(mx, s);
+        for (int u = 0; u < ATT_U; u++) {
+            const int t = min(t0 + u * nw, len - 1);  // clamped loads; extra scores unused
+#pragma unroll
+            for (int e = 0; e < 8; e++) kv[u][e] = e < per ? to_f32<DT>(kb[(size_t)t * kvn + lane + 32 * e]) : 0.f;
+        }
+#pragma unroll
+        for (int u = 0; u < ATT_U; u++) {
+            float sc = 0.f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) sc += qv[e] * kv[u][e];
+            sc = warp_sum(sc) * scale;
+            const int t = t0 + u * nw;
+            if (t < len) {
+                if (lane == 0) sm[t] = sc;
+                mx = fmaxf(mx, sc);
+            }
+        }
     }
     mx = block_reduce<true>(mx, red);  // synchronizes: all scores are written
     float sum = 0.f;
@@ -122,16 +137,33 @@ extern "C" __global__ void attention(const u16* qkv, const u32* pos, const u32* 
         sum += e;
     }
     sum = block_reduce<false>(sum, red);
-    // Weighted sum of V: thread (d, grp) sums positions grp, grp + groups, ...
-    const int d = threadIdx.x % hd, grp = threadIdx.x / hd, groups = blockDim.x / hd;
-    float acc = 0.f;
-    for (int t = grp; t < len; t += groups) acc += sm[t] * to_f32<DT>(vb[(size_t)t * kvn + d]);
+    float acc[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) acc[e] = 0.f;
+    for (int t0 = warp; t0 < len; t0 += ATT_U * nw) {
+        float vv[ATT_U][8], p[ATT_U];
+#pragma unroll
+        for (int u = 0; u < ATT_U; u++) {
+            const int t = t0 + u * nw;
+            p[u] = t < len ? sm[t] : 0.f;
+            const int tc = min(t, len - 1);
+#pragma unroll
+            for (int e = 0; e < 8; e++) vv[u][e] = e < per ? to_f32<DT>(vb[(size_t)tc * kvn + lane + 32 * e]) : 0.f;
+        }
+#pragma unroll
+        for (int u = 0; u < ATT_U; u++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] += p[u] * vv[u][e];
+    }
     float* part = sm + ctx;
-    part[threadIdx.x] = acc;
+#pragma unroll
+    for (int e = 0; e < 8; e++)
+        if (e < per) part[warp * hd + lane + 32 * e] = acc[e];
     __syncthreads();
-    if (grp == 0) {
-        for (int i = 1; i < groups; i++) acc += part[i * hd + d];
-        out[(size_t)r * qn + h * hd + d] = from_f32<DT>(acc / sum);
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float o = 0.f;
+        for (int w = 0; w < nw; w++) o += part[w * hd + d];
+        out[(size_t)r * qn + h * hd + d] = from_f32<DT>(o / sum);
     }
 }
 
@@ -151,6 +183,7 @@ extern "C" __global__ void add_rmsnorm(float* x, const u16* y, const float* w, u
     float* xr = x + (size_t)blockIdx.x * H;
     const u16* yr = y + (size_t)blockIdx.x * H;
     float ss = 0.f;
+#pragma unroll 4
     for (int i = threadIdx.x; i < H; i += blockDim.x) {
         const float v = xr[i] + to_f32<DT>(yr[i]);
         xr[i] = v;
@@ -169,6 +202,7 @@ extern "C" __global__ void argmax_rows(const u16* logits, int V, u32* out) {
     const u16* l = logits + (size_t)blockIdx.x * V;
     float best = NEG_INF;
     int idx = 0x7fffffff;
+#pragma unroll 8
     for (int i = threadIdx.x; i < V; i += blockDim.x) {
         const float v = to_f32<DT>(l[i]);
         if (v > best) {  // strided ascending: the first maximum of this thread's share

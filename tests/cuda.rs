@@ -87,6 +87,10 @@ fn gpu_every_candidate_is_correct_on_awkward_shapes() {
             for draw in 0..2u64 {
                 if let Err(why) = validate(&b, &k, &p, &mut ops, 100 + 2 * i as u64 + draw) {
                     let line = format!("{}: {why}", c.id);
+                    // TF32 math exceeds the f32 bound by design (see the TF32 test).
+                    if c.id.as_str().contains("tf32") && d == DType::F32 {
+                        break;
+                    }
                     if c.id.as_str().contains("cublas") { lib_wrong.push(line) } else { own_wrong.push(line) }
                     break;
                 }

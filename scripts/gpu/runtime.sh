@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU runtime on the H100 (binary carried in .dev/, see scripts/gpu/build.sh).
-# Usage: scripts/gpu/runtime.sh bench|model
-#   bench: tune the SmolLM2 bf16 shapes, then decode-bench random-weight models with the
-#          Llama-3.1-8B and 70B-TP8-rank shapes (tuned table vs default, interleaved).
+# Usage: scripts/gpu/runtime.sh tune|bench|profile|model
+#   tune:  tune the SmolLM2 bf16 shapes (tables/h100-smollm2-135m.csv).
+#   bench: decode-bench random-weight models of the SmolLM2, Llama-3.1-8B and 70B-TP8-rank
+#          shapes (tuned table vs default, interleaved), and transformers on the same shapes.
 #   model: SmolLM2 itself: GPU runtime tests, generate tok/s (batch 1 and 16, tuned vs
 #          default), serve under 16 concurrent requests.
 # The model file (98 MB) exceeds what one device call carries (64 MiB): it travels as
@@ -13,13 +14,20 @@ bin=.dev/gemmtune
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
 case "${1:-bench}" in
+  tune)
+    $bin tune --backend cuda --shapes shapes/smollm2-135m-h100.csv --out /tmp/h100-smollm2-135m.csv --budget-ms 150 -q 2>&1 | tail -3
+    cp /tmp/h100-smollm2-135m.csv "$out/"
+    ;;
   bench)
-    $bin tune --backend cuda --shapes shapes/smollm2-135m-h100.csv --out "$out/h100-smollm2-135m.csv" --budget-ms 150 -q 2>&1 | tail -3
-    $bin table show "$out/h100-smollm2-135m.csv" | tail -45
-    for cfg in "llama-3.1-8b.json --tp 1" "llama-3.1-70b.json --tp 8"; do
-      set -- $cfg
-      $bin decode-bench --backend cuda --config shapes/configs/$1 $2 $3 --table tables/h100-llama-63.csv --baseline \
-        --batch 1,16 --prompt-len 128 --steps 64 --reps 5 --json "$out/decode-${1%.json}.json"
+    for run in "smollm2-135m 1 h100-smollm2-135m" "llama-3.1-8b 1 h100-llama-63" "llama-3.1-70b 8 h100-llama-63"; do
+      set -- $run
+      $bin decode-bench --backend cuda --config shapes/configs/$1.json --tp $2 --table tables/$3.csv --baseline \
+        --batch 1,16 --prompt-len 128 --steps 64 --reps 5 --json "$out/decode-$1-tp$2.json"
+    done
+    # Hugging Face transformers (eager generate) on the same GPU and shapes.
+    for c in smollm2-135m llama-3.1-8b; do
+      python3 scripts/reference/hf_decode.py shapes/configs/$c.json > "$out/hf-$c.log" 2>&1
+      grep "^transformers" "$out/hf-$c.log" || tail -5 "$out/hf-$c.log"
     done
     ;;
   profile)

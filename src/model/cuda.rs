@@ -438,12 +438,12 @@ fn grid_for(n: usize) -> LaunchConfig {
     LaunchConfig { grid_dim: (n.div_ceil(256).clamp(1, 132 * 16) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
 }
 
-fn attention_threads(c: &Config) -> usize {
-    c.head_dim * 128usize.div_ceil(c.head_dim)
-}
+/// Eight warps per (row, head) block.
+const ATTENTION_THREADS: usize = 256;
 
+/// Scores for the whole context, then one partial output row per warp.
 fn attention_smem(c: &Config) -> usize {
-    4 * (c.context + attention_threads(c))
+    4 * (c.context + ATTENTION_THREADS / 32 * c.head_dim)
 }
 
 /// Enqueues the forward pass of `m` rows (`s` sequences) on the stream: no host
@@ -476,13 +476,13 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
     unsafe {
         gpu.stream.launch_builder(&k.embed).arg(&tok).arg(&t.embed.ptr).arg(&x.ptr).arg(&h).launch(rows(256)).map_err(drv)?;
         if let Some(l0) = t.layers.first() {
-            gpu.stream.launch_builder(&k.rmsnorm).arg(&x.ptr).arg(&null).arg(&l0.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(256)).map_err(drv)?;
+            gpu.stream.launch_builder(&k.rmsnorm).arg(&x.ptr).arg(&null).arg(&l0.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)).map_err(drv)?;
         }
         let pairs = ((c.heads + c.kv_heads) * c.head_dim / 2) as u32;
         let rope_cfg = LaunchConfig { grid_dim: (m as u32, pairs.div_ceil(128), 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
         let att_cfg = LaunchConfig {
             grid_dim: (m as u32, c.heads as u32, 1),
-            block_dim: (attention_threads(c) as u32, 1, 1),
+            block_dim: (ATTENTION_THREADS as u32, 1, 1),
             shared_mem_bytes: attention_smem(c) as u32,
         };
         for (li, l) in t.layers.iter().enumerate() {
@@ -518,12 +518,12 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
                 .launch(att_cfg)
                 .map_err(drv)?;
             gemm(calls, m, c.hidden, qn, att, &l.o, out)?;
-            gpu.stream.launch_builder(&k.add_rmsnorm).arg(&x.ptr).arg(&out.ptr).arg(&l.ffn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(256)).map_err(drv)?;
+            gpu.stream.launch_builder(&k.add_rmsnorm).arg(&x.ptr).arg(&out.ptr).arg(&l.ffn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)).map_err(drv)?;
             gemm(calls, m, 2 * inter, c.hidden, xn, &l.gate_up, gate_up)?;
             gpu.stream.launch_builder(&k.silu_mul).arg(&gate_up.ptr).arg(&act_a.ptr).arg(&inter32).arg(&ni).launch(grid_for(ni as usize)).map_err(drv)?;
             gemm(calls, m, c.hidden, inter, act_a, &l.down, out)?;
             match t.layers.get(li + 1) {
-                Some(next) => gpu.stream.launch_builder(&k.add_rmsnorm).arg(&x.ptr).arg(&out.ptr).arg(&next.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(256)),
+                Some(next) => gpu.stream.launch_builder(&k.add_rmsnorm).arg(&x.ptr).arg(&out.ptr).arg(&next.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)),
                 None => gpu.stream.launch_builder(&k.add).arg(&x.ptr).arg(&out.ptr).arg(&nh).launch(grid_for(nh as usize)),
             }
             .map_err(drv)?;

@@ -66,7 +66,6 @@ struct Kernels {
     rmsnorm: CudaFunction,
     rope: CudaFunction,
     attention: CudaFunction,
-    attention_decode: CudaFunction,
     silu_mul: CudaFunction,
     add: CudaFunction,
     add_rmsnorm: CudaFunction,
@@ -296,7 +295,6 @@ impl CudaLlama {
             rmsnorm: f("rmsnorm_rows")?,
             rope: f("rope_store")?,
             attention: f("attention")?,
-            attention_decode: f("attention_decode")?,
             silu_mul: f("silu_mul")?,
             add: f("add_residual")?,
             add_rmsnorm: f("add_rmsnorm")?,
@@ -490,55 +488,35 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
         for (li, l) in t.layers.iter().enumerate() {
             // xn holds attn_norm(x) here (before the loop, or fused into the previous layer's add).
             gemm(calls, m, qn + 2 * kvn, c.hidden, xn, &l.qkv, qkv)?;
-            if m == s {
-                // Decode: one new token per sequence; RoPE and the cache write fused in.
-                gpu.stream
-                    .launch_builder(&k.attention_decode)
-                    .arg(&qkv.ptr)
-                    .arg(&pos)
-                    .arg(&slot)
-                    .arg(&l.k_cache.ptr)
-                    .arg(&l.v_cache.ptr)
-                    .arg(&att.ptr)
-                    .arg(&heads)
-                    .arg(&kvh)
-                    .arg(&hd)
-                    .arg(&ctx)
-                    .arg(&scale)
-                    .arg(&t.inv_freq.ptr)
-                    .launch(att_cfg)
-                    .map_err(drv)?;
-            } else {
-                gpu.stream
-                    .launch_builder(&k.rope)
-                    .arg(&qkv.ptr)
-                    .arg(&pos)
-                    .arg(&slot)
-                    .arg(&l.k_cache.ptr)
-                    .arg(&l.v_cache.ptr)
-                    .arg(&heads)
-                    .arg(&kvh)
-                    .arg(&hd)
-                    .arg(&t.inv_freq.ptr)
-                    .arg(&ctx)
-                    .launch(rope_cfg)
-                    .map_err(drv)?;
-                gpu.stream
-                    .launch_builder(&k.attention)
-                    .arg(&qkv.ptr)
-                    .arg(&pos)
-                    .arg(&slot)
-                    .arg(&l.k_cache.ptr)
-                    .arg(&l.v_cache.ptr)
-                    .arg(&att.ptr)
-                    .arg(&heads)
-                    .arg(&kvh)
-                    .arg(&hd)
-                    .arg(&ctx)
-                    .arg(&scale)
-                    .launch(att_cfg)
-                    .map_err(drv)?;
-            }
+            gpu.stream
+                .launch_builder(&k.rope)
+                .arg(&qkv.ptr)
+                .arg(&pos)
+                .arg(&slot)
+                .arg(&l.k_cache.ptr)
+                .arg(&l.v_cache.ptr)
+                .arg(&heads)
+                .arg(&kvh)
+                .arg(&hd)
+                .arg(&t.inv_freq.ptr)
+                .arg(&ctx)
+                .launch(rope_cfg)
+                .map_err(drv)?;
+            gpu.stream
+                .launch_builder(&k.attention)
+                .arg(&qkv.ptr)
+                .arg(&pos)
+                .arg(&slot)
+                .arg(&l.k_cache.ptr)
+                .arg(&l.v_cache.ptr)
+                .arg(&att.ptr)
+                .arg(&heads)
+                .arg(&kvh)
+                .arg(&hd)
+                .arg(&ctx)
+                .arg(&scale)
+                .launch(att_cfg)
+                .map_err(drv)?;
             gemm(calls, m, c.hidden, qn, att, &l.o, out)?;
             gpu.stream.launch_builder(&k.add_rmsnorm).arg(&x.ptr).arg(&out.ptr).arg(&l.ffn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)).map_err(drv)?;
             gemm(calls, m, 2 * inter, c.hidden, xn, &l.gate_up, gate_up)?;

@@ -100,17 +100,20 @@ fn batched<R: Runtime>(a: &GenerateArgs, rt: &mut R, tok: &Tokenizer, ids: &[u32
             break;
         }
         let toks: Vec<[u32; 1]> = active.iter().map(|&i| [next[i]]).collect();
-        let logits = {
-            let mut refs: Vec<(&mut R::Cache, &[u32])> = Vec::new();
-            let mut it = caches.iter_mut().enumerate().filter(|(i, _)| live[*i]);
-            for t in &toks {
-                let (_, c) = it.next().ok_or_else(|| Error::runtime("one cache per active sequence"))?;
-                refs.push((c, &t[..]));
+        let mut refs: Vec<(&mut R::Cache, &[u32])> = Vec::new();
+        let mut it = caches.iter_mut().enumerate().filter(|(i, _)| live[*i]);
+        for t in &toks {
+            let (_, c) = it.next().ok_or_else(|| Error::runtime("one cache per active sequence"))?;
+            refs.push((c, &t[..]));
+        }
+        if samplers.iter().all(|s| s.is_plain_greedy()) {
+            for (&i, id) in active.iter().zip(rt.forward_greedy(&mut refs)?) {
+                next[i] = id;
             }
-            rt.forward(&mut refs)?
-        };
-        for (&i, l) in active.iter().zip(logits) {
-            next[i] = samplers[i].sample(&l);
+        } else {
+            for (&i, l) in active.iter().zip(rt.forward(&mut refs)?) {
+                next[i] = samplers[i].sample(&l);
+            }
         }
     }
     let decode = t.elapsed();

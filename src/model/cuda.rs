@@ -101,6 +101,9 @@ pub struct CudaLlama {
     warm: HashSet<usize>,
     /// Captured decode steps by batch size, with the GEMM calls each replay makes.
     graphs: HashMap<usize, (Graph, Vec<(Problem, Source)>)>,
+    /// Host copy of the row metadata; kept here so its upload need not be waited for
+    /// (every step ends with a synchronizing download before it is rewritten).
+    meta: Vec<u32>,
 }
 
 /// Everything but the activations (which a forward pass writes).
@@ -313,6 +316,7 @@ impl CudaLlama {
             act,
             warm: HashSet::new(),
             graphs: HashMap::new(),
+            meta: Vec::new(),
         })
     }
 
@@ -365,7 +369,9 @@ impl CudaLlama {
             return Ok(0);
         }
         let r = self.m.opt.max_rows;
-        let mut meta = vec![0u32; 3 * r + self.m.opt.slots];
+        let mut meta = std::mem::take(&mut self.meta);
+        meta.clear();
+        meta.resize(3 * r + self.m.opt.slots, 0);
         let mut row = 0;
         for (si, (cache, toks)) in seqs.iter().enumerate() {
             if cache.len + toks.len() > c.context {
@@ -385,10 +391,13 @@ impl CudaLlama {
             }
             meta[3 * r + si] = (row - 1) as u32;
         }
+        self.meta = meta;
         let (model, act) = (&self.m, &mut self.act);
         let gpu = gpu_of(&model.d);
         gpu.bind()?;
-        gpu.upload(&act.meta, &meta)?;
+        // SAFETY: self.meta is not touched again before this step's results are read,
+        // which synchronizes the stream.
+        unsafe { gpu.upload_queued(&act.meta, &self.meta)? };
         let graphs = model.opt.graphs && m == s;
         if graphs && self.graphs.contains_key(&s) {
             let (g, calls) = &self.graphs[&s];

@@ -186,6 +186,18 @@ impl Gpu {
         self.sync()
     }
 
+    /// Queues the copy of `src` into `dst` on the stream without waiting for it.
+    ///
+    /// # Safety
+    /// `src` must stay alive and unchanged until the stream has passed the copy (a later
+    /// `sync`, `download_raw` or `upload` on this stream).
+    pub unsafe fn upload_queued<T: Copy>(&self, dst: &DevBuf, src: &[T]) -> Result<()> {
+        assert!(std::mem::size_of_val(src) <= dst.bytes);
+        self.bind()?;
+        // SAFETY: dst holds the bytes copied; the caller keeps src alive (see above).
+        unsafe { dr::memcpy_htod_async(dst.ptr, src, self.cu_stream()) }.map_err(drv)
+    }
+
     pub fn download_raw<T: Copy + Default>(&self, src: &DevBuf, n: usize) -> Result<Vec<T>> {
         assert!(n * std::mem::size_of::<T>() <= src.bytes);
         let mut v = vec![T::default(); n];

@@ -250,4 +250,25 @@ mod tests {
         assert_eq!(resolve(&f, &p, "rocm:hipblaslt-index:56537").unwrap(), Choice::Hipblaslt(algo(56537, 1)));
         assert!(err("rocm:rocblas:-123456").contains("cannot solve"));
     }
+
+    #[test]
+    fn kernels_of_an_imported_tunableop_file_resolve_through_the_same_logic() {
+        let text = include_str!("../../../tests/data/tunableop/rocm_results.csv");
+        let (t, _) = crate::tunableop::import(text, std::path::Path::new("rocm_results.csv")).unwrap();
+        let f = fake();
+        let mut outcomes: Vec<(String, bool)> = Vec::new();
+        for r in &t.rows {
+            outcomes.push((r.kernel.0.clone(), resolve(&f, &r.problem, r.kernel.as_str()).is_ok()));
+        }
+        outcomes.sort();
+        assert_eq!(
+            outcomes,
+            vec![
+                ("rocm:hipblaslt-index:56537".to_string(), true),
+                ("rocm:rocblas:-123456".to_string(), false),
+                ("rocm:rocblas:1216".to_string(), true),
+                ("rocm:rocblas:default".to_string(), true),
+            ]
+        );
+    }
 }

@@ -49,7 +49,8 @@ pub struct Lt {
     handle: sys::hipblasLtHandle_t,
     /// `hipblasLtGetVersion`: major*100000 + minor*100 + patch.
     pub version: i32,
-    /// `<version>-<git revision>` (what TunableOp records as HIPBLASLT_VERSION).
+    /// `<major>.<minor>.<patch>-<git revision>`, the form of TunableOp's HIPBLASLT_VERSION
+    /// (e.g. `0.6.0-a9c5cc7` in PyTorch's TunableOp README).
     pub full_version: String,
 }
 
@@ -69,7 +70,7 @@ impl Lt {
             check((l.lt.hipblasLtGetVersion)(handle, &mut lt.version), "hipblasLtGetVersion")?;
             check((l.lt.hipblasLtGetGitRevision)(handle, rev.as_mut_ptr()), "hipblasLtGetGitRevision")?;
             let rev = std::ffi::CStr::from_ptr(rev.as_ptr()).to_string_lossy().trim().to_string();
-            lt.full_version = format!("{}-{rev}", lt.version);
+            lt.full_version = format!("{}-{rev}", dotted(lt.version));
         }
         Ok(lt)
     }
@@ -236,6 +237,11 @@ impl Drop for Desc {
     }
 }
 
+/// `major*100000 + minor*100 + patch` (hipblasLtGetVersion) as `major.minor.patch`.
+pub fn dotted(version: i32) -> String {
+    format!("{}.{}.{}", version / 100000, version / 100 % 1000, version % 100)
+}
+
 /// The solution index hipBLASLt keeps in an algorithm: int32 in bytes 0..4.
 pub fn index_of(a: &Algo) -> i32 {
     i32::from_le_bytes([a.data[0], a.data[1], a.data[2], a.data[3]])
@@ -300,6 +306,8 @@ mod tests {
         assert!(decode_id("rocm:rocblas:100100:00", 100100).is_err());
         // TunableOp export reads the same index out of the id (src/tunableop.rs).
         assert_eq!(crate::tunableop::kernel_to(&KernelId::new(id), Layout::TN).unwrap(), "Gemm_Hipblaslt_TN_56537");
+        assert_eq!(dotted(100100), "1.1.0");
+        assert_eq!(dotted(1102), "0.11.2");
         let neg = Algo { data: [0xff; 16], max_workspace_bytes: 0 };
         assert_eq!(index_of(&neg), -1);
     }

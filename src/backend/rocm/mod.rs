@@ -17,7 +17,7 @@ pub mod rocblas;
 pub mod rtc;
 pub mod sys;
 
-use super::{Backend, Candidate, Identity, Inspection, KernelId, Operands};
+use super::{validator_mismatch, Backend, Candidate, Identity, Inspection, KernelId, Operands, Validators};
 use crate::error::{Error, Result};
 use crate::problem::{DType, Problem};
 use candidates::{Budget, Choice, Libraries};
@@ -208,6 +208,20 @@ fn last_level_cache(d: &hip::DeviceInfo) -> usize {
     }
 }
 
+/// Why a table row may not be used here. Rows imported from a TunableOp results file
+/// (`table import --format tunableop`, validators `tunableop.*`) carry only what TunableOp
+/// validates (arch, rocBLAS, hipBLASLt and HIP versions): those are compared, as TunableOp
+/// would. Every other row must match every validator.
+pub fn row_mismatch(row: &Validators, here: &Validators) -> Option<String> {
+    if !row.keys().any(|k| k.starts_with("tunableop.")) {
+        return validator_mismatch(row, here);
+    }
+    ["backend", "arch", "lib.rocblas", "lib.hipblaslt", "lib.hip"].into_iter().find_map(|k| match (row.get(k), here.get(k)) {
+        (Some(t), Some(h)) if t != h => Some(format!("{k} differs (TunableOp file: '{t}', here: '{h}')")),
+        _ => None,
+    })
+}
+
 fn check_operands(p: &Problem, ops: [(&str, &DevBuf, usize); 3]) -> Result<()> {
     match ops.iter().find(|(_, b, len)| b.len != *len || b.dtype != p.dtype) {
         Some((name, b, len)) => {
@@ -335,10 +349,53 @@ impl Backend for RocmBackend {
     fn min_sample(&self) -> Duration {
         Duration::from_micros(300)
     }
+
+    fn row_mismatch(&self, validators: &Validators) -> Option<String> {
+        row_mismatch(validators, &self.identity.validators())
+    }
 }
 
 impl Drop for RocmBackend {
     fn drop(&mut self) {
         let _ = self.gpu.sync();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunableop_rows_are_checked_like_tunableop_does() {
+        let text = include_str!("../../../tests/data/tunableop/rocm_results.csv");
+        let (t, _) = crate::tunableop::import(text, std::path::Path::new("rocm_results.csv")).unwrap();
+        let row = t.validators.values().next().unwrap().clone();
+        // This device as the file describes it, with facts TunableOp does not record.
+        let here = Identity {
+            backend: "rocm".into(),
+            device: "AMD Instinct MI300X".into(),
+            arch: "gfx942:sramecc+:xnack-".into(),
+            libraries: vec![
+                ("hip".into(), "70051831".into()),
+                ("rocblas".into(), "5.1.0-aa2a5e0a".into()),
+                ("rocblas.use_hipblaslt".into(), "unset".into()),
+                ("hipblaslt".into(), "1.1.0-4bcc1ab9".into()),
+                ("hiprtc".into(), "7.0".into()),
+            ],
+            details: vec![],
+        };
+        assert_eq!(row_mismatch(&row, &here.validators()), None);
+        let mut newer = here.clone();
+        newer.libraries[3].1 = "1.2.0-00000000".into();
+        assert!(row_mismatch(&row, &newer.validators()).unwrap().contains("lib.hipblaslt differs"));
+        let mut other = here.clone();
+        other.arch = "gfx90a:sramecc+:xnack-".into();
+        assert!(row_mismatch(&row, &other.validators()).unwrap().contains("arch differs"));
+        // A gemmtune row needs every validator, the device included.
+        let own = here.validators();
+        assert_eq!(row_mismatch(&own, &here.validators()), None);
+        let mut moved = here.clone();
+        moved.device = "AMD Instinct MI325X".into();
+        assert!(row_mismatch(&own, &moved.validators()).unwrap().contains("device differs"));
     }
 }

@@ -348,7 +348,9 @@ impl Drop for Gpu {
 }
 
 /// Kernel arguments packed as the C ABI lays out a struct of them: each at its natural
-/// alignment, in declaration order (`hipModuleLaunchKernel`'s `extra` buffer).
+/// alignment, in declaration order (`hipModuleLaunchKernel`'s `extra` buffer). HIP reads
+/// each parameter at its offset in the kernel's metadata (ROCm/clr
+/// `hipamd/src/hip_module.cpp`), and graph capture copies the whole buffer.
 #[derive(Default, Clone, Debug)]
 pub struct Args {
     bytes: Vec<u8>,

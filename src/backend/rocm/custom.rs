@@ -107,6 +107,7 @@ impl Custom {
 
     /// (grid, block threads, arguments) of one launch. `ws`/`counters`: the split-K
     /// workspace (WS_BYTES) and COUNTERS zeroed u32 (the kernel leaves them zeroed).
+    #[allow(clippy::too_many_arguments)]
     pub fn launch_config(&self, p: &Problem, warp: i32, x: u64, w: u64, y: u64, ws: u64, counters: u64) -> ((u32, u32, u32), u32, Args) {
         let args = Args::default().u64(x).u64(w).u64(y).i32(p.m as i32).i32(p.n as i32).i32(p.k as i32);
         if self.is_mfma() {

@@ -12,7 +12,7 @@
 //! 0..4, TunableOp's `Gemm_Hipblaslt_<TA><TB>_<index>`); a blob from another hipBLASLt
 //! version is refused.
 
-use super::hip::DevBuf;
+use super::hip::{DevBuf, Gpu};
 use super::sys::{self, hipblasLtMatmulAlgo_t as Algo, Libs};
 use crate::error::{Error, Result};
 use crate::problem::{DType, Problem};
@@ -188,7 +188,7 @@ impl Desc {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn matmul(&self, lt: &Lt, algo: &Algo, x: &DevBuf, w: &DevBuf, y: &DevBuf, ws: &DevBuf, stream: sys::hipStream_t) -> Result<()> {
+    pub fn matmul(&self, lt: &Lt, algo: &Algo, x: &DevBuf, w: &DevBuf, y: &DevBuf, ws: &DevBuf, gpu: &Gpu) -> Result<()> {
         let (alpha, beta) = (1.0f32, 0.0f32);
         // SAFETY: buffers hold the problem's operands (checked by the backend).
         check(
@@ -209,7 +209,7 @@ impl Desc {
                     algo,
                     ws.ptr as *mut c_void,
                     WORKSPACE,
-                    stream,
+                    gpu.stream,
                 )
             },
             "hipblasLtMatmul",

@@ -58,6 +58,9 @@ enum Kind {
     Custom { custom: custom::Custom, function: Function },
 }
 
+/// hipBLASLt's algorithms for one problem with their workspace, heuristic order.
+type AlgoList = Arc<Vec<(Algo, usize)>>;
+
 static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 pub struct RocmBackend {
@@ -72,7 +75,7 @@ pub struct RocmBackend {
     query_scratch: DevBuf,
     identity: Identity,
     descs: Mutex<HashMap<Problem, Arc<Desc>>>,
-    algorithms: Mutex<HashMap<Problem, Arc<Vec<(Algo, usize)>>>>,
+    algorithms: Mutex<HashMap<Problem, AlgoList>>,
     graphs: Mutex<HashMap<(u64, u64, usize), Graph>>,
     scratch: Mutex<Option<rtc::Scratch>>,
     lock: Mutex<()>,
@@ -87,7 +90,7 @@ impl RocmBackend {
     pub fn new(ordinal: usize) -> Result<RocmBackend> {
         let gpu = Gpu::open(ordinal)?;
         let rtc = rtc::Rtc::new(&gpu);
-        let blas = Blas::new(gpu.l, gpu.stream)?;
+        let blas = Blas::new(&gpu)?;
         let lt = Lt::new(gpu.l)?;
         let identity = Identity {
             backend: "rocm".into(),
@@ -151,7 +154,7 @@ impl RocmBackend {
     fn launch(&self, k: &RocmKernel, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
         match &k.kind {
             Kind::Rocblas(s) => self.blas.gemm(p, x, w, y, *s),
-            Kind::Lt { algo, desc } => desc.matmul(&self.lt, algo, x, w, y, &self.lt_workspace, self.gpu.stream),
+            Kind::Lt { algo, desc } => desc.matmul(&self.lt, algo, x, w, y, &self.lt_workspace, &self.gpu),
             Kind::Custom { custom, function } => {
                 let (grid, block, args) = custom.launch_config(
                     p,

@@ -7,7 +7,7 @@
 //! solutions when rocBLAS routes GEMMs through hipBLASLt (`ROCBLAS_USE_HIPBLASLT`): both
 //! go into the table's validators.
 
-use super::hip::DevBuf;
+use super::hip::{DevBuf, Gpu};
 use super::sys::{self, Libs};
 use crate::error::{Error, Result};
 use crate::problem::{DType, Problem};
@@ -67,7 +67,8 @@ unsafe impl Sync for Blas {}
 impl Blas {
     /// A handle on `stream`, host pointer mode (alpha/beta on the host: graph-capturable),
     /// Tensile loaded up front so the first timed call does not pay for it.
-    pub fn new(l: &'static Libs, stream: sys::hipStream_t) -> Result<Blas> {
+    pub fn new(gpu: &Gpu) -> Result<Blas> {
+        let l = gpu.l;
         let version = version_string(l)?;
         let mut handle: sys::rocblas_handle = std::ptr::null_mut();
         let b = &l.blas;
@@ -79,7 +80,7 @@ impl Blas {
         let blas = Blas { l, handle, version };
         // SAFETY: the handle is valid; the stream outlives it (the backend drops it last).
         unsafe {
-            check((b.rocblas_set_stream)(handle, stream), "rocblas_set_stream")?;
+            check((b.rocblas_set_stream)(handle, gpu.stream), "rocblas_set_stream")?;
             check((b.rocblas_set_pointer_mode)(handle, sys::rocblas_pointer_mode_host), "rocblas_set_pointer_mode")?;
         }
         Ok(blas)

@@ -14,6 +14,7 @@
 //! - hipBLASLt: ROCm/hipBLASLt @7d9fb683 (hipBLASLt 0.11.0) `library/include/hipblaslt.h`,
 //!   with `hipblasStatus_t`, `hipblasOperation_t`, `hipblasComputeType_t` from
 //!   ROCm/hipBLAS-common @9666c576 (2.2.0) `library/include/hipblas-common.h`.
+//!
 //! The tests at the bottom pin them.
 //!
 //! Library search: with `ROCM_PATH` set only `$ROCM_PATH/lib` (and `lib64`) is searched,

@@ -49,3 +49,16 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
 // DT selects the 16-bit storage type: 0 = bf16, 1 = f16.
 template <int DT> __device__ __forceinline__ float to_f32(u16 v) { return DT == 0 ? bf16_to_f32(v) : f16_to_f32(v); }
 template <int DT> __device__ __forceinline__ u16 from_f32(float f) { return DT == 0 ? f32_to_bf16(f) : f32_to_f16(f); }
+
+// SplitMix64 finaliser and the value mapping of src/random.rs, bit for bit: element i
+// of an operand drawn with `seed` is uniform in [-1, 1) from 24 random bits.
+__device__ __forceinline__ u64 mix(u64 z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+__device__ __forceinline__ float rand_value(u64 seed, u64 i) {
+    u32 bits = (u32)(mix(seed ^ mix(i)) >> 40);
+    return (float)bits * (1.0f / 8388608.0f) - 1.0f;
+}

@@ -1,19 +1,6 @@
 // Operand fill and output inspection kernels (the tuner's side, not candidates).
 // #include "common.cuh" is spliced in by the host before compilation.
 
-// SplitMix64 finaliser and the value mapping of src/random.rs, bit for bit: element i
-// of an operand drawn with `seed` is uniform in [-1, 1) from 24 random bits.
-__device__ __forceinline__ u64 mix(u64 z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-__device__ __forceinline__ float rand_value(u64 seed, u64 i) {
-    u32 bits = (u32)(mix(seed ^ mix(i)) >> 40);
-    return (float)bits * (1.0f / 8388608.0f) - 1.0f;
-}
-
 extern "C" __global__ void fill_random_f32(float* p, u64 n, u64 seed) {
     for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
         p[i] = rand_value(seed, i);

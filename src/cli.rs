@@ -65,6 +65,48 @@ curl -s localhost:8080/v1/chat/completions -d '{\"model\":\"SmolLM2-135M-Instruc
     Serve(ServeArgs),
     /// Show which backends work on this machine, and why not otherwise.
     Backends,
+    /// Decode speed of a model of a config's shapes with random weights on the GPU
+    /// (bf16/f16, graph-captured steps) against the HBM roofline, tuned vs default dispatch.
+    #[command(after_help = "Example:\n  \
+gemmtune decode-bench --config shapes/configs/llama-3.1-8b.json --table tables/h100.csv --baseline --batch 1,16")]
+    DecodeBench(DecodeBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DecodeBenchArgs {
+    /// Model configuration (config.json, a folder holding one, or a GGUF file).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Tensor-parallel ranks: the model is one rank's shard (no communication is timed).
+    #[arg(long, default_value_t = 1)]
+    pub tp: usize,
+    /// Tuned table; without one every GEMM uses the backend default.
+    #[arg(long)]
+    pub table: Option<PathBuf>,
+    /// Also run the same model with default dispatch, interleaved with the tuned one.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Decode batch sizes (sequences decoded together).
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub batch: Vec<usize>,
+    #[arg(long, default_value_t = 128)]
+    pub prompt_len: usize,
+    /// Decode steps timed per repetition.
+    #[arg(long, default_value_t = 64)]
+    pub steps: usize,
+    /// Repetitions (alternating tuned and baseline); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Layers to build (default: the config's); fewer fit smaller GPUs.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +135,29 @@ pub struct ServeArgs {
     pub record: Option<PathBuf>,
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Where and how `generate` and `serve` run the model.
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// Backend that runs the model: cpu (f32) or cuda (bf16/f16 weights on the GPU, decode
+    /// steps as CUDA graphs). The table must be tuned for that backend.
+    #[arg(long, default_value = "cpu")]
+    pub backend: BackendName,
+    /// GPU ordinal (cuda).
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
+    /// Storage type of weights, activations and KV cache on the GPU (bf16 or f16).
+    #[arg(long, default_value = "bf16")]
+    pub gpu_dtype: crate::problem::DType,
+    /// Context per sequence on the GPU (capped by the model's); sizes the KV cache.
+    #[arg(long, default_value_t = 4096)]
+    pub context: usize,
+    /// Run every decode step eagerly instead of replaying CUDA graphs.
+    #[arg(long)]
+    pub no_graphs: bool,
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +198,8 @@ pub struct GenerateArgs {
     /// Fail if table rows do not fit this machine.
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 #[derive(Args, Debug)]

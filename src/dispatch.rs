@@ -214,6 +214,14 @@ impl<B: Backend> Dispatcher<B> {
         Ok(c.source)
     }
 
+    /// Counts calls that ran without `gemm` (replays of a captured CUDA graph whose GEMMs
+    /// were dispatched once, at capture), so coverage reflects every call made.
+    pub fn count_replayed(&self, calls: &[(Problem, Source)]) {
+        for (p, s) in calls {
+            self.count(p, *s);
+        }
+    }
+
     fn count(&self, p: &Problem, s: Source) {
         let mut cov = self.coverage.lock().unwrap_or_else(|e| e.into_inner());
         match s {

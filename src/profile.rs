@@ -310,20 +310,29 @@ fn split(what: &str, value: usize, tp: usize) -> Result<usize> {
     Ok(value / tp)
 }
 
-fn layers(c: &ModelConfig, o: &Options) -> Result<Vec<Layer>> {
-    let tp = o.tp.max(1);
+/// The part of the model one of `tp` tensor-parallel ranks holds: heads, KV heads (KV
+/// heads fewer than ranks are replicated, one per rank), intermediate size and vocabulary
+/// (vocab-parallel head) split; hidden size and layers whole.
+pub fn rank_shard(c: &ModelConfig, tp: usize) -> Result<ModelConfig> {
+    let tp = tp.max(1);
     let heads = split("num_attention_heads", c.heads, tp)?;
     let kv = if c.kv_heads % tp == 0 {
         c.kv_heads / tp
     } else if tp % c.kv_heads == 0 {
-        1 // fewer KV heads than ranks: each rank holds a replica of one
+        1
     } else {
         return Err(Error::input(format!(
             "num_key_value_heads = {} neither divides nor is divided by --tp {tp}",
             c.kv_heads
         )));
     };
-    let inter = split("intermediate_size", c.intermediate, tp)?;
+    let intermediate = split("intermediate_size", c.intermediate, tp)?;
+    Ok(ModelConfig { heads, kv_heads: kv, intermediate, vocab: c.vocab.div_ceil(tp), ..c.clone() })
+}
+
+fn layers(c: &ModelConfig, o: &Options) -> Result<Vec<Layer>> {
+    let r = rank_shard(c, o.tp)?;
+    let (heads, kv, inter) = (r.heads, r.kv_heads, r.intermediate);
     let l = c.layers as f64;
     let d = c.head_dim;
     let fused = |f: Option<bool>| match o.fuse {
@@ -351,7 +360,7 @@ fn layers(c: &ModelConfig, o: &Options) -> Result<Vec<Layer>> {
         v.push(Layer { name: if moe { "experts_w3" } else { "up_proj" }, n: inter, k: c.hidden, calls: l, expert: moe });
     }
     v.push(Layer { name: if moe { "experts_w2" } else { "down_proj" }, n: c.hidden, k: inter, calls: l, expert: moe });
-    v.push(Layer { name: "lm_head", n: c.vocab.div_ceil(tp), k: c.hidden, calls: 1.0, expert: false });
+    v.push(Layer { name: "lm_head", n: r.vocab, k: c.hidden, calls: 1.0, expert: false });
     Ok(v)
 }
 

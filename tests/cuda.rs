@@ -87,6 +87,10 @@ fn gpu_every_candidate_is_correct_on_awkward_shapes() {
             for draw in 0..2u64 {
                 if let Err(why) = validate(&b, &k, &p, &mut ops, 100 + 2 * i as u64 + draw) {
                     let line = format!("{}: {why}", c.id);
+                    // TF32 math exceeds the f32 bound by design (see the TF32 test).
+                    if c.id.as_str().contains("tf32") && d == DType::F32 {
+                        break;
+                    }
                     if c.id.as_str().contains("cublas") { lib_wrong.push(line) } else { own_wrong.push(line) }
                     break;
                 }
@@ -189,4 +193,176 @@ fn gpu_tf32_candidates_need_the_opt_in() {
     eprintln!("f32 {p}: strict winner {} ({:.2}x); with TF32 {} ({:.2}x), {passed} TF32 candidates valid",
         strict.winner.as_str().get(..40).unwrap_or(strict.winner.as_str()), strict.speedup(),
         relaxed.winner.as_str().get(..40).unwrap_or(relaxed.winner.as_str()), relaxed.speedup());
+}
+
+// ------------------------------------------------------------- the GPU runtime (SmolLM2)
+
+mod runtime {
+    use gemmtune::backend::cpu::CpuBackend;
+    use gemmtune::backend::cuda::CudaBackend;
+    use gemmtune::dispatch::Dispatcher;
+    use gemmtune::model::cuda::{CudaLlama, GpuOptions};
+    use gemmtune::model::llama::{KvCache, Llama};
+    use gemmtune::model::runtime::Runtime;
+    use gemmtune::problem::DType;
+    use std::path::Path;
+
+    fn model() -> Llama {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert!(p.exists(), "{} is missing: run scripts/fetch-model.sh", p.display());
+        Llama::load(&p).unwrap()
+    }
+
+    fn prompts() -> Vec<Vec<u32>> {
+        let f: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/smollm2_greedy.json")).unwrap(),
+        )
+        .unwrap();
+        f["cases"].as_array().unwrap().iter().map(|c| c["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()).collect()
+    }
+
+    fn argmax(v: &[f32]) -> usize {
+        v.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0
+    }
+
+    /// Top-1 minus top-2 logit.
+    fn margin(v: &[f32]) -> f32 {
+        let mut s = v.to_vec();
+        s.sort_by(|a, b| b.total_cmp(a));
+        s[0] - s[1]
+    }
+
+    /// The CPU f32 greedy continuation and the logits of each step (prompt logits first).
+    fn cpu_greedy(m: &Llama, prompt: &[u32], n: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
+        let d = Dispatcher::untuned(CpuBackend::new());
+        let mut c = KvCache::new(&m.cfg);
+        let mut logits = vec![m.forward(&d, &mut [(&mut c, prompt)]).unwrap().remove(0)];
+        let mut toks = Vec::new();
+        for _ in 0..n {
+            let t = argmax(logits.last().unwrap()) as u32;
+            toks.push(t);
+            logits.push(m.forward(&d, &mut [(&mut c, &[t])]).unwrap().remove(0));
+        }
+        (toks, logits)
+    }
+
+    /// The GPU logits with the given tokens forced (prompt logits first).
+    fn gpu_forced(rt: &mut CudaLlama, prompt: &[u32], toks: &[u32]) -> Vec<Vec<f32>> {
+        let mut c = rt.new_cache().unwrap();
+        let mut out = vec![rt.forward(&mut [(&mut c, prompt)]).unwrap().remove(0)];
+        for &t in toks {
+            out.push(rt.forward(&mut [(&mut c, &[t])]).unwrap().remove(0));
+        }
+        out
+    }
+
+    fn gpu_runtime(m: &Llama, dtype: DType, graphs: bool) -> CudaLlama {
+        let d = Dispatcher::untuned(CudaBackend::new(0).expect("this test needs an NVIDIA GPU"));
+        CudaLlama::from_host(m, d, GpuOptions { dtype, slots: 4, context: 1024, max_rows: 256, graphs }).unwrap()
+    }
+
+    fn rel_rms(a: &[f32], b: &[f32]) -> f64 {
+        let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+        let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+        (num / den).sqrt()
+    }
+
+    #[test]
+    #[ignore = "needs an NVIDIA GPU and the SmolLM2 model"]
+    fn gpu_runtime_follows_the_cpu_reference() {
+        let m = model();
+        for (dtype, bound) in [(DType::F16, 0.02), (DType::BF16, 0.06)] {
+            let mut rt = gpu_runtime(&m, dtype, true);
+            let (mut checked, mut steps, mut worst) = (0, 0, 0f64);
+            for prompt in prompts() {
+                let (toks, cpu) = cpu_greedy(&m, &prompt, 24);
+                let gpu = gpu_forced(&mut rt, &prompt, &toks);
+                for (i, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
+                    assert!(g.iter().all(|v| v.is_finite()), "{dtype}: non-finite logits at step {i}");
+                    worst = worst.max(rel_rms(g, c));
+                    steps += 1;
+                    // Where the reference is decided by a clear margin, the GPU must agree.
+                    if margin(c) > 1.0 {
+                        checked += 1;
+                        assert_eq!(argmax(g), argmax(c), "{dtype}: step {i} of {prompt:?}: GPU picks another token");
+                    }
+                }
+            }
+            assert!(checked * 2 >= steps, "{dtype}: only {checked} of {steps} steps had a clear margin");
+            assert!(worst < bound, "{dtype}: logits differ from the f32 CPU reference by {worst:.3} (relative RMS)");
+            eprintln!("{dtype}: {checked} of {steps} clear-margin steps agree; worst relative RMS of logits {worst:.4}; {}", rt.dispatcher().coverage().summary());
+        }
+    }
+
+    #[test]
+    #[ignore = "needs an NVIDIA GPU and the SmolLM2 model"]
+    fn gpu_graph_replay_equals_eager_launches() {
+        let m = model();
+        let prompt = &prompts()[0];
+        let (toks, _) = cpu_greedy(&m, prompt, 12);
+        let eager = gpu_forced(&mut gpu_runtime(&m, DType::BF16, false), prompt, &toks);
+        let mut rt = gpu_runtime(&m, DType::BF16, true);
+        let graphed = gpu_forced(&mut rt, prompt, &toks);
+        for (i, (a, b)) in eager.iter().zip(&graphed).enumerate() {
+            assert!(a == b, "step {i}: replayed graph differs from eager launches (relative RMS {:.2e})", rel_rms(b, a));
+        }
+        // Decode steps after the first two replay a graph; coverage still counts their GEMMs.
+        let calls_per_step = 4 * m.cfg.layers as u64 + 1;
+        let cov = rt.dispatcher().coverage();
+        assert_eq!(cov.calls(), calls_per_step * (toks.len() as u64 + 1), "{}", cov.summary());
+    }
+
+    #[test]
+    #[ignore = "needs an NVIDIA GPU and the SmolLM2 model"]
+    fn gpu_batched_decode_matches_one_at_a_time() {
+        let m = model();
+        let ps = prompts();
+        let ps = &ps[..3];
+        let runs: Vec<(Vec<u32>, Vec<Vec<f32>>)> = ps.iter().map(|p| cpu_greedy(&m, p, 10)).collect();
+        let mut rt = gpu_runtime(&m, DType::F16, true);
+        let alone: Vec<Vec<Vec<f32>>> = ps.iter().zip(&runs).map(|(p, (t, _))| gpu_forced(&mut rt, p, t)).collect();
+        // All three decoded together, after prefilling each (M = 3 per step).
+        let mut caches: Vec<_> = (0..3).map(|_| rt.new_cache().unwrap()).collect();
+        let mut together: Vec<Vec<Vec<f32>>> = Vec::new();
+        for (c, p) in caches.iter_mut().zip(ps) {
+            together.push(vec![rt.forward(&mut [(c, &p[..])]).unwrap().remove(0)]);
+        }
+        for step in 0..10 {
+            let toks: Vec<[u32; 1]> = runs.iter().map(|(t, _)| [t[step]]).collect();
+            let mut seqs: Vec<(&mut _, &[u32])> = caches.iter_mut().zip(&toks).map(|(c, t)| (c, &t[..])).collect();
+            for (i, l) in rt.forward(&mut seqs).unwrap().into_iter().enumerate() {
+                together[i].push(l);
+            }
+        }
+        for s in 0..3 {
+            for (i, (a, b)) in alone[s].iter().zip(&together[s]).enumerate() {
+                let e = rel_rms(b, a);
+                assert!(e < 0.01, "sequence {s} step {i}: batched logits differ by {e:.3e}");
+                if margin(a) > 0.5 {
+                    assert_eq!(argmax(a), argmax(b), "sequence {s} step {i}");
+                }
+            }
+        }
+        drop(caches);
+        // Slots return when caches drop: four fit again.
+        let again: Vec<_> = (0..4).map(|_| rt.new_cache().unwrap()).collect();
+        assert!(rt.new_cache().is_err(), "a fifth sequence exceeds the 4 slots");
+        drop(again);
+    }
+
+    #[test]
+    #[ignore = "needs an NVIDIA GPU and the SmolLM2 model"]
+    fn gpu_greedy_ids_equal_the_argmax_of_the_logits() {
+        let m = model();
+        let mut rt = gpu_runtime(&m, DType::BF16, true);
+        let p = &prompts()[1];
+        let (mut a, mut b) = (rt.new_cache().unwrap(), rt.new_cache().unwrap());
+        let mut la = rt.forward(&mut [(&mut a, &p[..])]).unwrap().remove(0);
+        let mut ib = rt.forward_greedy(&mut [(&mut b, &p[..])]).unwrap()[0];
+        for step in 0..8 {
+            assert_eq!(argmax(&la) as u32, ib, "step {step}");
+            la = rt.forward(&mut [(&mut a, &[ib])]).unwrap().remove(0);
+            ib = rt.forward_greedy(&mut [(&mut b, &[ib])]).unwrap()[0];
+        }
+    }
 }

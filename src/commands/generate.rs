@@ -1,35 +1,51 @@
+use super::with_runtime;
 use crate::backend::cpu::CpuBackend;
-use crate::cli::GenerateArgs;
-use crate::dispatch::Dispatcher;
-use crate::error::Result;
-
-use crate::model::llama::Llama;
+use crate::backend::cuda::CudaBackend;
+use crate::cli::{BackendName, GenerateArgs};
+use crate::error::{Error, Result};
+use crate::model::generate_on;
+use crate::model::runtime::Runtime;
 use crate::model::sampler::Sampler;
 use crate::model::tokenizer::{StreamDecoder, Tokenizer};
-use crate::model::generate;
+use crate::problem::Phase;
 use std::io::Write;
 use std::time::Instant;
 
 pub fn run(a: &GenerateArgs) -> Result<()> {
     let t = Instant::now();
-    let (model, tok, d) = super::load_runtime(&a.model, a.table.as_deref(), a.strict, a.record.as_deref())?;
-    let text = if a.chat { tok.chat_prompt(&[("user".into(), a.prompt.clone())])? } else { a.prompt.clone() };
-    let ids = tok.encode(&text)?;
-    eprintln!("loaded {} in {:.2} s; prompt: {} tokens", a.model.display(), t.elapsed().as_secs_f64(), ids.len());
-    if a.batch > 1 {
-        return batched(a, &model, &tok, &d, &ids);
-    }
+    let tok = Tokenizer::load(&a.model)?;
+    let slots = a.batch.max(1);
+    with_runtime!(&a.exec, &a.model, a.table.as_deref(), a.strict, a.record.as_deref(), slots, (rt, stats) => {
+        let mut rt = rt;
+        let text = if a.chat { tok.chat_prompt(&[("user".into(), a.prompt.clone())])? } else { a.prompt.clone() };
+        let ids = tok.encode(&text)?;
+        eprintln!(
+            "loaded {} on {:?} in {:.2} s; prompt: {} tokens",
+            a.model.display(),
+            a.exec.backend,
+            t.elapsed().as_secs_f64(),
+            ids.len()
+        );
+        if a.batch > 1 {
+            batched(a, &mut rt, &tok, &ids)?;
+        } else {
+            single(a, &mut rt, &tok, &ids)?;
+        }
+        eprintln!("dispatch: {}", stats.coverage().summary());
+        stats.flush_record()
+    })
+}
+
+fn single<R: Runtime>(a: &GenerateArgs, rt: &mut R, tok: &Tokenizer, ids: &[u32]) -> Result<()> {
     let mut sampler = Sampler::new(a.temperature, a.top_p, a.seed);
     let stop: Vec<u32> = if a.ignore_eos { Vec::new() } else { tok.stop.clone() };
     let mut stream = StreamDecoder::new();
     let mut out = std::io::stdout().lock();
-    let mut generated = Vec::new();
-    let stats = generate(&model, &d, &ids, a.max_tokens, &stop, &mut sampler, |id| {
-        generated.push(id);
+    let stats = generate_on(rt, ids, a.max_tokens, &stop, &mut sampler, |id| {
         if a.ids {
             write!(out, "{id} ").ok();
         } else {
-            write!(out, "{}", stream.push(&tok, id)?).ok();
+            write!(out, "{}", stream.push(tok, id)?).ok();
         }
         out.flush().ok();
         Ok(true)
@@ -45,28 +61,24 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
         stats.decode_tok_s(),
         if stats.stopped_by_eos { "; stopped at end of turn" } else { "" }
     );
-    eprintln!("dispatch: {}", d.coverage().summary());
-    d.flush_record()?;
     Ok(())
 }
 
 /// `--batch N`: N copies of the prompt, prefilled one by one, then decoded together.
-fn batched(a: &GenerateArgs, model: &Llama, tok: &Tokenizer, d: &Dispatcher<CpuBackend>, ids: &[u32]) -> Result<()> {
-    use crate::model::llama::KvCache;
-    use crate::problem::Phase;
+fn batched<R: Runtime>(a: &GenerateArgs, rt: &mut R, tok: &Tokenizer, ids: &[u32]) -> Result<()> {
     let n = a.batch;
-    let mut caches: Vec<KvCache> = (0..n).map(|_| KvCache::new(&model.cfg)).collect();
+    let mut caches = (0..n).map(|_| rt.new_cache()).collect::<Result<Vec<_>>>()?;
     let mut samplers: Vec<Sampler> = (0..n).map(|i| Sampler::new(a.temperature, a.top_p, a.seed + i as u64)).collect();
     let t = Instant::now();
-    d.set_phase(Phase::Prefill);
+    rt.set_phase(Phase::Prefill);
     let mut next = Vec::with_capacity(n);
     for (c, s) in caches.iter_mut().zip(samplers.iter_mut()) {
-        let l = model.forward(d, &mut [(c, ids)])?.remove(0);
+        let l = rt.forward(&mut [(c, ids)])?.remove(0);
         next.push(s.sample(&l));
     }
     let prefill = t.elapsed();
     let t = Instant::now();
-    d.set_phase(Phase::Decode);
+    rt.set_phase(Phase::Decode);
     let mut first = Vec::new();
     let mut live = vec![true; n];
     let mut produced = 0usize;
@@ -89,13 +101,13 @@ fn batched(a: &GenerateArgs, model: &Llama, tok: &Tokenizer, d: &Dispatcher<CpuB
         }
         let toks: Vec<[u32; 1]> = active.iter().map(|&i| [next[i]]).collect();
         let logits = {
-            let mut refs: Vec<(&mut KvCache, &[u32])> = Vec::new();
+            let mut refs: Vec<(&mut R::Cache, &[u32])> = Vec::new();
             let mut it = caches.iter_mut().enumerate().filter(|(i, _)| live[*i]);
             for t in &toks {
-                let (_, c) = it.next().expect("one cache per active sequence");
+                let (_, c) = it.next().ok_or_else(|| Error::runtime("one cache per active sequence"))?;
                 refs.push((c, &t[..]));
             }
-            model.forward(d, &mut refs)?
+            rt.forward(&mut refs)?
         };
         for (&i, l) in active.iter().zip(logits) {
             next[i] = samplers[i].sample(&l);
@@ -113,7 +125,5 @@ fn batched(a: &GenerateArgs, model: &Llama, tok: &Tokenizer, d: &Dispatcher<CpuB
         produced as f64 / decode.as_secs_f64(),
         (produced as f64 / n as f64) / decode.as_secs_f64()
     );
-    eprintln!("dispatch: {}", d.coverage().summary());
-    d.flush_record()?;
     Ok(())
 }

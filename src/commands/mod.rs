@@ -2,6 +2,7 @@
 
 mod backends;
 mod bench;
+mod decode_bench;
 mod dispatch;
 mod generate;
 mod profile;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(a) => generate::run(&a),
         Command::Serve(a) => serve::run(&a),
         Command::Backends => backends::run(),
+        Command::DecodeBench(a) => decode_bench::run(&a),
     }
 }
 
@@ -66,20 +68,18 @@ pub(crate) fn fmt_us(seconds: f64) -> String {
     }
 }
 
-/// The model, tokenizer and dispatcher `generate` and `serve` run with: the table (or
-/// the backend default when none), its warnings printed, and `--record` applied.
-pub(crate) fn load_runtime(
-    model: &std::path::Path,
+/// The dispatcher `generate` and `serve` run with on backend `b`: the table (or the
+/// backend default when none), its warnings printed, and `--record` applied.
+pub(crate) fn load_dispatcher<B: crate::backend::Backend>(
+    b: B,
     table: Option<&std::path::Path>,
     strict: bool,
     record: Option<&std::path::Path>,
-) -> Result<(crate::model::llama::Llama, crate::model::tokenizer::Tokenizer, crate::dispatch::Dispatcher<CpuBackend>)> {
+) -> Result<crate::dispatch::Dispatcher<B>> {
     use crate::dispatch::Dispatcher;
-    let tok = crate::model::tokenizer::Tokenizer::load(model)?;
-    let llama = crate::model::llama::Llama::load(model)?;
     let mut d = match table {
-        Some(path) => Dispatcher::from_table(path, CpuBackend::new(), strict)?,
-        None => Dispatcher::untuned(CpuBackend::new()),
+        Some(path) => Dispatcher::from_table(path, b, strict)?,
+        None => Dispatcher::untuned(b),
     };
     for w in d.warnings() {
         eprintln!("warning: {w}");
@@ -87,5 +87,38 @@ pub(crate) fn load_runtime(
     if let Some(r) = record {
         d = d.record_all(r);
     }
-    Ok((llama, tok, d))
+    Ok(d)
 }
+
+/// Runs `$body` with `$rt` bound to the runtime `$exec` asks for (the CPU f32 model, or
+/// the model uploaded to a GPU) and `$stats` to its dispatcher's statistics.
+macro_rules! with_runtime {
+    ($exec:expr, $model:expr, $table:expr, $strict:expr, $record:expr, $slots:expr, ($rt:ident, $stats:ident) => $body:expr) => {{
+        let exec: &crate::cli::ExecArgs = $exec;
+        let model = crate::model::llama::Llama::load($model)?;
+        match exec.backend {
+            BackendName::Cpu => {
+                let d = std::sync::Arc::new(crate::commands::load_dispatcher(CpuBackend::new(), $table, $strict, $record)?);
+                let $stats: std::sync::Arc<dyn crate::model::runtime::DispatchStats> = d.clone();
+                let $rt = crate::model::runtime::CpuRuntime { model: std::sync::Arc::new(model), d };
+                $body
+            }
+            BackendName::Cuda => {
+                let d = crate::commands::load_dispatcher(CudaBackend::new(exec.device)?, $table, $strict, $record)?;
+                let opt = crate::model::cuda::GpuOptions {
+                    dtype: exec.gpu_dtype,
+                    slots: $slots,
+                    context: exec.context,
+                    graphs: !exec.no_graphs,
+                    ..Default::default()
+                };
+                let $rt = crate::model::cuda::CudaLlama::from_host(&model, d, opt)?;
+                drop(model);
+                let $stats = $rt.stats();
+                $body
+            }
+            BackendName::Rocm => Err(Error::input("the runtime runs on --backend cpu or cuda")),
+        }
+    }};
+}
+pub(crate) use with_runtime;

@@ -71,11 +71,13 @@ pub struct Layer {
 
 pub struct Llama {
     pub cfg: Config,
-    embed: Vec<f32>,
-    /// The output head; the embedding table when tied.
-    head: HostTensor,
-    out_norm: Vec<f32>,
-    layers: Vec<Layer>,
+    pub(crate) embed: Vec<f32>,
+    /// The output head; a copy of the embedding table when tied.
+    pub(crate) head: HostTensor,
+    /// Whether the head is tied to the embedding (the GPU path then keeps one copy).
+    pub(crate) tied: bool,
+    pub(crate) out_norm: Vec<f32>,
+    pub(crate) layers: Vec<Layer>,
 }
 
 /// One sequence's keys and values, per layer, `[position][kv_heads × head_dim]` flat.
@@ -103,8 +105,9 @@ impl Llama {
 
     /// Assembles a model from its parts (used by the loaders).
     pub fn from_parts(cfg: Config, embed: Vec<f32>, head: Option<Vec<f32>>, out_norm: Vec<f32>, layers: Vec<Layer>) -> Llama {
+        let tied = head.is_none();
         let head = HostTensor::F32(head.unwrap_or_else(|| embed.clone()));
-        Llama { cfg, embed, head, out_norm, layers }
+        Llama { cfg, embed, head, tied, out_norm, layers }
     }
 
     pub fn load_gguf(path: &Path) -> Result<Llama> {
@@ -154,11 +157,12 @@ impl Llama {
             });
         }
         let embed = tensor("token_embd.weight", &[cfg.vocab, h])?;
-        let head = match g.tensor("output.weight") {
-            Some(_) => HostTensor::F32(tensor("output.weight", &[cfg.vocab, h])?),
-            None => HostTensor::F32(embed.clone()),
+        let tied = g.tensor("output.weight").is_none();
+        let head = match tied {
+            false => HostTensor::F32(tensor("output.weight", &[cfg.vocab, h])?),
+            true => HostTensor::F32(embed.clone()),
         };
-        Ok(Llama { out_norm: tensor("output_norm.weight", &[h])?, cfg, embed, head, layers })
+        Ok(Llama { out_norm: tensor("output_norm.weight", &[h])?, cfg, embed, head, tied, layers })
     }
 
     /// Runs the new `tokens` of each sequence (appending to its cache) and returns the

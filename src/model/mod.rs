@@ -1,8 +1,10 @@
 //! The inference runtime: a real model (GGUF), its tokenizer, the forward pass with every
 //! GEMM dispatched by the tuned table, and generation.
 
+pub mod cuda;
 pub mod hf;
 pub mod llama;
+pub mod runtime;
 pub mod sampler;
 pub mod tokenizer;
 pub mod weights;
@@ -11,7 +13,8 @@ use crate::backend::cpu::CpuBackend;
 use crate::dispatch::Dispatcher;
 use crate::error::Result;
 use crate::problem::Phase;
-use llama::{KvCache, Llama};
+use llama::Llama;
+use runtime::{CpuRuntime, Runtime};
 use sampler::Sampler;
 use std::time::{Duration, Instant};
 
@@ -34,8 +37,7 @@ impl GenStats {
     }
 }
 
-/// Generates up to `max_tokens` after `prompt`, calling `on_token` with each new id; stops
-/// at a stop token (not passed on) or when `on_token` returns false.
+/// `generate_on` with the f32 CPU model and a dispatcher.
 pub fn generate(
     model: &Llama,
     d: &Dispatcher<CpuBackend>,
@@ -43,21 +45,38 @@ pub fn generate(
     max_tokens: usize,
     stop: &[u32],
     sampler: &mut Sampler,
+    on_token: impl FnMut(u32) -> Result<bool>,
+) -> Result<GenStats> {
+    generate_on(&mut CpuRuntime { model, d }, prompt, max_tokens, stop, sampler, on_token)
+}
+
+/// Generates up to `max_tokens` after `prompt`, calling `on_token` with each new id; stops
+/// at a stop token (not passed on) or when `on_token` returns false.
+pub fn generate_on<R: Runtime>(
+    rt: &mut R,
+    prompt: &[u32],
+    max_tokens: usize,
+    stop: &[u32],
+    sampler: &mut Sampler,
     mut on_token: impl FnMut(u32) -> Result<bool>,
 ) -> Result<GenStats> {
-    let mut cache = KvCache::new(&model.cfg);
+    let mut cache = rt.new_cache()?;
     let mut stats = GenStats { prompt_tokens: prompt.len(), ..GenStats::default() };
     if max_tokens == 0 || prompt.is_empty() {
         return Ok(stats);
     }
+    // Plain greedy decoding takes the argmax where the logits are (on a GPU: no copy).
+    let greedy = sampler.is_plain_greedy();
+    let mut step = |rt: &mut R, cache: &mut R::Cache, toks: &[u32]| -> Result<u32> {
+        Ok(if greedy { rt.forward_greedy(&mut [(cache, toks)])?[0] } else { sampler.sample(&rt.forward(&mut [(cache, toks)])?[0]) })
+    };
     let t = Instant::now();
-    d.set_phase(Phase::Prefill);
-    let mut logits = model.forward(d, &mut [(&mut cache, prompt)])?.remove(0);
+    rt.set_phase(Phase::Prefill);
+    let mut next = step(rt, &mut cache, prompt)?;
     stats.prefill = t.elapsed();
     let t = Instant::now();
-    d.set_phase(Phase::Decode);
+    rt.set_phase(Phase::Decode);
     loop {
-        let next = sampler.sample(&logits);
         if stop.contains(&next) {
             stats.stopped_by_eos = true;
             break;
@@ -66,7 +85,7 @@ pub fn generate(
         if !on_token(next)? || stats.generated >= max_tokens {
             break;
         }
-        logits = model.forward(d, &mut [(&mut cache, &[next])])?.remove(0);
+        next = step(rt, &mut cache, &[next])?;
     }
     stats.decode = t.elapsed();
     Ok(stats)

@@ -19,6 +19,12 @@ impl Sampler {
         Sampler::new(0.0, 1.0, 0)
     }
 
+    /// Greedy with nothing banned: the choice is the argmax alone (which a GPU runtime
+    /// computes on the device).
+    pub fn is_plain_greedy(&self) -> bool {
+        self.temperature <= 0.0 && self.banned.is_empty()
+    }
+
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         if !self.banned.is_empty() {
             let mut l = logits.to_vec();

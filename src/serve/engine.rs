@@ -4,9 +4,7 @@
 //! M = number of active sequences, exactly where tuned M buckets matter. Finished
 //! sequences leave the batch at once and waiting ones join at the next step.
 
-use crate::backend::cpu::CpuBackend;
-use crate::dispatch::Dispatcher;
-use crate::model::llama::{KvCache, Llama};
+use crate::model::runtime::{Runtime, SeqCache};
 use crate::model::sampler::Sampler;
 use crate::model::tokenizer::{StreamDecoder, Tokenizer};
 use crate::problem::Phase;
@@ -50,9 +48,16 @@ impl FinishReason {
     }
 }
 
-struct Active {
+/// A decode step's result: logits to sample from, or greedy ids picked by the runtime
+/// (when every active sequence decodes greedily).
+enum Step {
+    Logits(Vec<Vec<f32>>),
+    Ids(Vec<u32>),
+}
+
+struct Active<C> {
     job: Job,
-    cache: KvCache,
+    cache: C,
     sampler: Sampler,
     decoder: StreamDecoder,
     next: u32,
@@ -74,19 +79,13 @@ pub enum Submit {
 }
 
 impl Engine {
-    pub fn start(
-        model: Arc<Llama>,
-        tok: Arc<Tokenizer>,
-        d: Arc<Dispatcher<CpuBackend>>,
-        max_batch: usize,
-        queue: usize,
-    ) -> Engine {
+    pub fn start<R: Runtime + 'static>(rt: R, tok: Arc<Tokenizer>, max_batch: usize, queue: usize) -> Engine {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
         let active = Arc::new(AtomicUsize::new(0));
         let a = active.clone();
         std::thread::Builder::new()
             .name("gemmtune-engine".into())
-            .spawn(move || run(model, tok, d, rx, a, max_batch))
+            .spawn(move || run(rt, tok, rx, a, max_batch))
             .expect("spawn engine thread");
         Engine { tx, active, max_batch }
     }
@@ -100,15 +99,9 @@ impl Engine {
     }
 }
 
-fn run(
-    model: Arc<Llama>,
-    tok: Arc<Tokenizer>,
-    d: Arc<Dispatcher<CpuBackend>>,
-    rx: Receiver<Job>,
-    active_count: Arc<AtomicUsize>,
-    max_batch: usize,
-) {
-    let mut active: Vec<Active> = Vec::new();
+fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Job>, active_count: Arc<AtomicUsize>, max_batch: usize) {
+    let context = rt.config().context;
+    let mut active: Vec<Active<R::Cache>> = Vec::new();
     loop {
         // Admit waiting jobs (block when idle).
         while active.len() < max_batch {
@@ -127,9 +120,15 @@ fn run(
             if job.events.is_closed() {
                 continue; // the client went away while waiting
             }
-            let mut cache = KvCache::new(&model.cfg);
-            d.set_phase(Phase::Prefill);
-            match model.forward(&d, &mut [(&mut cache, &job.prompt)]) {
+            let mut cache = match rt.new_cache() {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = job.events.send(Event::Error(e.to_string()));
+                    continue;
+                }
+            };
+            rt.set_phase(Phase::Prefill);
+            match rt.forward(&mut [(&mut cache, &job.prompt)]) {
                 Ok(mut logits) => {
                     let mut sampler = Sampler::new(job.temperature, job.top_p, job.seed);
                     let next = sampler.sample(&logits.remove(0));
@@ -146,7 +145,7 @@ fn run(
         }
         // Emit each sequence's pending token; retire the finished ones.
         active.retain_mut(|a| {
-            let done = |a: &Active, reason| Event::Done {
+            let done = |a: &Active<R::Cache>, reason| Event::Done {
                 reason,
                 prompt_tokens: a.job.prompt.len(),
                 completion_tokens: a.generated,
@@ -160,7 +159,7 @@ fn run(
             if a.job.events.send(Event::Text(text)).is_err() {
                 return false; // client disconnected: free the slot
             }
-            let full = a.cache.len + 1 >= model.cfg.context;
+            let full = a.cache.len() + 1 >= context;
             if a.generated >= a.job.max_tokens || full {
                 let _ = a.job.events.send(done(a, FinishReason::Length));
                 return false;
@@ -172,17 +171,27 @@ fn run(
             continue;
         }
         // One decode step for the whole batch: M = active sequences.
-        d.set_phase(Phase::Decode);
+        rt.set_phase(Phase::Decode);
         let toks: Vec<[u32; 1]> = active.iter().map(|a| [a.next]).collect();
+        let greedy = active.iter().all(|a| a.sampler.is_plain_greedy());
         let result = {
-            let mut seqs: Vec<(&mut KvCache, &[u32])> =
+            let mut seqs: Vec<(&mut R::Cache, &[u32])> =
                 active.iter_mut().zip(&toks).map(|(a, t)| (&mut a.cache, &t[..])).collect();
-            model.forward(&d, &mut seqs)
+            if greedy {
+                rt.forward_greedy(&mut seqs).map(Step::Ids)
+            } else {
+                rt.forward(&mut seqs).map(Step::Logits)
+            }
         };
         match result {
-            Ok(logits) => {
+            Ok(Step::Logits(logits)) => {
                 for (a, l) in active.iter_mut().zip(logits) {
                     a.next = a.sampler.sample(&l);
+                }
+            }
+            Ok(Step::Ids(ids)) => {
+                for (a, id) in active.iter_mut().zip(ids) {
+                    a.next = id;
                 }
             }
             Err(e) => {

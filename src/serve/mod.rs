@@ -8,9 +8,7 @@
 pub mod engine;
 pub mod metrics;
 
-use crate::backend::cpu::CpuBackend;
-use crate::dispatch::Dispatcher;
-use crate::model::llama::Llama;
+use crate::model::runtime::{DispatchStats, Runtime};
 use crate::model::tokenizer::Tokenizer;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -37,7 +35,7 @@ pub struct AppState {
     pub context: usize,
     pub engine: Engine,
     pub metrics: Metrics,
-    pub dispatcher: Arc<Dispatcher<CpuBackend>>,
+    pub dispatcher: Arc<dyn DispatchStats>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -51,19 +49,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Starts the engine and serves until the process is stopped.
-pub async fn serve(
-    model: Llama,
+/// Starts the engine on `rt` and serves until the process is stopped; `d` gives the
+/// dispatch coverage for /metrics.
+pub async fn serve<R: Runtime + 'static>(
+    rt: R,
     tok: Tokenizer,
-    d: Arc<Dispatcher<CpuBackend>>,
+    d: Arc<dyn DispatchStats>,
     name: String,
     listener: tokio::net::TcpListener,
     max_batch: usize,
     queue: usize,
 ) -> std::io::Result<()> {
-    let context = model.cfg.context;
+    let context = rt.config().context;
     let tok = Arc::new(tok);
-    let engine = Engine::start(Arc::new(model), tok.clone(), d.clone(), max_batch, queue);
+    let engine = Engine::start(rt, tok.clone(), max_batch, queue);
     let state = Arc::new(AppState { model_name: name, tok, context, engine, metrics: Metrics::default(), dispatcher: d });
     axum::serve(listener, router(state)).await
 }

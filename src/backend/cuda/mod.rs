@@ -222,11 +222,24 @@ impl CudaBackend {
         }
     }
 
+    /// The GPU (stream, allocations, copies) for callers that run their own kernels
+    /// beside the GEMMs (the GPU runtime).
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// The NVRTC compiler and module cache.
+    pub fn rtc(&self) -> &rtc::Rtc {
+        &self.rtc
+    }
+
+    /// Operands may be larger than the problem (the runtime's activation buffers are
+    /// sized for its largest batch); the kernels touch only the problem's elements.
     fn check_operands(p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
         for (name, t, len) in [("X", x, p.x_len()), ("W", w, p.w_len()), ("Y", y, p.y_len())] {
-            if t.len != len || t.dtype != p.dtype {
+            if t.len < len || t.dtype != p.dtype {
                 return Err(Error::runtime(format!(
-                    "operand {name} holds {} {} elements, {p} needs {len} {}",
+                    "operand {name} holds {} {} elements, {p} needs at least {len} {}",
                     t.len, t.dtype, p.dtype
                 )));
             }

@@ -3,13 +3,17 @@
 //! candidates (kernels/*.cu).
 
 use super::device::{drv, DevBuf, Gpu};
-use crate::backend::kernels::{assemble, suffix, DiskCache, Modules, UTIL};
+use crate::backend::kernels::{suffix, DiskCache, Modules, UTIL};
 use crate::error::{Error, Result};
 use crate::problem::DType;
 use cudarc::driver::{CudaFunction, CudaModule, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::Ptx;
 use std::ffi::CString;
 use std::sync::Arc;
+
+/// The model runtime's kernels (CUDA only); `assemble` is shared with ROCm.
+pub use crate::backend::kernels::assemble;
+pub const LLAMA: &str = include_str!("../../../kernels/llama.cu");
 
 /// The `--gpu-architecture` value for a compute capability.
 pub fn arch_name(cc: (i32, i32)) -> Option<&'static str> {
@@ -193,7 +197,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn util_kernels_and_arch_names() {
+    fn util_and_llama_kernels_and_arch_names() {
+        let l = assemble(LLAMA, &[("LL_DTYPE", "0")]);
+        for f in ["embed_rows", "rmsnorm_rows", "rope_store", "attention", "silu_mul", "add_residual", "fill_scaled"] {
+            assert!(l.contains(&format!("__global__ void {f}(")), "{f}");
+        }
+        assert!(!l.contains("#include"));
         let u = assemble(UTIL, &[]);
         for f in ["fill_random_bf16", "nonfinite_f16", "gather_f32"] {
             assert!(u.contains(f), "{f}");

@@ -19,13 +19,19 @@ case "${1:-bench}" in
     cp /tmp/h100-smollm2-135m.csv "$out/"
     ;;
   bench)
-    for run in "smollm2-135m 1 h100-smollm2-135m" "llama-3.1-8b 1 h100-llama-63" "llama-3.1-70b 8 h100-llama-63"; do
+    # The serving table: the 63-shape set plus the decode batch buckets (M = 2, 4, 16).
+    if [ ! -f tables/h100-llama-serving.csv ]; then
+      $bin tune --backend cuda --shapes shapes/llama-h100-decode-buckets.csv --out /tmp/buckets.csv --budget-ms 150 -q 2>&1 | tail -2
+      $bin table merge tables/h100-llama-63.csv /tmp/buckets.csv --out tables/h100-llama-serving.csv
+      cp tables/h100-llama-serving.csv "$out/"
+    fi
+    for run in "smollm2-135m 1 h100-smollm2-135m" "llama-3.1-8b 1 h100-llama-serving" "llama-3.1-70b 8 h100-llama-serving"; do
       set -- $run
       $bin decode-bench --backend cuda --config shapes/configs/$1.json --tp $2 --table tables/$3.csv --baseline \
         --batch 1,16 --prompt-len 128 --steps 64 --reps 5 --json "$out/decode-$1-tp$2.json"
     done
     # Hugging Face transformers (eager generate) on the same GPU and shapes.
-    for c in smollm2-135m llama-3.1-8b; do
+    [ "${HF:-1}" = 1 ] && for c in smollm2-135m llama-3.1-8b; do
       python3 scripts/reference/hf_decode.py shapes/configs/$c.json > "$out/hf-$c.log" 2>&1
       grep "^transformers" "$out/hf-$c.log" || tail -5 "$out/hf-$c.log"
     done

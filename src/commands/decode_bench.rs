@@ -129,7 +129,7 @@ pub fn run(a: &DecodeBenchArgs) -> Result<()> {
                 s.rt.dispatcher().coverage().summary()
             );
             rows.push(json!({"dispatch": s.name, "batch": b, "prefill_ms": p, "step_ms": st, "step_ms_all": s.step_ms[bi],
-                "tok_s": b as f64 * 1e3 / st, "roofline_pct": pct}));
+                "prefill_ms_all": s.prefill_ms[bi], "tok_s": b as f64 * 1e3 / st, "roofline_pct": pct}));
         }
         if sides.len() == 2 {
             let (t, d) = (median(&sides[0].step_ms[bi]), median(&sides[1].step_ms[bi]));

@@ -1,11 +1,30 @@
-// Shared helpers for gemmtune's run-time compiled kernels (NVRTC). Header-free on
-// purpose: NVRTC in CUDA 13.0 does not find cuda_bf16.h / cuda_fp16.h without the
-// toolkit's include path, so 16-bit values travel as raw `unsigned short` and are
-// converted with single PTX instructions (round-to-nearest-even, like the host side).
+// Shared helpers for gemmtune's run-time compiled kernels (NVRTC for CUDA, hipRTC for
+// ROCm). Header-free on purpose: NVRTC in CUDA 13.0 does not find cuda_bf16.h /
+// cuda_fp16.h without the toolkit's include path, and hipRTC gets no standard headers, so
+// 16-bit values travel as raw `unsigned short` and are converted by hand (round to
+// nearest even, like the host side). The host defines GEMMTUNE_HIP (and WARP_SIZE, the
+// device's wavefront width) when compiling with hipRTC; the few spots where CUDA and HIP
+// differ are the macros below, each kernel file is otherwise the same for both.
 typedef unsigned short u16;
 typedef unsigned int u32;
 typedef unsigned long long u64;
 
+#if defined(GEMMTUNE_HIP)
+#ifndef WARP_SIZE
+#error "the host defines WARP_SIZE (64 on CDNA, 32 on RDNA)"
+#endif
+__device__ __forceinline__ float bf16_to_f32(u16 v) { return __uint_as_float(((u32)v) << 16); }
+__device__ __forceinline__ float f16_to_f32(u16 v) { return (float)__builtin_bit_cast(_Float16, v); }
+__device__ __forceinline__ u16 f32_to_bf16(float f) {
+    u32 u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
+    return (u16)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+__device__ __forceinline__ u16 f32_to_f16(float f) { return __builtin_bit_cast(u16, (_Float16)f); }
+#define SHFL_XOR(v, o) __shfl_xor((v), (o))
+#define LDG(p) (*(p))
+#else
+#define WARP_SIZE 32
 __device__ __forceinline__ float bf16_to_f32(u16 v) { return __uint_as_float(((u32)v) << 16); }
 __device__ __forceinline__ float f16_to_f32(u16 v) {
     float f;
@@ -22,6 +41,10 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
     asm("{ .reg .b16 h; cvt.rn.f16.f32 h, %1; mov.b16 %0, h; }" : "=h"(r) : "f"(f));
     return r;
 }
+
+#define SHFL_XOR(v, o) __shfl_xor_sync(0xffffffffu, (v), (o))
+#define LDG(p) __ldg(p)
+#endif
 
 // DT selects the 16-bit storage type: 0 = bf16, 1 = f16.
 template <int DT> __device__ __forceinline__ float to_f32(u16 v) { return DT == 0 ? bf16_to_f32(v) : f16_to_f32(v); }

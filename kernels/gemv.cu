@@ -11,10 +11,14 @@
 // Requirements checked by the host: K % 8 == 0, 16-byte aligned rows, M <= MAXM.
 
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
+#if defined(GEMMTUNE_HIP)
+    return *(const uint4*)p;
+#else
     uint4 v;
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
+#endif
 }
 
 template <int DT>
@@ -59,7 +63,7 @@ __device__ __forceinline__ void gemv(const u16* __restrict__ x, const u16* __res
             for (int m = 0; m < MAXM; m++) {
                 if (m < M) {
                     float xf[8];
-                    unpack8<DT>(__ldg((const uint4*)(x + (size_t)m * K + (size_t)c * 8)), xf);
+                    unpack8<DT>(LDG((const uint4*)(x + (size_t)m * K + (size_t)c * 8)), xf);
 #pragma unroll
                     for (int r = 0; r < ROWS; r++)
 #pragma unroll
@@ -70,16 +74,16 @@ __device__ __forceinline__ void gemv(const u16* __restrict__ x, const u16* __res
     }
 
     // Reduce: within each warp by shuffles, then across warps through shared memory.
-    constexpr int WARPS = THREADS / 32;
+    constexpr int WARPS = THREADS / WARP_SIZE;
     __shared__ float part[WARPS][ROWS * MAXM];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
 #pragma unroll
     for (int r = 0; r < ROWS; r++)
 #pragma unroll
         for (int m = 0; m < MAXM; m++) {
             float v = acc[r][m];
 #pragma unroll
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+            for (int o = WARP_SIZE / 2; o > 0; o >>= 1) v += SHFL_XOR(v, o);
             if (lane == 0) part[warp][r * MAXM + m] = v;
         }
     __syncthreads();

@@ -1,6 +1,7 @@
 //! The `Backend` trait: everything the tuner, the dispatcher and the runtime need from a
-//! device and its GEMM libraries. Backends live in their own folders (`cpu/`, later
-//! `cuda/` and `rocm/`); nothing outside a backend knows what a kernel id means.
+//! device and its GEMM libraries. Backends live in their own folders (`cpu/`, `cuda/`,
+//! `rocm/`); nothing outside a backend knows what a kernel id means. `kernels.rs` holds
+//! what the GPU backends share about our own run-time compiled kernels.
 //!
 //! Life of a candidate: `candidates()` lists stable ids for a problem, `resolve()` turns
 //! an id (from the list or from a table written months ago) back into exactly that
@@ -10,6 +11,8 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod kernels;
+pub mod rocm;
 
 use crate::error::Result;
 use crate::problem::{DType, Problem};

@@ -19,6 +19,9 @@ pub fn run() -> Result<()> {
         Ok(cuda) => print_identity(cuda.identity()),
         Err(e) => println!("cuda  not available: {e}"),
     }
-    println!("rocm  not available: not part of this build yet (the ROCm backend is in development)");
+    match crate::backend::rocm::RocmBackend::new(0) {
+        Ok(rocm) => print_identity(rocm.identity()),
+        Err(e) => println!("rocm  not available: {e}"),
+    }
     Ok(())
 }

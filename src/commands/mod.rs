@@ -13,7 +13,7 @@ mod tune;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::CudaBackend;
 use crate::cli::{BackendName, Cli, Command};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Runs `$body` with `$b` bound to the backend named by `$name` (each backend is its own
 /// type, so the body is compiled once per backend).
@@ -31,9 +31,10 @@ macro_rules! with_backend {
                 let $b = CudaBackend::new($device)?;
                 $body
             }
-            BackendName::Rocm => Err(Error::input(
-                "backend 'rocm' is not part of this build yet (the ROCm backend is in development); use --backend cpu or cuda",
-            )),
+            BackendName::Rocm => {
+                let $b = $crate::backend::rocm::RocmBackend::new($device)?;
+                $body
+            }
         }
     };
 }

@@ -156,7 +156,8 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
     Ok(())
 }
 
-/// CUDA errors after which a context can do no more work (the CUDA guide's "sticky" ones).
+/// GPU errors after which a context can do no more work (the CUDA guide's "sticky" ones,
+/// and their HIP names).
 fn is_sticky(e: &Error) -> bool {
     let s = e.to_string();
     [
@@ -168,6 +169,9 @@ fn is_sticky(e: &Error) -> bool {
         "CUDA_ERROR_HARDWARE_STACK_ERROR",
         "CUDA_ERROR_INVALID_PC",
         "CUDA_ERROR_ECC_UNCORRECTABLE",
+        "hipErrorIllegalAddress",
+        "hipErrorLaunchFailure",
+        "hipErrorECCNotCorrectable",
     ]
     .iter()
     .any(|k| s.contains(k))
@@ -261,6 +265,10 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
         match a.backend {
             crate::cli::BackendName::Cuda => {
                 let n = crate::backend::cuda::device_count()?;
+                (0..n).collect()
+            }
+            crate::cli::BackendName::Rocm => {
+                let n = crate::backend::rocm::device_count()?;
                 (0..n).collect()
             }
             _ => vec![0],

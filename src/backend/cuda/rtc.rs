@@ -3,32 +3,17 @@
 //! candidates (kernels/*.cu).
 
 use super::device::{drv, DevBuf, Gpu};
+use crate::backend::kernels::{suffix, DiskCache, Modules, UTIL};
 use crate::error::{Error, Result};
 use crate::problem::DType;
 use cudarc::driver::{CudaFunction, CudaModule, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::Ptx;
 use std::ffi::CString;
-use std::path::PathBuf;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-pub const COMMON: &str = include_str!("../../../kernels/common.cuh");
-pub const UTIL: &str = include_str!("../../../kernels/util.cu");
-pub const GEMV: &str = include_str!("../../../kernels/gemv.cu");
-pub const MMA: &str = include_str!("../../../kernels/mma.cu");
+/// The model runtime's kernels (CUDA only); `assemble` is shared with ROCm.
+pub use crate::backend::kernels::assemble;
 pub const LLAMA: &str = include_str!("../../../kernels/llama.cu");
-
-/// Splices the shared header into a kernel source (NVRTC gets no include path).
-pub fn assemble(source: &str, defines: &[(&str, &str)]) -> String {
-    let mut s = String::new();
-    for (k, v) in defines {
-        s.push_str(&format!("#define {k} {v}\n"));
-    }
-    s.push_str(COMMON);
-    s.push('\n');
-    s.push_str(&source.replace("// #include \"common.cuh\" is spliced in by the host before compilation.", ""));
-    s
-}
 
 /// The `--gpu-architecture` value for a compute capability.
 pub fn arch_name(cc: (i32, i32)) -> Option<&'static str> {
@@ -48,26 +33,8 @@ pub fn arch_name(cc: (i32, i32)) -> Option<&'static str> {
 /// Compiled modules, keyed by name; CUBINs also cached on disk by content hash.
 pub struct Rtc {
     arch: &'static str,
-    modules: Mutex<HashMap<String, Arc<CudaModule>>>,
-    /// Modules that failed to compile or load, with the reason (so one bad variant only
-    /// rejects itself).
-    failed: Mutex<HashMap<String, String>>,
-    cache_dir: Option<PathBuf>,
-}
-
-/// 64-bit FNV-1a: a stable content hash for the disk cache (std's hasher is not
-/// guaranteed stable across Rust releases).
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in *p {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    modules: Modules<Arc<CudaModule>>,
+    disk: DiskCache,
 }
 
 /// Compiles `src` for `arch` straight to a CUBIN (no driver JIT at load time).
@@ -106,12 +73,7 @@ impl Rtc {
         let arch = arch_name(gpu.cc).ok_or_else(|| {
             Error::runtime(format!("no NVRTC target known for compute capability {}.{}", gpu.cc.0, gpu.cc.1))
         })?;
-        let cache_dir = std::env::var_os("GEMMTUNE_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("gemmtune")))
-            .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/gemmtune")))
-            .map(|d| d.join("nvrtc"));
-        Ok(Rtc { arch, modules: Mutex::new(HashMap::new()), failed: Mutex::new(HashMap::new()), cache_dir })
+        Ok(Rtc { arch, modules: Modules::default(), disk: DiskCache::new("nvrtc", "cubin") })
     }
 
     pub fn arch(&self) -> &'static str {
@@ -122,70 +84,21 @@ impl Rtc {
         let (mut major, mut minor) = (0, 0);
         // SAFETY: writes two ints.
         unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
-        let key = fnv1a(&[src.as_bytes(), self.arch.as_bytes(), &major.to_le_bytes(), &minor.to_le_bytes()]);
-        let path = self.cache_dir.as_ref().map(|d| d.join(format!("{name}-{key:016x}.cubin")));
-        if let Some(bin) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
-            return Ok(bin);
-        }
-        let bin = compile_cubin(src, name, self.arch)?;
-        if let Some(p) = path {
-            // Best effort: a cache that cannot be written only costs a recompile.
-            let _ = crate::atomic::write_atomic(&p, |w| w.write_all(&bin));
-        }
-        Ok(bin)
+        let key: [&[u8]; 4] = [src.as_bytes(), self.arch.as_bytes(), &major.to_le_bytes(), &minor.to_le_bytes()];
+        self.disk.get_or(name, &key, || compile_cubin(src, name, self.arch))
     }
 
     /// Compiles (in parallel, on all cores) and loads every module not loaded yet. A module
     /// that fails is remembered with its reason and reported when it is asked for.
     pub fn prepare(&self, gpu: &Gpu, jobs: Vec<(String, String)>) {
-        use rayon::prelude::*;
-        let todo: Vec<(String, String)> = {
-            let mods = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-            let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
-            jobs.into_iter().filter(|(name, _)| !mods.contains_key(name) && !failed.contains_key(name)).collect()
-        };
-        let bins: Vec<(String, Result<Vec<u8>>)> =
-            todo.par_iter().map(|(name, src)| (name.clone(), self.cubin(name, src))).collect();
-        let mut mods = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
-        for (name, bin) in bins {
-            match bin.and_then(|b| gpu.ctx.load_module(Ptx::from_binary(b)).map_err(drv)) {
-                Ok(m) => {
-                    mods.insert(name, m);
-                }
-                Err(e) => {
-                    failed.insert(name, e.to_string());
-                }
-            }
-        }
+        self.modules.prepare(jobs, |n, s| self.cubin(n, s), |b| gpu.ctx.load_module(Ptx::from_binary(b)).map_err(drv))
     }
 
     /// `function` from module `name` (compiled from `source` if needed).
     pub fn function(&self, gpu: &Gpu, name: &str, source: impl FnOnce() -> String, function: &str) -> Result<CudaFunction> {
-        let loaded = self.modules.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
-        let module = match loaded {
-            Some(m) => m,
-            None => {
-                self.prepare(gpu, vec![(name.to_string(), source())]);
-                let loaded = self.modules.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
-                match loaded {
-                    Some(m) => m,
-                    None => {
-                        let why = self.failed.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
-                        return Err(Error::runtime(why.unwrap_or_else(|| format!("module {name} did not load"))));
-                    }
-                }
-            }
-        };
+        let module =
+            self.modules.get(name, source, |n, s| self.cubin(n, s), |b| gpu.ctx.load_module(Ptx::from_binary(b)).map_err(drv))?;
         module.load_function(function).map_err(drv)
-    }
-}
-
-pub(crate) fn suffix(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "f32",
-        DType::F16 => "f16",
-        DType::BF16 => "bf16",
     }
 }
 
@@ -284,22 +197,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sources_assemble_without_includes() {
-        let s = assemble(GEMV, &[("GEMV_DTYPE", "0")]);
-        assert!(s.starts_with("#define GEMV_DTYPE 0\n"));
-        assert!(!s.contains("#include"), "NVRTC has no include path");
-        assert!(s.contains("f32_to_bf16") && s.contains("gemv_kernel"));
-        assert!(assemble(MMA, &[]).contains("mma.sync.aligned.m16n8k16"));
+    fn util_and_llama_kernels_and_arch_names() {
         let l = assemble(LLAMA, &[("LL_DTYPE", "0")]);
         for f in ["embed_rows", "rmsnorm_rows", "rope_store", "attention", "silu_mul", "add_residual", "fill_scaled"] {
             assert!(l.contains(&format!("__global__ void {f}(")), "{f}");
         }
-        assert!(!l.contains("#include"));
+        // A directive, not the comment that says common.cuh is spliced in.
+        assert!(!l.lines().any(|x| x.trim_start().starts_with("#include")));
         let u = assemble(UTIL, &[]);
         for f in ["fill_random_bf16", "nonfinite_f16", "gather_f32"] {
             assert!(u.contains(f), "{f}");
         }
         assert_eq!(arch_name((9, 0)), Some("sm_90"));
-        assert_ne!(fnv1a(&[b"a", b"bc"]), fnv1a(&[b"ab", b"c"]));
     }
 }

@@ -1,0 +1,225 @@
+//! rocBLAS: the handle, `rocblas_gemm_ex` with the default or a chosen solution, the
+//! solutions that can solve a problem (`rocblas_gemm_ex_get_solutions`, count then fill),
+//! and the pre-check of a solution index without launching anything
+//! (`rocblas_gemm_flags_check_solution_index`). Shared/reference/apis.md §3.
+//!
+//! Solution indices are valid only for the same rocBLAS build, and they name hipBLASLt
+//! solutions when rocBLAS routes GEMMs through hipBLASLt (`ROCBLAS_USE_HIPBLASLT`): both
+//! go into the table's validators.
+
+use super::hip::{DevBuf, Gpu};
+use super::sys::{self, Libs};
+use crate::error::{Error, Result};
+use crate::problem::{DType, Problem};
+use std::ffi::{c_char, c_void};
+
+fn check(s: sys::rocblas_status, what: &str) -> Result<()> {
+    if s == sys::rocblas_status_success {
+        Ok(())
+    } else {
+        Err(Error::runtime(format!("{what}: {}", status_name(s))))
+    }
+}
+
+pub fn status_name(s: sys::rocblas_status) -> String {
+    sys::ROCBLAS_STATUS_NAMES.get(s as usize).map_or_else(|| format!("rocblas_status {s}"), |n| n.to_string())
+}
+
+fn datatype(d: DType) -> sys::rocblas_datatype {
+    match d {
+        DType::F32 => sys::rocblas_datatype_f32_r,
+        DType::F16 => sys::rocblas_datatype_f16_r,
+        DType::BF16 => sys::rocblas_datatype_bf16_r,
+    }
+}
+
+fn op(trans: bool) -> sys::rocblas_operation {
+    if trans {
+        sys::rocblas_operation_transpose
+    } else {
+        sys::rocblas_operation_none
+    }
+}
+
+/// The environment's `ROCBLAS_USE_HIPBLASLT` ("unset" when absent): it changes what the
+/// solution indices mean, so rows tuned under another setting are not reused.
+pub fn use_hipblaslt() -> String {
+    std::env::var("ROCBLAS_USE_HIPBLASLT").unwrap_or_else(|_| "unset".into())
+}
+
+/// Which solution a `gemm` call asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Solution {
+    Default,
+    Index(i32),
+}
+
+pub struct Blas {
+    l: &'static Libs,
+    handle: sys::rocblas_handle,
+    pub version: String,
+}
+
+// SAFETY: the handle is used under the backend's lock only.
+unsafe impl Send for Blas {}
+unsafe impl Sync for Blas {}
+
+impl Blas {
+    /// A handle on `stream`, host pointer mode (alpha/beta on the host: graph-capturable),
+    /// Tensile loaded up front so the first timed call does not pay for it.
+    pub fn new(gpu: &Gpu) -> Result<Blas> {
+        let l = gpu.l;
+        let version = version_string(l)?;
+        let mut handle: sys::rocblas_handle = std::ptr::null_mut();
+        let b = &l.blas;
+        // SAFETY: creates one handle (destroyed in Drop), then plain setters.
+        unsafe {
+            (b.rocblas_initialize)();
+            check((b.rocblas_create_handle)(&mut handle), "rocblas_create_handle")?;
+        }
+        let blas = Blas { l, handle, version };
+        // SAFETY: the handle is valid; the stream outlives it (the backend drops it last).
+        unsafe {
+            check((b.rocblas_set_stream)(handle, gpu.stream), "rocblas_set_stream")?;
+            check((b.rocblas_set_pointer_mode)(handle, sys::rocblas_pointer_mode_host), "rocblas_set_pointer_mode")?;
+        }
+        Ok(blas)
+    }
+
+    /// `rocblas_gemm_ex` for every batch of `p` (`Y = X·Wᵀ` as column-major `C = op(W)·op(X)`).
+    /// `check_only`: rocBLAS only checks that the solution can solve the problem.
+    fn gemm_ex(&self, p: &Problem, x: u64, w: u64, y: u64, s: Solution, check_only: bool) -> sys::rocblas_status {
+        let t = datatype(p.dtype);
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let lda = if p.layout.w_trans { p.k } else { p.n };
+        let ldb = if p.layout.x_trans { p.m } else { p.k };
+        let (algo, index) = match s {
+            Solution::Default => (sys::rocblas_gemm_algo_standard, 0),
+            Solution::Index(i) => (sys::rocblas_gemm_algo_solution_index, i),
+        };
+        let flags = if check_only { sys::rocblas_gemm_flags_check_solution_index } else { sys::rocblas_gemm_flags_none };
+        let e = p.dtype.bytes();
+        let batches = if check_only { 1 } else { p.batch as u64 };
+        for b in 0..batches {
+            let (wb, xb, yb) = (w + b * (p.n * p.k) as u64 * e, x + b * (p.m * p.k) as u64 * e, y + b * (p.m * p.n) as u64 * e);
+            // SAFETY: the operands hold the problem's elements (checked by the backend);
+            // C and D are Y (beta = 0).
+            let s = unsafe {
+                (self.l.blas.rocblas_gemm_ex)(
+                    self.handle,
+                    op(p.layout.w_trans),
+                    op(p.layout.x_trans),
+                    p.n as i32,
+                    p.m as i32,
+                    p.k as i32,
+                    &alpha as *const f32 as *const c_void,
+                    wb as *const c_void,
+                    t,
+                    lda as i32,
+                    xb as *const c_void,
+                    t,
+                    ldb as i32,
+                    &beta as *const f32 as *const c_void,
+                    yb as *const c_void,
+                    t,
+                    p.n as i32,
+                    yb as *mut c_void,
+                    t,
+                    p.n as i32,
+                    sys::rocblas_datatype_f32_r,
+                    algo,
+                    index,
+                    flags,
+                )
+            };
+            if s != sys::rocblas_status_success {
+                return s;
+            }
+        }
+        sys::rocblas_status_success
+    }
+
+    pub fn gemm(&self, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf, s: Solution) -> Result<()> {
+        check(self.gemm_ex(p, x.ptr, w.ptr, y.ptr, s, false), "rocblas_gemm_ex")
+    }
+
+    /// Whether solution `index` can solve `p` (nothing runs). `scratch` stands in for the
+    /// operands: rocBLAS checks the arguments but reads no element.
+    pub fn can_solve(&self, p: &Problem, scratch: &DevBuf, index: i32) -> Result<bool> {
+        match self.gemm_ex(p, scratch.ptr, scratch.ptr, scratch.ptr, Solution::Index(index), true) {
+            sys::rocblas_status_success => Ok(true),
+            sys::rocblas_status_invalid_value => Ok(false),
+            s => Err(Error::runtime(format!("rocblas_gemm_ex (check solution {index}): {}", status_name(s)))),
+        }
+    }
+
+    /// Every solution index that can solve `p`, in rocBLAS's order (count, then fill).
+    pub fn solutions(&self, p: &Problem, scratch: &DevBuf) -> Result<Vec<i32>> {
+        let t = datatype(p.dtype);
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let lda = if p.layout.w_trans { p.k } else { p.n };
+        let ldb = if p.layout.x_trans { p.m } else { p.k };
+        let s = scratch.ptr;
+        let query = |list: *mut i32, size: &mut i32| {
+            // SAFETY: `list` is null (count query) or holds `*size` entries.
+            unsafe {
+                (self.l.blas.rocblas_gemm_ex_get_solutions)(
+                    self.handle,
+                    op(p.layout.w_trans),
+                    op(p.layout.x_trans),
+                    p.n as i32,
+                    p.m as i32,
+                    p.k as i32,
+                    &alpha as *const f32 as *const c_void,
+                    s as *const c_void,
+                    t,
+                    lda as i32,
+                    s as *const c_void,
+                    t,
+                    ldb as i32,
+                    &beta as *const f32 as *const c_void,
+                    s as *const c_void,
+                    t,
+                    p.n as i32,
+                    s as *mut c_void,
+                    t,
+                    p.n as i32,
+                    sys::rocblas_datatype_f32_r,
+                    sys::rocblas_gemm_algo_solution_index,
+                    sys::rocblas_gemm_flags_none,
+                    list,
+                    size,
+                )
+            }
+        };
+        let mut count = 0;
+        check(query(std::ptr::null_mut(), &mut count), "rocblas_gemm_ex_get_solutions (count)")?;
+        let mut list = vec![0i32; count.max(0) as usize];
+        if !list.is_empty() {
+            check(query(list.as_mut_ptr(), &mut count), "rocblas_gemm_ex_get_solutions")?;
+            list.truncate(count.max(0) as usize);
+        }
+        Ok(list)
+    }
+}
+
+impl Drop for Blas {
+    fn drop(&mut self) {
+        // SAFETY: created in new(), destroyed once.
+        unsafe {
+            let _ = (self.l.blas.rocblas_destroy_handle)(self.handle);
+        }
+    }
+}
+
+/// `rocblas_get_version_string` (what TunableOp records as ROCBLAS_VERSION).
+pub fn version_string(l: &Libs) -> Result<String> {
+    let mut len = 0usize;
+    // SAFETY: size query, then a buffer of that size.
+    unsafe {
+        check((l.blas.rocblas_get_version_string_size)(&mut len), "rocblas_get_version_string_size")?;
+        let mut buf = vec![0 as c_char; len.max(1)];
+        check((l.blas.rocblas_get_version_string)(buf.as_mut_ptr(), buf.len()), "rocblas_get_version_string")?;
+        Ok(std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().trim().to_string())
+    }
+}

@@ -222,3 +222,16 @@ pub trait Backend: Send + Sync {
         validator_mismatch(validators, &self.identity().validators())
     }
 }
+
+/// Bytes a device copy-bandwidth measurement moves (1 GiB, far beyond any cache).
+pub const COPY_BYTES: usize = 1 << 30;
+
+/// Device-to-device copy bandwidth from `copy_ms` (one timed copy of `COPY_BYTES`, in
+/// milliseconds): the best of 10, counting bytes read plus written, in bytes/s.
+pub fn best_copy_rate(mut copy_ms: impl FnMut() -> Result<f64>) -> Result<f64> {
+    let mut best = f64::MAX;
+    for _ in 0..10 {
+        best = best.min(copy_ms()?);
+    }
+    Ok(2.0 * COPY_BYTES as f64 / (best * 1e-3))
+}

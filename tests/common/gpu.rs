@@ -1,5 +1,5 @@
 //! Device-independent checks for GPU backends, run by the `#[ignore]`d tests of each GPU
-//! backend on its hardware (tests/rocm.rs; tests/cuda.rs has its own copies from before).
+//! backend on its hardware (tests/cuda.rs, tests/rocm.rs).
 #![allow(dead_code)]
 
 use gemmtune::backend::{Backend, Operands};

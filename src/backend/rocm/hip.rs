@@ -267,12 +267,11 @@ impl Gpu {
 
     /// Device-to-device copy bandwidth (bytes read + written per second), best of 10.
     pub fn copy_bandwidth(&self) -> Result<f64> {
-        let bytes = 1usize << 30;
+        let bytes = crate::backend::COPY_BYTES;
         let (a, b) = (self.alloc_bytes(bytes)?, self.alloc_bytes(bytes)?);
         self.memset(&a, 0x3c)?;
-        let mut best = f64::MAX;
-        for _ in 0..10 {
-            let ms = self.time_eager(|| {
+        crate::backend::best_copy_rate(|| {
+            self.time_eager(|| {
                 // SAFETY: both buffers hold `bytes`.
                 check(
                     self.l,
@@ -287,10 +286,8 @@ impl Gpu {
                     },
                     "hipMemcpyAsync (device to device)",
                 )
-            })?;
-            best = best.min(ms);
-        }
-        Ok(2.0 * bytes as f64 / (best * 1e-3))
+            })
+        })
     }
 
     /// Loads a code object (hipRTC output).

@@ -56,12 +56,12 @@ extern "C" __global__ void rmsnorm_rows(const float* x, const u32* rows, const f
 }
 
 // RoPE on the q and k parts of each fused qkv row (adjacent pairs (2i, 2i+1) rotated by
-// the angle pos * theta^(-2i/d), whose cos and sin the host computes in double once per
-// position: rope[pos * d/2 + i]), then k and v into the row's cache slot at its position.
+// pos * inv_freq[i], inv_freq[i] = theta^(-2i/d) computed on the host in double, angles in
+// double as on the CPU path), then k and v into the row's cache slot at its position.
 // Cache layout per layer: [slot][ctx][kv_heads * d]. Grid (rows, blocks per row): the
-// pairs of one row are spread over several blocks so a single row is not serial.
+// pairs of one row are spread over several blocks so a single decode row is not serial.
 extern "C" __global__ void rope_store(u16* qkv, const u32* pos, const u32* slot, u16* kc, u16* vc, int heads,
-                                      int kvh, int hd, const float2* rope, int ctx) {
+                                      int kvh, int hd, const double* inv_freq, int ctx) {
     const int r = blockIdx.x;
     const int p = pos[r];
     const int qn = heads * hd, kvn = kvh * hd;
@@ -71,10 +71,11 @@ extern "C" __global__ void rope_store(u16* qkv, const u32* pos, const u32* slot,
     const int first = blockIdx.y * blockDim.x + threadIdx.x, stride = gridDim.y * blockDim.x;
     for (int j = first; j < (heads + kvh) * half; j += stride) {
         const int head = j / half, i = j % half;
-        const float2 cs = rope[(size_t)p * half + i];
+        double s, c;
+        sincos(p * inv_freq[i], &s, &c);
         const int e = head * hd + 2 * i;
         const float a = to_f32<DT>(row[e]), b = to_f32<DT>(row[e + 1]);
-        const u16 ra = from_f32<DT>(a * cs.x - b * cs.y), rb = from_f32<DT>(a * cs.y + b * cs.x);
+        const u16 ra = from_f32<DT>((float)(a * c - b * s)), rb = from_f32<DT>((float)(a * s + b * c));
         row[e] = ra;
         row[e + 1] = rb;
         if (e >= qn) {
@@ -90,59 +91,30 @@ extern "C" __global__ void rope_store(u16* qkv, const u32* pos, const u32* slot,
 // (a decode row is one block per head: latency, not bandwidth, bounds it); each lane holds
 // head_dim/32 dimensions of q and of the output. Dynamic shared memory: ctx scores, then
 // one partial output row per warp. head_dim a multiple of 32, at most 256.
-//
-// DECODE (every row the single new token of its sequence): RoPE is fused in. The block
-// rotates q and the row's own k in registers (cos/sin from the table rope_store uses) (the pair partner of dimension d = lane + 32e
-// is d ^ 1, the neighbouring lane), uses them for position pos[r] instead of the cache,
-// and the first q head of each KV group writes k and v to the cache for later steps. Rows
-// of one sequence never share a kernel here, so no block reads what another writes.
 #define ATT_U 4
-template <bool DECODE>
-__device__ void attend(const u16* qkv, const u32* pos, const u32* slot, u16* kc, u16* vc, u16* out, int heads, int kvh,
-                       int hd, int ctx, float scale, const float2* rope) {
+extern "C" __global__ void attention(const u16* qkv, const u32* pos, const u32* slot, const u16* kc, const u16* vc,
+                                     u16* out, int heads, int kvh, int hd, int ctx, float scale) {
     extern __shared__ float sm[];
     __shared__ float red[32];
     const int r = blockIdx.x, h = blockIdx.y;
-    const int p = pos[r], len = p + 1;
-    const int qn = heads * hd, kvn = kvh * hd, group = heads / kvh, g = h / group;
-    const u16* row = qkv + (size_t)r * (qn + 2 * kvn);
-    u16* kb = kc + (size_t)slot[r] * ctx * kvn + g * hd;
-    u16* vb = vc + (size_t)slot[r] * ctx * kvn + g * hd;
+    const int len = pos[r] + 1;
+    const int qn = heads * hd, kvn = kvh * hd, g = h / (heads / kvh);
+    const u16* q = qkv + (size_t)r * (qn + 2 * kvn) + h * hd;
+    const u16* kb = kc + (size_t)slot[r] * ctx * kvn + g * hd;
+    const u16* vb = vc + (size_t)slot[r] * ctx * kvn + g * hd;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const int per = hd / 32;
-    float qv[8], kcur[8], vcur[8];
+    float qv[8];
 #pragma unroll
-    for (int e = 0; e < 8; e++) {
-        const int d = lane + 32 * e;
-        qv[e] = e < per ? to_f32<DT>(row[h * hd + d]) : 0.f;
-        kcur[e] = vcur[e] = 0.f;
-        if (DECODE && e < per) {
-            const float kraw = to_f32<DT>(row[qn + g * hd + d]);
-            const float qp = __shfl_xor_sync(0xffffffffu, qv[e], 1), kp = __shfl_xor_sync(0xffffffffu, kraw, 1);
-            const float2 cs = rope[(size_t)p * (hd / 2) + (d >> 1)];
-            // Pair (a, b) = (even, odd): a' = a c - b s, b' = a s + b c (as rope_store).
-            const bool odd = d & 1;
-            const float qr = odd ? qp * cs.y + qv[e] * cs.x : qv[e] * cs.x - qp * cs.y;
-            const float kr = odd ? kp * cs.y + kraw * cs.x : kraw * cs.x - kp * cs.y;
-            const u16 qs = from_f32<DT>(qr), ks = from_f32<DT>(kr), vs = row[qn + kvn + g * hd + d];
-            qv[e] = to_f32<DT>(qs);
-            kcur[e] = to_f32<DT>(ks);
-            vcur[e] = to_f32<DT>(vs);
-            if (h % group == 0 && warp == 0) {
-                kb[(size_t)p * kvn + d] = ks;
-                vb[(size_t)p * kvn + d] = vs;
-            }
-        }
-    }
+    for (int e = 0; e < 8; e++) qv[e] = e < per ? to_f32<DT>(q[lane + 32 * e]) : 0.f;
     float mx = NEG_INF;
     for (int t0 = warp; t0 < len; t0 += ATT_U * nw) {
         float kv[ATT_U][8];
 #pragma unroll
         for (int u = 0; u < ATT_U; u++) {
             const int t = min(t0 + u * nw, len - 1);  // clamped loads; extra scores unused
-            const bool cur = DECODE && t == p;
 #pragma unroll
-            for (int e = 0; e < 8; e++) kv[u][e] = e < per ? (cur ? kcur[e] : to_f32<DT>(kb[(size_t)t * kvn + lane + 32 * e])) : 0.f;
+            for (int e = 0; e < 8; e++) kv[u][e] = e < per ? to_f32<DT>(kb[(size_t)t * kvn + lane + 32 * e]) : 0.f;
         }
 #pragma unroll
         for (int u = 0; u < ATT_U; u++) {
@@ -169,20 +141,19 @@ __device__ void attend(const u16* qkv, const u32* pos, const u32* slot, u16* kc,
 #pragma unroll
     for (int e = 0; e < 8; e++) acc[e] = 0.f;
     for (int t0 = warp; t0 < len; t0 += ATT_U * nw) {
-        float vv[ATT_U][8], w[ATT_U];
+        float vv[ATT_U][8], p[ATT_U];
 #pragma unroll
         for (int u = 0; u < ATT_U; u++) {
             const int t = t0 + u * nw;
-            w[u] = t < len ? sm[t] : 0.f;
+            p[u] = t < len ? sm[t] : 0.f;
             const int tc = min(t, len - 1);
-            const bool cur = DECODE && tc == p;
 #pragma unroll
-            for (int e = 0; e < 8; e++) vv[u][e] = e < per ? (cur ? vcur[e] : to_f32<DT>(vb[(size_t)tc * kvn + lane + 32 * e])) : 0.f;
+            for (int e = 0; e < 8; e++) vv[u][e] = e < per ? to_f32<DT>(vb[(size_t)tc * kvn + lane + 32 * e]) : 0.f;
         }
 #pragma unroll
         for (int u = 0; u < ATT_U; u++)
 #pragma unroll
-            for (int e = 0; e < 8; e++) acc[e] += w[u] * vv[u][e];
+            for (int e = 0; e < 8; e++) acc[e] += p[u] * vv[u][e];
     }
     float* part = sm + ctx;
 #pragma unroll
@@ -194,16 +165,6 @@ __device__ void attend(const u16* qkv, const u32* pos, const u32* slot, u16* kc,
         for (int w = 0; w < nw; w++) o += part[w * hd + d];
         out[(size_t)r * qn + h * hd + d] = from_f32<DT>(o / sum);
     }
-}
-// After rope_store (prefill, or any rows whose positions other rows of the call read).
-extern "C" __global__ void attention(const u16* qkv, const u32* pos, const u32* slot, u16* kc, u16* vc, u16* out,
-                                     int heads, int kvh, int hd, int ctx, float scale) {
-    attend<false>(qkv, pos, slot, kc, vc, out, heads, kvh, hd, ctx, scale, nullptr);
-}
-// Decode rows, RoPE and the cache write fused in (no rope_store launch).
-extern "C" __global__ void attention_decode(const u16* qkv, const u32* pos, const u32* slot, u16* kc, u16* vc, u16* out,
-                                            int heads, int kvh, int hd, int ctx, float scale, const float2* rope) {
-    attend<true>(qkv, pos, slot, kc, vc, out, heads, kvh, hd, ctx, scale, rope);
 }
 
 // a[r, i] = silu(g) * u for the fused gate_up output row [g (I) | u (I)].

@@ -66,7 +66,6 @@ struct Kernels {
     rmsnorm: CudaFunction,
     rope: CudaFunction,
     attention: CudaFunction,
-    attention_decode: CudaFunction,
     silu_mul: CudaFunction,
     add: CudaFunction,
     add_rmsnorm: CudaFunction,
@@ -118,9 +117,8 @@ struct Model {
     /// None when the output head is tied to the embedding.
     head: Option<DevBuf>,
     out_norm: DevBuf,
-    /// RoPE (cos, sin) as f32 pairs, `[position][head_dim / 2]`: angles pos·theta^(-2i/d)
-    /// computed on the host in double like the CPU path, once for the whole context.
-    rope: DevBuf,
+    /// f64 RoPE inverse frequencies theta^(-2i/d), computed on the host like the CPU path.
+    inv_freq: DevBuf,
     free: Arc<Mutex<Vec<usize>>>,
 }
 
@@ -289,16 +287,10 @@ impl CudaLlama {
             logits: gpu.alloc(dt, s * cfg.vocab)?,
             next: gpu.alloc_bytes(4 * s)?,
         };
-        let half = cfg.head_dim / 2;
-        let inv: Vec<f64> = (0..half).map(|i| (cfg.rope_theta as f64).powf(-2.0 * i as f64 / cfg.head_dim as f64)).collect();
-        let table: Vec<f32> = (0..cfg.context)
-            .flat_map(|p| inv.iter().flat_map(move |f| {
-                let (s, c) = (p as f64 * f).sin_cos();
-                [c as f32, s as f32]
-            }))
-            .collect();
-        let rope = gpu.alloc(DType::F32, table.len())?;
-        gpu.upload(&rope, &table)?;
+        let inv: Vec<f64> =
+            (0..cfg.head_dim / 2).map(|i| (cfg.rope_theta as f64).powf(-2.0 * i as f64 / cfg.head_dim as f64)).collect();
+        let inv_freq = gpu.alloc_bytes(8 * inv.len())?;
+        gpu.upload(&inv_freq, &inv)?;
         let rtc = d.backend().rtc();
         let f = |name: &str| rtc.function(gpu, &module_name(dt), || source(dt), name);
         let k = Kernels {
@@ -306,7 +298,6 @@ impl CudaLlama {
             rmsnorm: f("rmsnorm_rows")?,
             rope: f("rope_store")?,
             attention: f("attention")?,
-            attention_decode: f("attention_decode")?,
             silu_mul: f("silu_mul")?,
             add: f("add_residual")?,
             add_rmsnorm: f("add_rmsnorm")?,
@@ -321,7 +312,7 @@ impl CudaLlama {
         gpu.sync()?;
         let free = Arc::new(Mutex::new((0..opt.slots).rev().collect()));
         Ok(CudaLlama {
-            m: Model { cfg, opt, d: Arc::new(d), k, layers, embed, head, out_norm, rope, free },
+            m: Model { cfg, opt, d: Arc::new(d), k, layers, embed, head, out_norm, inv_freq, free },
             act,
             warm: HashSet::new(),
             graphs: HashMap::new(),
@@ -506,55 +497,35 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
         for (li, l) in t.layers.iter().enumerate() {
             // xn holds attn_norm(x) here (before the loop, or fused into the previous layer's add).
             gemm(calls, m, qn + 2 * kvn, c.hidden, xn, &l.qkv, qkv)?;
-            if m == s {
-                // Decode: one new token per sequence; RoPE and the cache write fused in.
-                gpu.stream
-                    .launch_builder(&k.attention_decode)
-                    .arg(&qkv.ptr)
-                    .arg(&pos)
-                    .arg(&slot)
-                    .arg(&l.k_cache.ptr)
-                    .arg(&l.v_cache.ptr)
-                    .arg(&att.ptr)
-                    .arg(&heads)
-                    .arg(&kvh)
-                    .arg(&hd)
-                    .arg(&ctx)
-                    .arg(&scale)
-                    .arg(&t.rope.ptr)
-                    .launch(att_cfg)
-                    .map_err(drv)?;
-            } else {
-                gpu.stream
-                    .launch_builder(&k.rope)
-                    .arg(&qkv.ptr)
-                    .arg(&pos)
-                    .arg(&slot)
-                    .arg(&l.k_cache.ptr)
-                    .arg(&l.v_cache.ptr)
-                    .arg(&heads)
-                    .arg(&kvh)
-                    .arg(&hd)
-                    .arg(&t.rope.ptr)
-                    .arg(&ctx)
-                    .launch(rope_cfg)
-                    .map_err(drv)?;
-                gpu.stream
-                    .launch_builder(&k.attention)
-                    .arg(&qkv.ptr)
-                    .arg(&pos)
-                    .arg(&slot)
-                    .arg(&l.k_cache.ptr)
-                    .arg(&l.v_cache.ptr)
-                    .arg(&att.ptr)
-                    .arg(&heads)
-                    .arg(&kvh)
-                    .arg(&hd)
-                    .arg(&ctx)
-                    .arg(&scale)
-                    .launch(att_cfg)
-                    .map_err(drv)?;
-            }
+            gpu.stream
+                .launch_builder(&k.rope)
+                .arg(&qkv.ptr)
+                .arg(&pos)
+                .arg(&slot)
+                .arg(&l.k_cache.ptr)
+                .arg(&l.v_cache.ptr)
+                .arg(&heads)
+                .arg(&kvh)
+                .arg(&hd)
+                .arg(&t.inv_freq.ptr)
+                .arg(&ctx)
+                .launch(rope_cfg)
+                .map_err(drv)?;
+            gpu.stream
+                .launch_builder(&k.attention)
+                .arg(&qkv.ptr)
+                .arg(&pos)
+                .arg(&slot)
+                .arg(&l.k_cache.ptr)
+                .arg(&l.v_cache.ptr)
+                .arg(&att.ptr)
+                .arg(&heads)
+                .arg(&kvh)
+                .arg(&hd)
+                .arg(&ctx)
+                .arg(&scale)
+                .launch(att_cfg)
+                .map_err(drv)?;
             gemm(calls, m, c.hidden, qn, att, &l.o, out)?;
             gpu.stream.launch_builder(&k.add_rmsnorm).arg(&x.ptr).arg(&out.ptr).arg(&l.ffn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)).map_err(drv)?;
             gemm(calls, m, 2 * inter, c.hidden, xn, &l.gate_up, gate_up)?;

@@ -92,7 +92,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub record: Option<PathBuf>,
     #[arg(long)]
-    pub strict: bool,
+    pub strict: bool,    /// f32: dequantize the GGUF's weights at load (default); native: keep Q4_1/Q8_0
+    /// weights packed, each linear layer a quantized problem (`f32/q4_1`) in the table.
+    #[arg(long, value_enum, default_value_t = crate::model::weights::WeightMode::F32)]
+    pub weights: crate::model::weights::WeightMode,
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +136,10 @@ pub struct GenerateArgs {
     /// Fail if table rows do not fit this machine.
     #[arg(long)]
     pub strict: bool,
+    /// f32: dequantize the GGUF's weights at load (default); native: keep Q4_1/Q8_0
+    /// weights packed, each linear layer a quantized problem (`f32/q4_1`) in the table.
+    #[arg(long, value_enum, default_value_t = crate::model::weights::WeightMode::F32)]
+    pub weights: crate::model::weights::WeightMode,
 }
 
 #[derive(Args, Debug)]

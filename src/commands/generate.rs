@@ -12,7 +12,7 @@ use std::time::Instant;
 
 pub fn run(a: &GenerateArgs) -> Result<()> {
     let t = Instant::now();
-    let (model, tok, d) = super::load_runtime(&a.model, a.table.as_deref(), a.strict, a.record.as_deref())?;
+    let (model, tok, d) = super::load_runtime(&a.model, a.table.as_deref(), a.strict, a.record.as_deref(), a.weights)?;
     let text = if a.chat { tok.chat_prompt(&[("user".into(), a.prompt.clone())])? } else { a.prompt.clone() };
     let ids = tok.encode(&text)?;
     eprintln!("loaded {} in {:.2} s; prompt: {} tokens", a.model.display(), t.elapsed().as_secs_f64(), ids.len());

@@ -72,10 +72,11 @@ pub(crate) fn load_runtime(
     table: Option<&std::path::Path>,
     strict: bool,
     record: Option<&std::path::Path>,
+    weights: crate::model::weights::WeightMode,
 ) -> Result<(crate::model::llama::Llama, crate::model::tokenizer::Tokenizer, crate::dispatch::Dispatcher<CpuBackend>)> {
     use crate::dispatch::Dispatcher;
     let tok = crate::model::tokenizer::Tokenizer::load(model)?;
-    let llama = crate::model::llama::Llama::load(model)?;
+    let llama = crate::model::llama::Llama::load_with(model, weights)?;
     let mut d = match table {
         Some(path) => Dispatcher::from_table(path, CpuBackend::new(), strict)?,
         None => Dispatcher::untuned(CpuBackend::new()),

@@ -2,7 +2,7 @@ use crate::cli::ServeArgs;
 use crate::error::{Error, Result};
 
 pub fn run(a: &ServeArgs) -> Result<()> {
-    let (model, tok, d) = super::load_runtime(&a.model, a.table.as_deref(), a.strict, a.record.as_deref())?;
+    let (model, tok, d) = super::load_runtime(&a.model, a.table.as_deref(), a.strict, a.record.as_deref(), a.weights)?;
     let name = a.name.clone().unwrap_or_else(|| {
         let f = a.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         f.split('.').next().unwrap_or(&f).to_string()

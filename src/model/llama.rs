@@ -14,7 +14,7 @@
 //! attention runs per sequence over its own KV cache; logits are computed for the last
 //! new token of each sequence only (lm_head M = number of sequences).
 
-use super::weights::load_f32;
+use super::weights::{load_f32, load_weight, WeightMode};
 use crate::backend::cpu::{CpuBackend, HostTensor};
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
@@ -71,7 +71,9 @@ pub struct Layer {
 
 pub struct Llama {
     pub cfg: Config,
-    embed: Vec<f32>,
+    /// Token embeddings `[vocab, hidden]`; packed with `--weights native` (rows are
+    /// dequantized at lookup).
+    embed: HostTensor,
     /// The output head; the embedding table when tied.
     head: HostTensor,
     out_norm: Vec<f32>,
@@ -94,20 +96,26 @@ impl KvCache {
 impl Llama {
     /// Loads a GGUF file, or a Hugging Face folder (`config.json` + `*.safetensors`).
     pub fn load(path: &Path) -> Result<Llama> {
+        Llama::load_with(path, WeightMode::F32)
+    }
+
+    /// `load`, keeping GGUF Q4_1/Q8_0 weights packed when `mode` is native (Hugging Face
+    /// folders hold dense weights: `mode` does not apply).
+    pub fn load_with(path: &Path, mode: WeightMode) -> Result<Llama> {
         if path.is_dir() {
             super::hf::load(path)
         } else {
-            Llama::load_gguf(path)
+            Llama::load_gguf(path, mode)
         }
     }
 
     /// Assembles a model from its parts (used by the loaders).
     pub fn from_parts(cfg: Config, embed: Vec<f32>, head: Option<Vec<f32>>, out_norm: Vec<f32>, layers: Vec<Layer>) -> Llama {
         let head = HostTensor::F32(head.unwrap_or_else(|| embed.clone()));
-        Llama { cfg, embed, head, out_norm, layers }
+        Llama { cfg, embed: HostTensor::F32(embed), head, out_norm, layers }
     }
 
-    pub fn load_gguf(path: &Path) -> Result<Llama> {
+    pub fn load_gguf(path: &Path, mode: WeightMode) -> Result<Llama> {
         let g = Gguf::open(path)?;
         let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("").to_string();
         if !matches!(arch.as_str(), "llama" | "mistral" | "qwen2") {
@@ -124,7 +132,7 @@ impl Llama {
             f("rope.freq_base", 10000.0),
             f("context_length", 4096.0),
         );
-        let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let info = |name: &str, shape: &[usize]| -> Result<&crate::gguf::TensorInfo> {
             let info = g.tensor(name).ok_or_else(|| Error::input(format!("{}: tensor '{name}' is missing", path.display())))?;
             let want: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect(); // GGUF: innermost first
             if info.dims != want {
@@ -134,10 +142,11 @@ impl Llama {
                     info.dims
                 )));
             }
-            load_f32(&g, info)
+            Ok(info)
         };
+        let tensor = |name: &str, shape: &[usize]| load_f32(&g, info(name, shape)?);
         let (h, d) = (cfg.hidden, cfg.head_dim);
-        let w = |name: &str, n: usize, k: usize| tensor(name, &[n, k]).map(HostTensor::F32);
+        let w = |name: &str, n: usize, k: usize| load_weight(&g, info(name, &[n, k])?, n, k, mode);
         let mut layers = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             let p = |s: &str| format!("blk.{i}.{s}.weight");
@@ -153,10 +162,10 @@ impl Llama {
                 wd: w(&p("ffn_down"), h, cfg.intermediate)?,
             });
         }
-        let embed = tensor("token_embd.weight", &[cfg.vocab, h])?;
+        let embed = w("token_embd.weight", cfg.vocab, h)?;
         let head = match g.tensor("output.weight") {
-            Some(_) => HostTensor::F32(tensor("output.weight", &[cfg.vocab, h])?),
-            None => HostTensor::F32(embed.clone()),
+            Some(_) => w("output.weight", cfg.vocab, h)?,
+            None => embed.clone(), // tied: with native weights the head runs packed too
         };
         Ok(Llama { out_norm: tensor("output_norm.weight", &[h])?, cfg, embed, head, layers })
     }
@@ -197,7 +206,7 @@ impl Llama {
         let mut x: Vec<f32> = Vec::with_capacity(m * h);
         for (_, toks) in seqs.iter() {
             for &t in toks.iter() {
-                x.extend_from_slice(&self.embed[t as usize * h..(t as usize + 1) * h]);
+                x.extend_from_slice(&self.embed.row_f32(t as usize, h));
             }
         }
         let (qn, kvn) = (c.heads * hd, c.kv_heads * hd);
@@ -252,7 +261,8 @@ impl Llama {
 
 /// `Y[m, n] = X[m, k] · W[n, k]^T` through the dispatcher.
 fn linear(d: &Dispatcher<CpuBackend>, x: &[f32], m: usize, w: &HostTensor, n: usize, k: usize) -> Result<Vec<f32>> {
-    let p = Problem::linear(DType::F32, m, n, k).map_err(Error::runtime)?;
+    // The weights' storage is part of the key: packed weights dispatch quantized problems.
+    let p = Problem::linear(DType::F32, m, n, k).and_then(|p| p.with_weights(w.wformat())).map_err(Error::runtime)?;
     // The dispatcher works on backend buffers; activations are moved in and out without copies.
     let xt = HostTensor::F32(x.to_vec());
     let mut y = HostTensor::F32(vec![0f32; m * n]);

@@ -173,7 +173,9 @@ impl Llama {
     /// Runs the new `tokens` of each sequence (appending to its cache) and returns the
     /// logits of each sequence's last new token.
     pub fn forward(&self, d: &Dispatcher<CpuBackend>, seqs: &mut [(&mut KvCache, &[u32])]) -> Result<Vec<Vec<f32>>> {
-        self.forward_traced(d, seqs, None)
+        // On a pool worker: the step's ~200 GEMMs fork within the pool instead of each
+        // waking it from outside (tens of microseconds apiece at decode).
+        d.backend().install(|| self.forward_traced(d, seqs, None))
     }
 
     /// `forward`, also pushing the hidden state of every row after each layer into `trace`
@@ -288,15 +290,31 @@ fn rmsnorm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
 
 /// Rotary embedding on every head of `v` (`[heads × hd]`), adjacent pairs (2i, 2i+1).
 fn rope(v: &mut [f32], pos: usize, hd: usize, theta: f32) {
+    // The angles depend on the pair only: computed once for all heads.
+    let rot: Vec<(f64, f64)> = (0..hd / 2)
+        .map(|i| (pos as f64 * (theta as f64).powf(-2.0 * i as f64 / hd as f64)).sin_cos())
+        .collect();
     for head in v.chunks_mut(hd) {
-        for i in 0..hd / 2 {
-            let freq = (theta as f64).powf(-2.0 * i as f64 / hd as f64);
-            let (s, c) = (pos as f64 * freq).sin_cos();
+        for (i, &(s, c)) in rot.iter().enumerate() {
             let (a, b) = (head[2 * i] as f64, head[2 * i + 1] as f64);
             head[2 * i] = (a * c - b * s) as f32;
             head[2 * i + 1] = (a * s + b * c) as f32;
         }
     }
+}
+
+/// Dot product in 8 independent partial sums, which the compiler vectorizes (one
+/// running sum is a chain of dependent adds it must keep in order).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Causal grouped-query attention of one query row over the first `len` cached positions.
@@ -312,7 +330,7 @@ fn attend(q: &[f32], k: &[f32], v: &[f32], len: usize, c: &Config, out: &mut [f3
         let mut max = f32::NEG_INFINITY;
         for (t, s) in scores.iter_mut().enumerate() {
             let kt = &k[t * kvn + kvh * hd..t * kvn + (kvh + 1) * hd];
-            *s = qh.iter().zip(kt).map(|(a, b)| a * b).sum::<f32>() * scale;
+            *s = dot(qh, kt) * scale;
             max = max.max(*s);
         }
         let mut sum = 0f32;

@@ -7,13 +7,16 @@
 //! - quantized weights (`f32/q4_1`, `f32/q8_0`, `f32/g128` problems; see `quant.rs`):
 //!   `cpu:dqgemm:t<threads>` (dequantize W, then `gemm`; the default),
 //!   `cpu:qpanel:r<rows>:t<threads>` (dequantize panel by panel, prefill) and
-//!   `cpu:qdot:<isa>:m<tile>:n<rows>:t<threads>` (fused dequantize-dot, decode). The
+//!   `cpu:qdot:<isa>:m<tile>:n<rows>:t<threads>` (fused dequantize-dot, decode) and
+//!   `cpu:qsplit:avx2:m<tile>:t<threads>` (integer dot products on activations split into
+//!   two 8-bit terms, decode; see `qsplit.rs` for why it meets the f32 bound). The
 //!   dense families refuse quantized problems and vice versa.
 //! - `cpu:test:<what>` — deliberately slow / wrong test doubles, offered only when the
 //!   backend is built with `with_test_kernels` (or `GEMMTUNE_CPU_TEST_KERNELS=1`), so
 //!   tests can show the tuner rejects wrong kernels and picks by speed.
 
 pub mod libs;
+pub mod qsplit;
 pub mod quant;
 pub mod skinny;
 pub mod sysinfo;
@@ -23,6 +26,7 @@ mod testing;
 use super::{Backend, Candidate, Identity, KernelId, Operands};
 use crate::error::{Error, Result};
 use crate::problem::{DType, Problem};
+use qsplit::QSplit;
 use quant::QDot;
 use skinny::Skinny;
 use std::collections::HashMap;
@@ -41,6 +45,7 @@ pub enum CpuKernel {
     DequantGemm { threads: usize },
     QPanel { rows: usize, threads: usize },
     QDot(QDot),
+    QSplit(QSplit),
     Test(TestKernel),
 }
 
@@ -53,6 +58,7 @@ impl CpuKernel {
             CpuKernel::DequantGemm { threads } => format!("cpu:dqgemm:t{threads}"),
             CpuKernel::QPanel { rows, threads } => format!("cpu:qpanel:r{rows}:t{threads}"),
             CpuKernel::QDot(q) => format!("cpu:qdot:{}:m{}:n{}:t{}", q.isa.name(), q.mt, q.nr, q.threads),
+            CpuKernel::QSplit(q) => format!("cpu:qsplit:avx2:m{}:t{}", q.mt, q.threads),
             CpuKernel::Test(t) => format!("cpu:test:{}", t.name()),
         })
     }
@@ -83,6 +89,9 @@ impl CpuKernel {
                 nr: param(nr, 'n', &quant::ROWS)?,
                 threads: threads(t)?,
             })),
+            ["cpu", "qsplit", "avx2", mt, t] => {
+                Ok(CpuKernel::QSplit(QSplit { mt: param(mt, 'm', &qsplit::TILES)?, threads: threads(t)? }))
+            }
             ["cpu", "gemm", t] => Ok(CpuKernel::Gemm { threads: threads(t)? }),
             ["cpu", "matrixmultiply", t] => Ok(CpuKernel::MatrixMultiply { threads: threads(t)? }),
             ["cpu", "skinny", isa, mt, t] => {
@@ -163,6 +172,17 @@ impl CpuBackend {
             .clone()
     }
 
+    /// Runs `f` on a worker of the all-threads pool, so that the kernels it calls (and
+    /// any rayon work inside) fork and join within that pool instead of each waking the
+    /// workers up from outside: the runtime runs a whole forward step this way.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        if self.threads <= 1 {
+            f()
+        } else {
+            self.pool(self.threads).install(f)
+        }
+    }
+
     /// Runs `k` on host tensors directly (the runtime's entry point on the CPU).
     pub fn run_host(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) {
         let threads = match k {
@@ -172,6 +192,7 @@ impl CpuBackend {
             | CpuKernel::QPanel { threads, .. } => *threads,
             CpuKernel::Skinny(s) => s.threads,
             CpuKernel::QDot(q) => q.threads,
+            CpuKernel::QSplit(q) => q.threads,
             CpuKernel::Test(_) => self.threads,
         };
         let packed = || match w {
@@ -185,11 +206,13 @@ impl CpuBackend {
             CpuKernel::DequantGemm { threads } => quant::dequant_gemm(p, x, packed(), y, *threads),
             CpuKernel::QPanel { rows, threads } => quant::panel_gemm(p, x, packed(), y, *rows, *threads),
             CpuKernel::QDot(q) => q.run(p, x, packed(), y),
+            CpuKernel::QSplit(q) => q.run(p, x, packed(), y),
             CpuKernel::Test(t) => t.run(p, x, w, y, self.threads),
         };
         if threads <= 1 {
             body()
         } else {
+            // Runs at once when the caller is already one of this pool's workers (`install`).
             self.pool(threads).install(body)
         }
     }
@@ -217,6 +240,13 @@ impl CpuBackend {
                             ks.push(CpuKernel::QDot(QDot { isa, mt, nr, threads: t }));
                         }
                     }
+                }
+            }
+        }
+        if QSplit::supports(p) && QSplit::available() {
+            for mt in qsplit::TILES.into_iter().filter(|&mt| mt == 1 || mt <= p.m) {
+                for &t in &self.thread_options() {
+                    ks.push(CpuKernel::QSplit(QSplit { mt, threads: t }));
                 }
             }
         }
@@ -288,15 +318,27 @@ impl Backend for CpuBackend {
 
     fn resolve(&self, p: &Problem, id: &KernelId) -> Result<CpuKernel> {
         let k = CpuKernel::parse(id.as_str()).map_err(Error::input)?;
-        let for_packed = matches!(k, CpuKernel::DequantGemm { .. } | CpuKernel::QPanel { .. } | CpuKernel::QDot(_));
+        let for_packed =
+            matches!(k, CpuKernel::DequantGemm { .. } | CpuKernel::QPanel { .. } | CpuKernel::QDot(_) | CpuKernel::QSplit(_));
         if for_packed == p.wformat.is_dense() {
             return Err(Error::runtime(if for_packed {
                 format!("{id}: needs quantized weights, {p} has dense ones")
             } else {
-                format!("{id}: needs dense weights, {p} has {} ones (cpu:dqgemm, cpu:qpanel and cpu:qdot run them)", p.wformat)
+                format!("{id}: needs dense weights, {p} has {} ones (cpu:dqgemm, cpu:qpanel, cpu:qdot and cpu:qsplit run them)", p.wformat)
             }));
         }
         match k {
+            CpuKernel::QSplit(_) => {
+                if !QSplit::available() {
+                    return Err(Error::runtime(format!("{id}: this CPU lacks the avx2 instruction set")));
+                }
+                if !QSplit::supports(p) {
+                    return Err(Error::runtime(format!(
+                        "{id}: the split kernel needs X rows contiguous (TN) and M <= {} (got {p})",
+                        quant::MAX_M
+                    )));
+                }
+            }
             CpuKernel::QDot(q) => {
                 if !q.isa.available() {
                     return Err(Error::runtime(format!("{id}: this CPU lacks the {} instruction set", q.isa.name())));

@@ -81,16 +81,8 @@ impl QDot {
         };
         let rb = w.row_bytes();
         let wrows = &w.data[rows.0 * rb..rows.1 * rb];
-        // Enough tasks to balance the threads; each a whole number of `nr` rows.
-        let tasks = if self.threads <= 1 { 1 } else { (self.threads * 4).min(n.div_ceil(self.nr)) };
-        let per_task = n.div_ceil(tasks).next_multiple_of(self.nr);
         let yp = SendPtr(y.as_mut_ptr());
-        let task = |t: usize| {
-            let j0 = t * per_task;
-            let j1 = (j0 + per_task).min(n);
-            if j0 >= j1 {
-                return;
-            }
+        split_rows(n, self.threads, self.nr, |j0, j1| {
             let job = Job { f, x, xsum: &xsum, w: wrows, rb, m, k, n, blocks, j0, j1, mt: self.mt, nr: self.nr, y: yp };
             // SAFETY: the ISA was checked when the kernel was resolved (`Isa::available`);
             // the job writes only columns j0..j1 of Y, disjoint across tasks.
@@ -101,12 +93,26 @@ impl QDot {
                     Isa::Portable => job.run::<simd::Scalar>(),
                 }
             }
-        };
-        if tasks == 1 {
-            task(0);
-        } else {
-            (0..tasks).into_par_iter().for_each(task);
+        });
+    }
+}
+
+/// Splits W rows `0..n` into ranges of whole `align`-row groups, a few per thread so
+/// that uneven progress balances, and runs `job(j0, j1)` on each (in the current pool).
+pub(crate) fn split_rows(n: usize, threads: usize, align: usize, job: impl Fn(usize, usize) + Sync) {
+    let tasks = if threads <= 1 { 1 } else { (threads * 4).min(n.div_ceil(align)) };
+    let per_task = n.div_ceil(tasks).next_multiple_of(align);
+    let task = |t: usize| {
+        let j0 = t * per_task;
+        let j1 = (j0 + per_task).min(n);
+        if j0 < j1 {
+            job(j0, j1);
         }
+    };
+    if tasks == 1 {
+        task(0);
+    } else {
+        (0..tasks).into_par_iter().for_each(task);
     }
 }
 
@@ -180,36 +186,74 @@ impl Job<'_> {
     #[inline(always)]
     unsafe fn tile<S: simd::Simd, const F: u8, const R: usize, const T: usize>(&self, j: usize, i0: usize) {
         let (k, blocks) = (self.k, self.blocks);
-        let block = simd::block(F);
         let xp: [*const f32; T] = std::array::from_fn(|t| self.x.as_ptr().add((i0 + t) * k));
         let xs: [*const f32; T] = std::array::from_fn(|t| self.xsum.as_ptr().wrapping_add((i0 + t) * blocks));
         let wp: [*const u8; R] = std::array::from_fn(|r| self.w.as_ptr().add((j + r) * self.rb));
-        let mut acc = [[S::zero(); T]; R];
-        let mut off = [[0f32; T]; R];
-        for b in 0..blocks {
-            let e0 = b * block;
-            for r in 0..R {
-                let (d, c) = simd::params::<S, F>(wp[r], k, b);
-                let dv = S::splat(d);
-                // Scaled per 32 values: g128's four sub-blocks need no extra registers.
-                for sub in 0..block / 32 {
-                    let xs32: [*const f32; T] = std::array::from_fn(|t| xp[t].add(e0 + 32 * sub));
-                    let p = S::dot32::<F, T>(simd::qs::<F>(wp[r], b, sub), &xs32);
-                    for t in 0..T {
-                        acc[r][t] = S::fma(dv, p[t], acc[r][t]);
-                    }
-                }
-                for t in 0..T {
-                    if F != simd::Q8_0 {
-                        off[r][t] += c * *xs[t].add(b);
-                    }
-                }
+        // Consecutive blocks go to `lanes` separate accumulator sets, so the scaled adds
+        // form independent chains (one chain is bound by the FMA latency); fewer when the
+        // tile already holds many accumulators. Unused sets are optimized away.
+        let lanes = match R * T {
+            1 => 4,
+            2..=4 => 2,
+            _ => 1,
+        };
+        let mut acc = [[[S::zero(); T]; R]; 4];
+        let mut off = [[[0f32; T]; R]; 4];
+        let mut b = 0;
+        while b + lanes <= blocks {
+            for u in 0..lanes {
+                self.block::<S, F, R, T>(&wp, &xp, &xs, b + u, &mut acc[u], &mut off[u]);
             }
+            b += lanes;
+        }
+        while b < blocks {
+            self.block::<S, F, R, T>(&wp, &xp, &xs, b, &mut acc[0], &mut off[0]);
+            b += 1;
         }
         let y = self.y.get();
         for r in 0..R {
             for t in 0..T {
-                *y.add((i0 + t) * self.n + j + r) = S::hsum(acc[r][t]) + off[r][t];
+                let mut a = acc[0][r][t];
+                let mut o = off[0][r][t];
+                for u in 1..lanes {
+                    a = S::add(a, acc[u][r][t]);
+                    o += off[u][r][t];
+                }
+                *y.add((i0 + t) * self.n + j + r) = S::hsum(a) + o;
+            }
+        }
+    }
+
+    /// Block `b` of W rows `wp` against X rows `xp` into one accumulator set (a method, not
+    /// a closure: closures do not inherit the caller's target features).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block<S: simd::Simd, const F: u8, const R: usize, const T: usize>(
+        &self,
+        wp: &[*const u8; R],
+        xp: &[*const f32; T],
+        xs: &[*const f32; T],
+        b: usize,
+        acc: &mut [[S::V; T]; R],
+        off: &mut [[f32; T]; R],
+    ) {
+        let block = simd::block(F);
+        let e0 = b * block;
+        for r in 0..R {
+            let (d, c) = simd::params::<S, F>(wp[r], self.k, b);
+            let dv = S::splat(d);
+            // Scaled per 32 values: g128's four sub-blocks need no extra registers.
+            for sub in 0..block / 32 {
+                let xs32: [*const f32; T] = std::array::from_fn(|t| xp[t].add(e0 + 32 * sub));
+                let p = S::dot32::<F, T>(simd::qs::<F>(wp[r], b, sub), &xs32);
+                for t in 0..T {
+                    acc[r][t] = S::fma(dv, p[t], acc[r][t]);
+                }
+            }
+            if F != simd::Q8_0 {
+                for t in 0..T {
+                    off[r][t] += c * *xs[t].add(b);
+                }
             }
         }
     }
@@ -342,6 +386,7 @@ mod simd {
         unsafe fn zero() -> Self::V;
         unsafe fn splat(v: f32) -> Self::V;
         unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+        unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
         unsafe fn hsum(v: Self::V) -> f32;
         /// Two consecutive f16 values (little-endian) as f32.
         unsafe fn f16x2(p: *const u8) -> (f32, f32);
@@ -378,6 +423,9 @@ mod simd {
         }
         unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
             a * b + c
+        }
+        unsafe fn add(a: f32, b: f32) -> f32 {
+            a + b
         }
         unsafe fn hsum(v: f32) -> f32 {
             v
@@ -449,6 +497,10 @@ mod simd {
                 _mm256_fmadd_ps(a, b, c)
             }
             #[inline(always)]
+            unsafe fn add(a: __m256, b: __m256) -> __m256 {
+                _mm256_add_ps(a, b)
+            }
+            #[inline(always)]
             unsafe fn hsum(v: __m256) -> f32 {
                 let hi = _mm256_extractf128_ps(v, 1);
                 let s = _mm_add_ps(_mm256_castps256_ps128(v), hi);
@@ -495,6 +547,10 @@ mod simd {
             #[inline(always)]
             unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
                 _mm512_fmadd_ps(a, b, c)
+            }
+            #[inline(always)]
+            unsafe fn add(a: __m512, b: __m512) -> __m512 {
+                _mm512_add_ps(a, b)
             }
             #[inline(always)]
             unsafe fn hsum(v: __m512) -> f32 {

@@ -335,7 +335,7 @@ impl Backend for CpuBackend {
                 if !QSplit::supports(p) {
                     return Err(Error::runtime(format!(
                         "{id}: the split kernel needs X rows contiguous (TN) and M <= {} (got {p})",
-                        quant::MAX_M
+                        qsplit::MAX_M
                     )));
                 }
             }

@@ -4,14 +4,16 @@
 //! llama.cpp's CPU kernels quantize the activations to 8 bits per block of 32 and dot
 //! them with the weights' integers (`maddubs`: 32 products per instruction), an error
 //! of about 1e-2 relative: far outside the f32 bound the tuner applies. Here each
-//! activation block is split into two 8-bit terms instead: `x ≈ s·(a + b/256)` with
-//! `s = max|x|/127`, `a = round(x/s)` and `b = round((x − s·a)·256/s)`, so the residual is
-//! at most `s/512 ≈ max|x|·1.5e-5`, and the weights' integers are dotted with both:
-//! `Σ q·x ≈ s/256·(256·Σ q·a + Σ q·b)`, exact in 32-bit integers. The relative error is
-//! about 2e-5 on uniform activations, within the f32 bound of 1e-4 (the tuner checks it
-//! like any candidate); the per-block offset term (q4_1 min, g128 −scale·zero) uses
-//! exact f32 block sums of X. One block costs ~15 vector instructions instead of ~30 for
-//! widening every weight to f32 (`cpu:qdot`).
+//! activation block is split into three 8-bit terms instead: `x ≈ s·(a + b/256 + c/256²)`
+//! with `s = max|x|/127`, `a = round(x/s)`, `b` and `c` the rounded residuals at 256 and
+//! 256² times finer steps, so what is left is at most `s/(2·256²) ≈ max|x|·6e-8`, the
+//! order of f32 rounding. The weights' integers are dotted with all three terms, exactly
+//! in 32-bit integers: `Σ q·x ≈ s/256·(256·Σ q·a + Σ q·b) + s/256³·Σ q·c`. (Two terms
+//! leave `max|x|·1.5e-5`, which the offset terms' cancellation amplifies past 1e-4 on
+//! single outputs.) The per-block offset term uses exact f32 block sums of X. 4-bit
+//! values are centred (`q − 8`, offset `m + 8d` or `s·(8 − z)`, see `quant.rs`), in
+//! integers: `Σ (q − 8)·a = Σ q·a − 8·Σ a`, with the `8·Σ a` per lane precomputed. A 32-value block costs ~18 vector instructions instead of ~30
+//! for widening every weight to f32 (`cpu:qdot`).
 //!
 //! AVX2 only (machines with AVX-512 have it too): `maddubs` needs 256-bit integer SIMD.
 
@@ -22,6 +24,8 @@ use crate::problem::{Problem, WeightFormat};
 use crate::quant::QuantTensor;
 
 pub const TILES: [usize; 3] = [1, 2, 4];
+/// Largest M offered.
+pub const MAX_M: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct QSplit {
@@ -33,6 +37,11 @@ pub struct QSplit {
 struct SplitX {
     a: Vec<i8>,
     b: Vec<i8>,
+    c: Vec<i8>,
+    /// Per 32 values and per lane of 4: `8·(256·Σ a + Σ b)` and `8·Σ c`, the centring
+    /// corrections of 4-bit weights.
+    corr_ab: Vec<i32>,
+    corr_c: Vec<i32>,
     /// `s/256` per 32 values.
     scale: Vec<f32>,
     /// Exact sums of X per weight block (the offset term).
@@ -43,6 +52,7 @@ impl SplitX {
     fn new(x: &[f32], block: usize) -> SplitX {
         let mut a = vec![0i8; x.len()];
         let mut b = vec![0i8; x.len()];
+        let mut c3 = vec![0i8; x.len()];
         let mut scale = vec![0f32; x.len() / 32];
         for (c, xs) in x.chunks_exact(32).enumerate() {
             let max = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -56,19 +66,27 @@ impl SplitX {
             for (j, &v) in xs.iter().enumerate() {
                 let qa = round(v / s).clamp(-127, 127);
                 let r = v - s * qa as f32;
+                let qb = round(r * 256.0 / s).clamp(-127, 127);
+                let r2 = r - s / 256.0 * qb as f32;
                 a[c * 32 + j] = qa as i8;
-                b[c * 32 + j] = round(r * 256.0 / s).clamp(-127, 127) as i8;
+                b[c * 32 + j] = qb as i8;
+                c3[c * 32 + j] = round(r2 * 65536.0 / s).clamp(-127, 127) as i8;
             }
             scale[c] = s / 256.0;
         }
+        let lanes = |f: &dyn Fn(usize) -> i32| -> Vec<i32> { (0..x.len() / 4).map(|l| 8 * (0..4).map(|e| f(4 * l + e)).sum::<i32>()).collect() };
+        let corr_ab = lanes(&|i| 256 * a[i] as i32 + b[i] as i32);
+        let corr_c = lanes(&|i| c3[i] as i32);
         let xsum = x.chunks_exact(block).map(|c| c.iter().sum()).collect();
-        SplitX { a, b, scale, xsum }
+        SplitX { a, b, c: c3, corr_ab, corr_c, scale, xsum }
     }
 }
 
 impl QSplit {
+    /// Decode and short prefills: each W row is unpacked once for all M rows of X (their
+    /// split terms, 2·M·K bytes, stay in L1/L2).
     pub fn supports(p: &Problem) -> bool {
-        super::quant::QDot::supports(p)
+        !p.wformat.is_dense() && p.m <= MAX_M && p.layout.w_trans && !p.layout.x_trans
     }
 
     pub fn available() -> bool {
@@ -156,56 +174,74 @@ mod x86 {
         }
 
         /// `Y[i0..i0+T, j]`: 32 weights at a time, dotted as integers with both terms of
-        /// each of the T X rows.
+        /// each of the T X rows; even and odd sub-blocks go to two accumulator sets
+        /// (independent FMA chains, indexed statically so they stay in registers).
         #[inline(always)]
         unsafe fn tile<const F: u8, const T: usize>(&self, j: usize, i0: usize) {
-            let (k, row) = (self.k, self.w.as_ptr().add(j * self.rb));
-            let block = if F == G128 { 128 } else { 32 };
-            let (subs, nb) = (k / 32, k / block);
-            let xa: [*const i8; T] = std::array::from_fn(|t| self.x.a.as_ptr().add((i0 + t) * k));
-            let xb: [*const i8; T] = std::array::from_fn(|t| self.x.b.as_ptr().add((i0 + t) * k));
-            let xs: [*const f32; T] = std::array::from_fn(|t| self.x.scale.as_ptr().add((i0 + t) * subs));
-            let (ones, x256) = (_mm256_set1_epi16(1), _mm256_set1_epi16(256));
-            // Two accumulator sets (even and odd sub-blocks): independent FMA chains.
-            let mut acc = [[_mm256_setzero_ps(); T]; 2];
+            let subs = self.k / 32;
+            let mut acc0 = [_mm256_setzero_ps(); T];
+            let mut acc1 = [_mm256_setzero_ps(); T];
             let mut off = [0f32; T];
-            for bk in 0..nb {
-                let (d, c) = params::<F>(row, k, bk);
-                for sub in 0..block / 32 {
-                    let s = bk * (block / 32) + sub;
-                    let (q, sign) = weights32::<F>(row, bk, sub);
-                    for t in 0..T {
-                        let (mut a, mut b) = (
-                            _mm256_loadu_si256(xa[t].add(32 * s) as *const __m256i),
-                            _mm256_loadu_si256(xb[t].add(32 * s) as *const __m256i),
-                        );
-                        if F == Q8_0 {
-                            // maddubs multiplies unsigned by signed: |w| times x with w's sign.
-                            a = _mm256_sign_epi8(a, sign);
-                            b = _mm256_sign_epi8(b, sign);
-                        }
-                        // 256·Σ q·a + Σ q·b, the factor 256 folded into the pair sums.
-                        let pa = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), x256);
-                        let pb = _mm256_madd_epi16(_mm256_maddubs_epi16(q, b), ones);
-                        let p = _mm256_add_epi32(pa, pb);
-                        let scale = _mm256_set1_ps(d * *xs[t].add(s));
-                        acc[s & 1][t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[s & 1][t]);
-                    }
-                }
-                if F != Q8_0 {
-                    for t in 0..T {
-                        off[t] += c * *self.x.xsum.as_ptr().add((i0 + t) * nb + bk);
-                    }
-                }
+            let mut s = 0;
+            while s + 2 <= subs {
+                self.sub::<F, T>(j, i0, s, &mut acc0, &mut off);
+                self.sub::<F, T>(j, i0, s + 1, &mut acc1, &mut off);
+                s += 2;
+            }
+            if s < subs {
+                self.sub::<F, T>(j, i0, s, &mut acc0, &mut off);
             }
             let y = self.y.get();
             for t in 0..T {
-                *y.add((i0 + t) * self.n + j) = hsum(_mm256_add_ps(acc[0][t], acc[1][t])) + off[t];
+                *y.add((i0 + t) * self.n + j) = hsum(_mm256_add_ps(acc0[t], acc1[t])) + off[t];
+            }
+        }
+
+        /// Sub-block `s` (values 32·s..32·s+32) of W row `j` against X rows `i0..i0+T`.
+        #[inline(always)]
+        unsafe fn sub<const F: u8, const T: usize>(&self, j: usize, i0: usize, s: usize, acc: &mut [__m256; T], off: &mut [f32; T]) {
+            let (k, row) = (self.k, self.w.as_ptr().add(j * self.rb));
+            let per = if F == G128 { 4 } else { 1 }; // sub-blocks per weight block
+            let (bk, part) = (s / per, s % per);
+            let (d, c) = params::<F>(row, k, bk);
+            let (q, sign) = weights32::<F>(row, bk, part);
+            let (ones, x256) = (_mm256_set1_epi16(1), _mm256_set1_epi16(256));
+            for t in 0..T {
+                let r = (i0 + t) * k + 32 * s;
+                let load = |v: &[i8]| {
+                    let v = _mm256_loadu_si256(v.as_ptr().add(r) as *const __m256i);
+                    // maddubs multiplies unsigned by signed: |w| times x with w's sign.
+                    if F == Q8_0 {
+                        _mm256_sign_epi8(v, sign)
+                    } else {
+                        v
+                    }
+                };
+                let (a, b, c3) = (load(&self.x.a), load(&self.x.b), load(&self.x.c));
+                // 256·Σ q·a + Σ q·b (the factor 256 folded into the pair sums), and Σ q·c;
+                // lane l holds the sums over values 4l..4l+4.
+                let pa = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), x256);
+                let pb = _mm256_madd_epi16(_mm256_maddubs_epi16(q, b), ones);
+                let mut pc = _mm256_madd_epi16(_mm256_maddubs_epi16(q, c3), ones);
+                let mut pab = _mm256_add_epi32(pa, pb);
+                if F != Q8_0 {
+                    // Centred nibbles: subtract 8 times the sums of the terms.
+                    let corr = |v: &[i32]| _mm256_loadu_si256(v.as_ptr().add(r / 4) as *const __m256i);
+                    pab = _mm256_sub_epi32(pab, corr(&self.x.corr_ab));
+                    pc = _mm256_sub_epi32(pc, corr(&self.x.corr_c));
+                }
+                let sc = d * *self.x.scale.as_ptr().add((i0 + t) * (k / 32) + s);
+                let hi = _mm256_fmadd_ps(_mm256_set1_ps(sc), _mm256_cvtepi32_ps(pab), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(sc * (1.0 / 65536.0)), _mm256_cvtepi32_ps(pc), hi);
+                if F != Q8_0 && part == 0 {
+                    off[t] += c * *self.x.xsum.as_ptr().add((i0 + t) * (k / (32 * per)) + bk);
+                }
             }
         }
     }
 
-    /// Scale and offset of block `b`: q4_1 (d, m), q8_0 (d, 0), g128 (s, −s·z).
+    /// Scale and offset of block `b` for centred values: q4_1 (d, m + 8d), q8_0 (d, 0),
+    /// g128 (s, s·(8 − z)).
     #[inline(always)]
     unsafe fn params<const F: u8>(row: *const u8, k: usize, b: usize) -> (f32, f32) {
         let at = match F {
@@ -216,9 +252,9 @@ mod x86 {
         let v = _mm_cvtph_ps(_mm_cvtsi32_si128((at as *const i32).read_unaligned()));
         let (d, o) = (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_shuffle_ps(v, v, 1)));
         match F {
-            Q4_1 => (d, o),
+            Q4_1 => (d, o + 8.0 * d),
             Q8_0 => (d, 0.0),
-            _ => (d, -d * o),
+            _ => (d, d * (8.0 - o)),
         }
     }
 
@@ -257,18 +293,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn two_terms_reconstruct_x_within_the_bound() {
+    fn three_terms_reconstruct_x_within_f32_rounding() {
         let x: Vec<f32> = (0..256).map(|i| crate::random::value(5, i) * if i % 37 == 0 { 9.0 } else { 1.0 }).collect();
         let s = SplitX::new(&x, 32);
         for (c, xs) in x.chunks_exact(32).enumerate() {
             let max = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
             for j in 0..32 {
                 let i = c * 32 + j;
-                let back = s.scale[c] * (256.0 * s.a[i] as f32 + s.b[i] as f32);
-                assert!((back - x[i]).abs() <= max / 127.0 / 256.0 + 1e-7, "{i}: {back} vs {}", x[i]);
+                let sc = s.scale[c] as f64;
+                let back = sc * (256.0 * s.a[i] as f64 + s.b[i] as f64 + s.c[i] as f64 / 256.0);
+                assert!((back - x[i] as f64).abs() <= max as f64 * 2e-7, "{i}: {back} vs {}", x[i]);
             }
         }
         let zeros = SplitX::new(&[0.0; 32], 32);
-        assert!(zeros.a.iter().chain(&zeros.b).all(|&v| v == 0) && zeros.scale[0] == 0.0);
+        assert!(zeros.a.iter().chain(&zeros.b).chain(&zeros.c).all(|&v| v == 0) && zeros.scale[0] == 0.0);
     }
 }

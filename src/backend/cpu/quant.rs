@@ -11,8 +11,10 @@
 //! The fused kernel uses `Σ_j x_j·(d·q_j + c) = d·Σ_j x_j·q_j + c·Σ_j x_j` per block:
 //! the quantized values are widened to f32 and dotted with X (`dot32`, per instruction
 //! set), the block scale multiplies the vector partial sums once per block, and the
-//! offset term (q4_1 min, g128 −scale·zero) uses per-block sums of X computed once per
-//! call. Each block's 32 widened weights serve `tile` rows of X, and `rows` W rows run
+//! offset term uses per-block sums of X computed once per call. 4-bit values are
+//! centred first (`q − 8`, offset `m + 8d` for q4_1, `s·(8 − z)` for g128): otherwise
+//! both terms are large and of opposite sign, and their f32 rounding shows in small
+//! outputs. Each block's 32 widened weights serve `tile` rows of X, and `rows` W rows run
 //! side by side for more independent accumulator chains. N is split across threads.
 //!
 //! No crate offers fused dequantize-dot kernels over GGUF/GPTQ blocks with f32
@@ -358,15 +360,19 @@ mod simd {
         }
     }
 
-    /// Scale and offset of block `b` of a row: q4_1 (d, m), q8_0 (d, 0), g128 (s, −s·z).
+    /// Scale and offset of block `b` of a row for centred values (q − 8 for 4 bits):
+    /// q4_1 (d, m + 8d), q8_0 (d, 0), g128 (s, s·(8 − z)).
     #[inline(always)]
     pub unsafe fn params<S: Simd, const F: u8>(row: *const u8, k: usize, b: usize) -> (f32, f32) {
         match F {
-            Q4_1 => S::f16x2(row.add(20 * b)),
+            Q4_1 => {
+                let (d, m) = S::f16x2(row.add(20 * b));
+                (d, m + 8.0 * d)
+            }
             Q8_0 => (S::f16x2(row.add(34 * b)).0, 0.0),
             _ => {
                 let (s, z) = S::f16x2(row.add(k / 2 + 4 * b));
-                (s, -s * z)
+                (s, s * (8.0 - z))
             }
         }
     }
@@ -395,18 +401,18 @@ mod simd {
         unsafe fn dot32<const F: u8, const T: usize>(qs: *const u8, x: &[*const f32; T]) -> [Self::V; T];
     }
 
-    /// Element `j` (0..32) of a 32-element sub-block, unscaled, as f32.
+    /// Element `j` (0..32) of a 32-element sub-block, unscaled and centred, as f32.
     #[inline(always)]
     unsafe fn q_at<const F: u8>(qs: *const u8, j: usize) -> f32 {
         match F {
             Q4_1 => {
                 let b = *qs.add(j % 16);
-                (if j < 16 { b & 0x0f } else { b >> 4 }) as f32
+                (if j < 16 { b & 0x0f } else { b >> 4 }) as f32 - 8.0
             }
             Q8_0 => *qs.add(j) as i8 as f32,
             _ => {
                 let b = *qs.add(j / 2);
-                (if j % 2 == 0 { b & 0x0f } else { b >> 4 }) as f32
+                (if j % 2 == 0 { b & 0x0f } else { b >> 4 }) as f32 - 8.0
             }
         }
     }
@@ -458,8 +464,8 @@ mod simd {
             (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_shuffle_ps(v, v, 1)))
         }
 
-        /// The 32 values of a sub-block as 32 bytes (u8 nibbles or i8) in element order,
-        /// split in two 16-byte halves.
+        /// The 32 values of a sub-block as 32 signed bytes in element order (nibbles
+        /// centred: q − 8), split in two 16-byte halves.
         #[inline(always)]
         unsafe fn bytes32<const F: u8>(qs: *const u8) -> (__m128i, __m128i) {
             match F {
@@ -467,8 +473,9 @@ mod simd {
                 _ => {
                     let b = _mm_loadu_si128(qs as *const __m128i);
                     let mask = _mm_set1_epi8(0x0f);
-                    let lo = _mm_and_si128(b, mask);
-                    let hi = _mm_and_si128(_mm_srli_epi16(b, 4), mask);
+                    let eight = _mm_set1_epi8(8);
+                    let lo = _mm_sub_epi8(_mm_and_si128(b, mask), eight);
+                    let hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), mask), eight);
                     if F == G128 {
                         // GPTQ order: element 2i low nibble, 2i+1 high nibble of byte i.
                         (_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi))
@@ -515,13 +522,7 @@ mod simd {
             #[inline(always)]
             unsafe fn dot32<const F: u8, const T: usize>(qs: *const u8, x: &[*const f32; T]) -> [__m256; T] {
                 let (a, b) = bytes32::<F>(qs);
-                let widen = |v: __m128i| -> __m256 {
-                    if F == Q8_0 {
-                        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
-                    } else {
-                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))
-                    }
-                };
+                let widen = |v: __m128i| -> __m256 { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)) };
                 let q = [widen(a), widen(_mm_srli_si128(a, 8)), widen(b), widen(_mm_srli_si128(b, 8))];
                 std::array::from_fn(|t| {
                     let xp = x[t];
@@ -563,13 +564,7 @@ mod simd {
             #[inline(always)]
             unsafe fn dot32<const F: u8, const T: usize>(qs: *const u8, x: &[*const f32; T]) -> [__m512; T] {
                 let (a, b) = bytes32::<F>(qs);
-                let widen = |v: __m128i| -> __m512 {
-                    if F == Q8_0 {
-                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v))
-                    } else {
-                        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v))
-                    }
-                };
+                let widen = |v: __m128i| -> __m512 { _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)) };
                 let q = [widen(a), widen(b)];
                 std::array::from_fn(|t| {
                     let xp = x[t];

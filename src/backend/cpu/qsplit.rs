@@ -50,35 +50,39 @@ struct SplitX {
 
 impl SplitX {
     fn new(x: &[f32], block: usize) -> SplitX {
-        let mut a = vec![0i8; x.len()];
-        let mut b = vec![0i8; x.len()];
-        let mut c3 = vec![0i8; x.len()];
-        let mut scale = vec![0f32; x.len() / 32];
+        let n = x.len();
+        let mut sx = SplitX {
+            a: vec![0; n],
+            b: vec![0; n],
+            c: vec![0; n],
+            corr_ab: vec![0; n / 4],
+            corr_c: vec![0; n / 4],
+            scale: vec![0.0; n / 32],
+            xsum: x.chunks_exact(block).map(|c| c.iter().sum()).collect(),
+        };
+        // Round half away from zero with a truncating conversion (`f32::round` is a libm
+        // call here); the clamps keep rounding slips inside i8.
+        let round = |v: f32| ((v + 0.5f32.copysign(v)) as i32).clamp(-127, 127);
         for (c, xs) in x.chunks_exact(32).enumerate() {
             let max = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
             if max == 0.0 {
-                continue; // a, b and the scale stay zero
+                continue; // terms, corrections and the scale stay zero
             }
             let s = max / 127.0;
-            // Round half away from zero with a truncating conversion (`f32::round` is a
-            // libm call here); the clamps keep rounding slips inside i8.
-            let round = |v: f32| (v + 0.5f32.copysign(v)) as i32;
+            let (inv, s_b) = (1.0 / s, s / 256.0);
             for (j, &v) in xs.iter().enumerate() {
-                let qa = round(v / s).clamp(-127, 127);
+                let qa = round(v * inv);
                 let r = v - s * qa as f32;
-                let qb = round(r * 256.0 / s).clamp(-127, 127);
-                let r2 = r - s / 256.0 * qb as f32;
-                a[c * 32 + j] = qa as i8;
-                b[c * 32 + j] = qb as i8;
-                c3[c * 32 + j] = round(r2 * 65536.0 / s).clamp(-127, 127) as i8;
+                let qb = round(r * 256.0 * inv);
+                let qc = round((r - s_b * qb as f32) * 65536.0 * inv);
+                let i = c * 32 + j;
+                (sx.a[i], sx.b[i], sx.c[i]) = (qa as i8, qb as i8, qc as i8);
+                sx.corr_ab[i / 4] += 8 * (256 * qa + qb);
+                sx.corr_c[i / 4] += 8 * qc;
             }
-            scale[c] = s / 256.0;
+            sx.scale[c] = s_b;
         }
-        let lanes = |f: &dyn Fn(usize) -> i32| -> Vec<i32> { (0..x.len() / 4).map(|l| 8 * (0..4).map(|e| f(4 * l + e)).sum::<i32>()).collect() };
-        let corr_ab = lanes(&|i| 256 * a[i] as i32 + b[i] as i32);
-        let corr_c = lanes(&|i| c3[i] as i32);
-        let xsum = x.chunks_exact(block).map(|c| c.iter().sum()).collect();
-        SplitX { a, b, c: c3, corr_ab, corr_c, scale, xsum }
+        sx
     }
 }
 

@@ -1,4 +1,4 @@
-//! `cpu:qsplit:avx2:m<tile>:t<threads>`: decode on quantized weights with integer dot
+//! `cpu:qsplit:avx2:m<tile>:n<rows>:t<threads>`: decode on quantized weights with integer dot
 //! products, accurate to the f32 error bound.
 //!
 //! llama.cpp's CPU kernels quantize the activations to 8 bits per block of 32 and dot
@@ -24,12 +24,17 @@ use crate::problem::{Problem, WeightFormat};
 use crate::quant::QuantTensor;
 
 pub const TILES: [usize; 3] = [1, 2, 4];
+/// W rows per step (`n<rows>`): 1, or 8 whose integer sums are reduced together so that
+/// the float work (conversion, scaling, offsets) runs once per 8 rows (X rows one at a
+/// time: `m1` only).
+pub const ROWS: [usize; 2] = [1, 8];
 /// Largest M offered.
 pub const MAX_M: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct QSplit {
     pub mt: usize,
+    pub nr: usize,
     pub threads: usize,
 }
 
@@ -97,6 +102,11 @@ impl QSplit {
         Isa::Avx2.available()
     }
 
+    /// The (tile, rows) pairs that exist: any tile with one row, eight rows with tile 1.
+    pub fn valid(mt: usize, nr: usize) -> bool {
+        TILES.contains(&mt) && ROWS.contains(&nr) && (nr == 1 || mt == 1)
+    }
+
     pub fn run(&self, p: &Problem, x: &HostTensor, w: &QuantTensor, y: &mut HostTensor) {
         assert!(QSplit::supports(p) && QSplit::available(), "qsplit kernel called for unsupported {p}");
         let xf = x.as_f32();
@@ -107,8 +117,8 @@ impl QSplit {
                 let sx = SplitX::new(&xf[bi * m * k..(bi + 1) * m * k], w.format.block());
                 let wrows = &w.data[bi * n * rb..(bi + 1) * n * rb];
                 let yp = SendPtr(yf[bi * m * n..].as_mut_ptr());
-                super::quant::split_rows(n, self.threads, 1, |j0, j1| {
-                    let job = Job { f: w.format, x: &sx, w: wrows, rb, m, k, n, j0, j1, mt: self.mt, y: yp };
+                super::quant::split_rows(n, self.threads, self.nr, |j0, j1| {
+                    let job = Job { f: w.format, x: &sx, w: wrows, rb, m, k, n, j0, j1, mt: self.mt, nr: self.nr, y: yp };
                     // SAFETY: AVX2 was checked when the kernel was resolved; the job writes
                     // only columns j0..j1 of Y, disjoint across tasks.
                     unsafe { job_avx2(&job) }
@@ -129,6 +139,7 @@ struct Job<'a> {
     j0: usize,
     j1: usize,
     mt: usize,
+    nr: usize,
     y: SendPtr<f32>,
 }
 
@@ -159,7 +170,16 @@ mod x86 {
     impl Job<'_> {
         #[inline(always)]
         pub(super) unsafe fn run<const F: u8>(&self) {
-            for j in self.j0..self.j1 {
+            let mut j0 = self.j0;
+            if self.nr == 8 {
+                while j0 + 8 <= self.j1 {
+                    for i in 0..self.m {
+                        self.rows8::<F>(j0, i);
+                    }
+                    j0 += 8;
+                }
+            }
+            for j in j0..self.j1 {
                 let mut i = 0;
                 while i < self.m {
                     let step = match self.mt.min(self.m - i) {
@@ -242,6 +262,116 @@ mod x86 {
                 }
             }
         }
+    }
+
+    impl Job<'_> {
+        /// `Y[i, j..j+8]`: the integer sums of 8 W rows reduced into one vector (lane r
+        /// for row j + r), so conversion, scaling and the offset term run once per 8 rows.
+        #[inline(always)]
+        unsafe fn rows8<const F: u8>(&self, j: usize, i: usize) {
+            let k = self.k;
+            let per = if F == G128 { 4 } else { 1 }; // sub-blocks per weight block
+            let rows: [*const u8; 8] = std::array::from_fn(|r| self.w.as_ptr().add((j + r) * self.rb));
+            // The 8 rows are read 8 blocks apart, which the hardware prefetcher does not
+            // follow well: fetch the 8 rows after the next (contiguous) ahead, once per X row 0.
+            if i == 0 && j + 24 <= self.j1 {
+                let next = self.w.as_ptr().add((j + 16) * self.rb);
+                for line in (0..8 * self.rb).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(next.add(line) as *const i8);
+                }
+            }
+            let (ones, x256) = (_mm256_set1_epi16(1), _mm256_set1_epi16(256));
+            let (mut acc, mut off) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let mut d = _mm256_setzero_ps();
+            for s in 0..k / 32 {
+                let (bk, part) = (s / per, s % per);
+                if part == 0 {
+                    let c;
+                    (d, c) = params8::<F>(&rows, k, bk);
+                    if F != Q8_0 {
+                        let xs = *self.x.xsum.as_ptr().add(i * (k / (32 * per)) + bk);
+                        off = _mm256_fmadd_ps(c, _mm256_set1_ps(xs), off);
+                    }
+                }
+                let r0 = i * k + 32 * s;
+                let load = |v: &[i8]| _mm256_loadu_si256(v.as_ptr().add(r0) as *const __m256i);
+                let (xa, xb, xc) = (load(&self.x.a), load(&self.x.b), load(&self.x.c));
+                let corr = |v: &[i32]| _mm256_loadu_si256(v.as_ptr().add(r0 / 4) as *const __m256i);
+                let (cab, cc) = if F != Q8_0 { (corr(&self.x.corr_ab), corr(&self.x.corr_c)) } else { (ones, ones) };
+                // One W row's integer sums (per lane of 4 values), centred.
+                let sums = |r: usize| {
+                    let (q, sign) = weights32::<F>(rows[r], bk, part);
+                    let (a, b, c3) = if F == Q8_0 {
+                        (_mm256_sign_epi8(xa, sign), _mm256_sign_epi8(xb, sign), _mm256_sign_epi8(xc, sign))
+                    } else {
+                        (xa, xb, xc)
+                    };
+                    let pa = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), x256);
+                    let pb = _mm256_madd_epi16(_mm256_maddubs_epi16(q, b), ones);
+                    let pc = _mm256_madd_epi16(_mm256_maddubs_epi16(q, c3), ones);
+                    let pab = _mm256_add_epi32(pa, pb);
+                    if F != Q8_0 {
+                        (_mm256_sub_epi32(pab, cab), _mm256_sub_epi32(pc, cc))
+                    } else {
+                        (pab, pc)
+                    }
+                };
+                // Pairwise horizontal adds as the rows come, to keep few registers live.
+                let mut hab = [_mm256_setzero_si256(); 4];
+                let mut hc = [_mm256_setzero_si256(); 4];
+                for pair in 0..4 {
+                    let (ab0, c0) = sums(2 * pair);
+                    let (ab1, c1) = sums(2 * pair + 1);
+                    hab[pair] = _mm256_hadd_epi32(ab0, ab1);
+                    hc[pair] = _mm256_hadd_epi32(c0, c1);
+                }
+                let (vab, vc) = (reduce8(&hab), reduce8(&hc));
+                let sc = _mm256_mul_ps(d, _mm256_set1_ps(*self.x.scale.as_ptr().add(i * (k / 32) + s)));
+                acc = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(vab), acc);
+                acc = _mm256_fmadd_ps(_mm256_mul_ps(sc, _mm256_set1_ps(1.0 / 65536.0)), _mm256_cvtepi32_ps(vc), acc);
+            }
+            _mm256_storeu_ps(self.y.get().add(i * self.n + j), _mm256_add_ps(acc, off));
+        }
+    }
+
+    /// Finishes the reduction of 8 rows: `h[p]` = hadd(row 2p, row 2p+1); the result's
+    /// lane r is the sum of all 8 lanes of row r.
+    #[inline(always)]
+    unsafe fn reduce8(h: &[__m256i; 4]) -> __m256i {
+        let u0 = _mm256_hadd_epi32(h[0], h[1]); // rows 0..4: lanes 0..4 sums | lanes 4..8 sums
+        let u1 = _mm256_hadd_epi32(h[2], h[3]); // rows 4..8
+        let lo = _mm256_permute2x128_si256(u0, u1, 0x20);
+        let hi = _mm256_permute2x128_si256(u0, u1, 0x31);
+        _mm256_add_epi32(lo, hi)
+    }
+
+    /// Scales and centred offsets of block `b` of 8 rows as vectors (lane r: row r).
+    #[inline(always)]
+    unsafe fn params8<const F: u8>(rows: &[*const u8; 8], k: usize, b: usize) -> (__m256, __m256) {
+        let at = |r: usize| -> i32 {
+            let p = match F {
+                Q4_1 => rows[r].add(20 * b),
+                Q8_0 => rows[r].add(34 * b),
+                _ => rows[r].add(k / 2 + 4 * b),
+            };
+            (p as *const i32).read_unaligned()
+        };
+        // Each lane holds (first f16, second f16); split into two vectors of 8 f16.
+        let raw = _mm256_setr_epi32(at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7));
+        let firsts = _mm256_shuffle_epi8(raw, _mm256_setr_epi8(
+            0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+            0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+        ));
+        // 64-bit lanes: [firsts 0..4, seconds 0..4, firsts 4..8, seconds 4..8].
+        let ordered = _mm256_permute4x64_epi64(firsts, 0b11_01_10_00);
+        let d = _mm256_cvtph_ps(_mm256_castsi256_si128(ordered));
+        let o = _mm256_cvtph_ps(_mm256_extracti128_si256(ordered, 1));
+        let c = match F {
+            Q4_1 => _mm256_fmadd_ps(_mm256_set1_ps(8.0), d, o),
+            Q8_0 => _mm256_setzero_ps(),
+            _ => _mm256_mul_ps(d, _mm256_sub_ps(_mm256_set1_ps(8.0), o)),
+        };
+        (d, c)
     }
 
     /// Scale and offset of block `b` for centred values: q4_1 (d, m + 8d), q8_0 (d, 0),

@@ -6,12 +6,14 @@
 # same GGUF, same 25-token prompt (no chat template, no BOS), same thread count, end of
 # turn ignored so every run decodes exactly 40 tokens. Reports prompt tok/s, decode tok/s
 # (39 decode steps after the prefill's token, as `generate` counts) and the wall time of
-# prefill + decode, median of $RUNS runs. The greedy token ids of every run are compared:
-# all three must produce the same 40 tokens.
+# prefill + decode, median of $RUNS runs. gemmtune native and f32 must produce the same
+# 40 token ids; how far llama.cpp's (8-bit activations) follow them is reported.
 #
-# gemmtune runs one process per run (each timed generation is the process's first, so
-# thread pools and scratch buffers start cold); llama.cpp loads once and times $RUNS
-# generations after one untimed warm-up in the same process, which favours llama.cpp.
+# Runs are interleaved (round r: gemmtune native, gemmtune f32, llama.cpp, each a fresh
+# process), so drifting load from other processes hits all three alike. A gemmtune run's
+# timed generation is its process's first (thread pools and scratch buffers start
+# cold); the llama.cpp process generates once untimed before its timed generation, which
+# favours llama.cpp.
 #
 # Threads: all CPUs for both (gemmtune's kernels use the thread counts its table names).
 # When tables/cpu-smollm2-135m.csv was tuned on another machine (its rows do not fit
@@ -38,33 +40,30 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs, threads $THREADS, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# gemmtune: one process per run; `generate` prints the timings on stderr.
-gemmtune_runs() { # name weights table
-  for run in $(seq "$RUNS"); do
-    target/release/gemmtune generate --model $M --weights "$2" --table "$3" \
-      --prompt "$P" --max-tokens 40 --ignore-eos --ids >"$OUT/$1.$run.ids" 2>"$OUT/$1.$run.err"
-    line=$(grep '^prefill:' "$OUT/$1.$run.err")
-    # prefill: 25 tokens in 0.092 s (272.6 tok/s); decode: 40 tokens in 1.263 s (30.9 tok/s)
-    echo "$line" | sed -E 's/^prefill: ([0-9]+) tokens in ([0-9.]+) s.*decode: ([0-9]+) tokens in ([0-9.]+) s.*/\1 \2 \3 \4/' >>"$OUT/$1.times"
-    echo "$1 run $run: $line"
-  done
-}
 F32_TABLE=tables/cpu-smollm2-135m.csv
 if ! target/release/gemmtune table validate --strict $F32_TABLE >/dev/null 2>&1; then
   F32_TABLE=.bench/cpu-smollm2-135m-here.csv
   echo "tables/cpu-smollm2-135m.csv does not fit this machine: tuning $F32_TABLE"
   target/release/gemmtune tune --shapes shapes/smollm2-135m.csv --out $F32_TABLE -q
 fi
-gemmtune_runs gemmtune-native native tables/cpu-smollm2-135m-q.csv
-gemmtune_runs gemmtune-f32 f32 $F32_TABLE
+
+# gemmtune: `generate` prints the timings on stderr.
+gemmtune_run() { # name weights table run
+  target/release/gemmtune generate --model $M --weights "$2" --table "$3" \
+    --prompt "$P" --max-tokens 40 --ignore-eos --ids >"$OUT/$1.$4.ids" 2>"$OUT/$1.$4.err"
+  line=$(grep '^prefill:' "$OUT/$1.$4.err")
+  # prefill: 25 tokens in 0.092 s (272.6 tok/s); decode: 40 tokens in 1.263 s (30.9 tok/s)
+  echo "$line" | sed -E 's/^prefill: ([0-9]+) tokens in ([0-9.]+) s.*decode: ([0-9]+) tokens in ([0-9.]+) s.*/\1 \2 \3 \4/' >>"$OUT/$1.times"
+  echo "$1 run $4: $line"
+}
 
 # llama.cpp through llama-cpp-python: the same prompt tokens, greedy argmax, 40 tokens.
-"$PY" - "$M" "$P" "$THREADS" "$RUNS" "$OUT" <<'PYEOF'
+cat >"$OUT/llama.py" <<'PYEOF'
 import sys, time
 import numpy as np
 import llama_cpp
 from llama_cpp import Llama
-model, prompt, threads, runs, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+model, prompt, threads, run, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 llm = Llama(model_path=model, n_threads=threads, n_threads_batch=threads, n_ctx=512, n_batch=512, verbose=False)
 toks = llm.tokenize(prompt.encode(), add_bos=False, special=False)
 vocab = llm.n_vocab()
@@ -89,15 +88,20 @@ def generate():
     return t1 - t0, t2 - t1, ids
 
 generate()  # warm-up
-with open(f"{out}/llama.cpp.times", "w") as f:
-    for run in range(1, runs + 1):
-        pre, dec, ids = generate()
-        f.write(f"{len(toks)} {pre:.6f} 40 {dec:.6f}\n")
-        with open(f"{out}/llama.cpp.{run}.ids", "w") as g:
-            g.write(" ".join(map(str, ids)) + " \n")
-        print(f"llama.cpp run {run}: prefill: {len(toks)} tokens in {pre:.3f} s ({len(toks) / pre:.1f} tok/s); "
-              f"decode: 40 tokens in {dec:.3f} s ({39 / dec:.1f} tok/s)")
+pre, dec, ids = generate()
+with open(f"{out}/llama.cpp.times", "a") as f:
+    f.write(f"{len(toks)} {pre:.6f} 40 {dec:.6f}\n")
+with open(f"{out}/llama.cpp.{run}.ids", "w") as g:
+    g.write(" ".join(map(str, ids)) + " \n")
+print(f"llama.cpp run {run}: prefill: {len(toks)} tokens in {pre:.3f} s ({len(toks) / pre:.1f} tok/s); "
+      f"decode: 40 tokens in {dec:.3f} s ({39 / dec:.1f} tok/s)")
 PYEOF
+
+for run in $(seq "$RUNS"); do
+  gemmtune_run gemmtune-native native tables/cpu-smollm2-135m-q.csv "$run"
+  gemmtune_run gemmtune-f32 f32 $F32_TABLE "$run"
+  "$PY" "$OUT/llama.py" "$M" "$P" "$THREADS" "$run" "$OUT"
+done
 
 # gemmtune native and f32 must produce the same tokens (the weights dequantize exactly);
 # llama.cpp quantizes activations to 8 bits, so it follows them only for a while.

@@ -182,7 +182,7 @@ pub fn bench_problem<B: Backend>(
     let (t_comp, t_mem) = (p.flops() / limits.peak_flops, p.min_bytes() / limits.bandwidth);
     Ok(ShapeBench {
         problem: p.to_string(),
-        dtype: p.dtype.to_string(),
+        dtype: p.types(),
         layout: p.layout.to_string(),
         m: p.m,
         n: p.n,

@@ -158,6 +158,11 @@ pub struct ExecArgs {
     /// Run every decode step eagerly instead of replaying CUDA graphs.
     #[arg(long)]
     pub no_graphs: bool,
+    /// f32: dequantize the GGUF's weights at load (default); native: keep Q4_1/Q8_0
+    /// weights packed, each linear layer a quantized problem (`f32/q4_1`) in the table
+    /// (CPU backend).
+    #[arg(long, value_enum, default_value_t = crate::model::weights::WeightMode::F32)]
+    pub weights: crate::model::weights::WeightMode,
 }
 
 #[derive(Args, Debug)]

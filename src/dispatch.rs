@@ -13,7 +13,7 @@
 
 use crate::backend::{Backend, KernelId};
 use crate::error::{Error, Result};
-use crate::problem::{DType, Layout, Phase, Problem};
+use crate::problem::{Phase, Problem, WeightKey};
 use crate::shapes::{ShapeEntry, ShapeFile};
 use crate::table::{describe_skips, Table};
 use std::collections::{BTreeMap, HashMap};
@@ -80,7 +80,7 @@ impl Coverage {
     }
 }
 
-type WeightKey = (DType, Layout, usize, usize, usize);
+
 
 struct Choice<K> {
     kernel: Arc<K>,

@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod backend;
 pub mod error;
 pub mod problem;
+pub mod quant;
 pub mod random;
 pub mod reference;
 pub mod shapes;

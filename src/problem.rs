@@ -77,6 +77,86 @@ impl FromStr for DType {
     }
 }
 
+/// How W is stored: dense in the problem's dtype, or packed in a weight-only quantized
+/// format while X and Y stay in the dtype (activations f32 on the CPU, bf16/f16 on GPUs).
+/// Byte layouts, dequantization and random packed weights are in `quant.rs`.
+///
+/// In tables and shape files the format rides in the `dtype` column after a slash,
+/// `f32/q4_1`; a plain `f32` is dense, so files written before quantized problems
+/// existed load unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WeightFormat {
+    #[default]
+    Dense,
+    /// GGUF Q4_1: blocks of 32 along K, f16 scale d, f16 min m, 16 bytes of nibbles; d·q + m.
+    Q4_1,
+    /// GGUF Q8_0: blocks of 32 along K, f16 scale d, 32 × i8; d·q.
+    Q8_0,
+    /// GPTQ/AWQ-style int4, groups of 128 along K with f16 scale s and f16 zero z; s·(q − z).
+    G128,
+}
+
+impl WeightFormat {
+    pub const QUANTIZED: [WeightFormat; 3] = [WeightFormat::Q4_1, WeightFormat::Q8_0, WeightFormat::G128];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::Dense => "dense",
+            WeightFormat::Q4_1 => "q4_1",
+            WeightFormat::Q8_0 => "q8_0",
+            WeightFormat::G128 => "g128",
+        }
+    }
+    pub fn is_dense(self) -> bool {
+        self == WeightFormat::Dense
+    }
+    /// Elements per block (group) along K; K must be a multiple of it.
+    pub fn block(self) -> usize {
+        match self {
+            WeightFormat::Dense => 1,
+            WeightFormat::Q4_1 | WeightFormat::Q8_0 => 32,
+            WeightFormat::G128 => 128,
+        }
+    }
+    /// Packed bytes per block, scales included (0 for dense: see `Problem::w_bytes`).
+    pub fn block_bytes(self) -> usize {
+        match self {
+            WeightFormat::Dense => 0,
+            WeightFormat::Q4_1 => 20,
+            WeightFormat::Q8_0 => 34,
+            WeightFormat::G128 => 68,
+        }
+    }
+}
+
+impl fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for WeightFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "dense" => Ok(WeightFormat::Dense),
+            "q4_1" => Ok(WeightFormat::Q4_1),
+            "q8_0" => Ok(WeightFormat::Q8_0),
+            "g128" => Ok(WeightFormat::G128),
+            other => Err(format!("unknown weight format '{other}' (expected q4_1, q8_0 or g128)")),
+        }
+    }
+}
+
+/// Parses the `dtype` column of tables and shape files: `f32`, or `f32/q4_1` for
+/// quantized weights (see `WeightFormat`).
+pub fn parse_types(s: &str) -> Result<(DType, WeightFormat), String> {
+    match s.split_once('/') {
+        None => Ok((s.parse()?, WeightFormat::Dense)),
+        Some((d, w)) => Ok((d.parse()?, w.parse()?)),
+    }
+}
+
 /// BLAS `(transa, transb)` of the column-major call; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Layout {
@@ -134,6 +214,9 @@ pub struct Strides {
     pub col: usize,
 }
 
+/// A problem without M: `(dtype, wformat, layout, n, k, batch)`.
+pub type WeightKey = (DType, WeightFormat, Layout, usize, usize, usize);
+
 /// The key of a tuned table row: everything that decides which kernel is fastest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Problem {
@@ -143,6 +226,8 @@ pub struct Problem {
     pub n: usize,
     pub k: usize,
     pub batch: usize,
+    /// How W is stored (dense unless a quantized format is named).
+    pub wformat: WeightFormat,
 }
 
 impl Problem {
@@ -159,9 +244,26 @@ impl Problem {
         k: usize,
         batch: usize,
     ) -> Result<Problem, String> {
-        let p = Problem { dtype, layout, m, n, k, batch };
+        let p = Problem { dtype, layout, m, n, k, batch, wformat: WeightFormat::Dense };
         p.check()?;
         Ok(p)
+    }
+
+    /// The same problem with W stored in `wformat`, validated (K a multiple of the block,
+    /// W stored `[N, K]`).
+    pub fn with_weights(self, wformat: WeightFormat) -> Result<Problem, String> {
+        let p = Problem { wformat, ..self };
+        p.check()?;
+        Ok(p)
+    }
+
+    /// The `dtype` column: `f32`, or `f32/q4_1` for quantized weights.
+    pub fn types(&self) -> String {
+        if self.wformat.is_dense() {
+            self.dtype.name().to_string()
+        } else {
+            format!("{}/{}", self.dtype, self.wformat)
+        }
     }
 
     /// Rejects zero and absurd sizes before anybody allocates for them.
@@ -184,6 +286,15 @@ impl Problem {
                 return Err(format!(
                     "operand {name} would hold {elems} elements, more than the supported {MAX_ELEMS}"
                 ));
+            }
+        }
+        if !self.wformat.is_dense() {
+            let f = self.wformat;
+            if self.k % f.block() != 0 {
+                return Err(format!("k = {} is not a multiple of the {f} block of {}", self.k, f.block()));
+            }
+            if !self.layout.w_trans {
+                return Err(format!("{f} weights are stored [N, K] (layout TN or TT), not {}", self.layout));
             }
         }
         Ok(())
@@ -216,12 +327,22 @@ impl Problem {
         }
     }
 
+    /// Bytes of W as stored: elements × dtype size, or the packed blocks with their scales.
+    pub fn w_bytes(&self) -> f64 {
+        if self.wformat.is_dense() {
+            self.w_len() as f64 * self.dtype.bytes() as f64
+        } else {
+            (self.w_len() / self.wformat.block()) as f64 * self.wformat.block_bytes() as f64
+        }
+    }
+
     pub fn flops(&self) -> f64 {
         2.0 * self.batch as f64 * self.m as f64 * self.n as f64 * self.k as f64
     }
-    /// The fewest bytes a kernel must move: each operand read once, Y written once.
+    /// The fewest bytes a kernel must move: each operand read once (W as stored, packed
+    /// when quantized), Y written once.
     pub fn min_bytes(&self) -> f64 {
-        (self.x_len() + self.w_len() + self.y_len()) as f64 * self.dtype.bytes() as f64
+        (self.x_len() + self.y_len()) as f64 * self.dtype.bytes() as f64 + self.w_bytes()
     }
 
     /// The same problem with another M (the dispatcher's bucket fallback).
@@ -230,14 +351,14 @@ impl Problem {
     }
 
     /// Everything but M: problems sharing it run on the same weights.
-    pub fn weight_key(&self) -> (DType, Layout, usize, usize, usize) {
-        (self.dtype, self.layout, self.n, self.k, self.batch)
+    pub fn weight_key(&self) -> WeightKey {
+        (self.dtype, self.wformat, self.layout, self.n, self.k, self.batch)
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} m={} n={} k={}", self.dtype, self.layout, self.m, self.n, self.k)?;
+        write!(f, "{} {} m={} n={} k={}", self.types(), self.layout, self.m, self.n, self.k)?;
         if self.batch != 1 {
             write!(f, " batch={}", self.batch)?;
         }
@@ -306,6 +427,28 @@ mod tests {
         // Each dim is fine, the product is not.
         let e = Problem::linear(DType::BF16, 1 << 20, 1 << 20, 16).unwrap_err();
         assert!(e.contains("operand Y"), "{e}");
+    }
+
+    #[test]
+    fn weight_formats_in_the_key() {
+        assert_eq!(parse_types("f32").unwrap(), (DType::F32, WeightFormat::Dense));
+        assert_eq!(parse_types("bf16/g128").unwrap(), (DType::BF16, WeightFormat::G128));
+        for f in WeightFormat::QUANTIZED {
+            let p = Problem::linear(DType::F32, 1, 8, 256).unwrap().with_weights(f).unwrap();
+            assert_eq!(parse_types(&p.types()).unwrap(), (DType::F32, f));
+            assert_ne!(p.weight_key(), Problem::linear(DType::F32, 1, 8, 256).unwrap().weight_key());
+        }
+        assert!(parse_types("f32/q3_k").unwrap_err().contains("weight format"));
+        assert!(parse_types("f8/q4_1").is_err());
+        let p = Problem::linear(DType::F32, 1, 576, 576).unwrap();
+        assert!(p.with_weights(WeightFormat::G128).unwrap_err().contains("multiple of the g128 block"));
+        let nn = Problem::new(DType::F32, Layout::NN, 1, 64, 64, 1).unwrap();
+        assert!(nn.with_weights(WeightFormat::Q4_1).is_err());
+        // Roofline bytes count the packed weights: 576×576 q4_1 is 20 bytes per 32.
+        let q = p.with_weights(WeightFormat::Q4_1).unwrap();
+        assert_eq!(q.w_bytes(), (576.0 * 576.0 / 32.0) * 20.0);
+        assert_eq!(q.min_bytes(), q.w_bytes() + 2.0 * 576.0 * 4.0);
+        assert_eq!(q.to_string(), "f32/q4_1 TN m=1 n=576 k=576");
     }
 
     #[test]

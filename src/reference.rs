@@ -102,15 +102,24 @@ pub fn w_index(p: &Problem, b: usize, j: usize, kk: usize) -> usize {
 /// from `x_seed` and `w_seed` (in `Sample::y_indices` order).
 pub fn reference(p: &Problem, s: &Sample, x_seed: u64, w_seed: u64) -> Vec<f64> {
     let d = p.dtype;
+    // Quantized weights: the exact values of the packed random weights (dequantized).
+    let w_value = |seed: u64, i: u64| -> f64 {
+        if p.wformat.is_dense() {
+            random::element(d, seed, i) as f64
+        } else {
+            crate::quant::random_value(p.wformat, seed, i)
+        }
+    };
     let mut out = Vec::with_capacity(s.len());
     for &b in &s.batches {
-        let row = |seed: u64, idx: &dyn Fn(usize) -> usize| -> Vec<f64> {
-            (0..p.k).map(|kk| random::element(d, seed, idx(kk) as u64) as f64).collect()
+        let row = |seed: u64, idx: &dyn Fn(usize) -> usize, value: &dyn Fn(u64, u64) -> f64| -> Vec<f64> {
+            (0..p.k).map(|kk| value(seed, idx(kk) as u64)).collect()
         };
+        let x_value = |seed: u64, i: u64| random::element(d, seed, i) as f64;
         let xs: Vec<Vec<f64>> =
-            s.rows.par_iter().map(|&i| row(x_seed, &|kk| x_index(p, b, i, kk))).collect();
+            s.rows.par_iter().map(|&i| row(x_seed, &|kk| x_index(p, b, i, kk), &x_value)).collect();
         let ws: Vec<Vec<f64>> =
-            s.cols.par_iter().map(|&j| row(w_seed, &|kk| w_index(p, b, j, kk))).collect();
+            s.cols.par_iter().map(|&j| row(w_seed, &|kk| w_index(p, b, j, kk), &w_value)).collect();
         let block: Vec<f64> = xs
             .par_iter()
             .flat_map_iter(|x| ws.iter().map(move |w| x.iter().zip(w).map(|(a, b)| a * b).sum()))

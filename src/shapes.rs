@@ -14,7 +14,7 @@
 
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
-use crate::problem::{DType, Layout, Phase, Problem};
+use crate::problem::{parse_types, Layout, Phase, Problem};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -131,14 +131,14 @@ impl ShapeFile {
                     (None, None) => unreachable!("required columns checked above"),
                 }
             };
-            let dtype: DType = get("dtype").unwrap().parse().map_err(|e| bad("dtype", e))?;
+            let (dtype, wformat) = parse_types(get("dtype").unwrap()).map_err(|e| bad("dtype", e))?;
             let layout: Layout = match get("layout") {
                 Some(v) if !v.is_empty() => v.parse().map_err(|e| bad("layout", e))?,
                 _ => Layout::TN,
             };
             let (m, n, k) = (dim("m", None)?, dim("n", None)?, dim("k", None)?);
             let batch = dim("batch", Some(1))?;
-            let problem = Problem::new(dtype, layout, m, n, k, batch).map_err(|e| {
+            let problem = Problem::new(dtype, layout, m, n, k, batch).and_then(|p| p.with_weights(wformat)).map_err(|e| {
                 let field = ["m", "n", "k", "batch"].into_iter().find(|f| e.starts_with(f));
                 Error::at(path, line, field, e)
             })?;
@@ -189,7 +189,7 @@ impl ShapeFile {
         for e in &self.entries {
             let p = &e.problem;
             w.write_record([
-                p.dtype.name().to_string(),
+                p.types(),
                 p.layout.name().to_string(),
                 p.m.to_string(),
                 p.n.to_string(),
@@ -243,6 +243,7 @@ fn fmt_num(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::problem::DType;
 
     fn parse(text: &str) -> Result<ShapeFile> {
         ShapeFile::parse(text, Path::new("s.csv"))

@@ -18,7 +18,7 @@
 use crate::atomic::write_atomic;
 use crate::backend::{Backend, KernelId, Validators};
 use crate::error::{Error, Result};
-use crate::problem::{DType, Layout, Problem};
+use crate::problem::{parse_types, Layout, Problem};
 use crate::tune::Outcome;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -76,7 +76,7 @@ impl TableRow {
     fn fields(&self) -> Vec<String> {
         let p = &self.problem;
         vec![
-            p.dtype.name().into(),
+            p.types(),
             p.layout.name().into(),
             p.m.to_string(),
             p.n.to_string(),
@@ -239,12 +239,14 @@ impl Table {
             let num = |i: usize| -> Result<f64> {
                 f(i).parse::<f64>().map_err(|_| bad(i, format!("'{}' is not a number", f(i))))
             };
-            let dtype: DType = f(0).parse().map_err(|e| bad(0, e))?;
+            let (dtype, wformat) = parse_types(f(0)).map_err(|e| bad(0, e))?;
             let layout: Layout = f(1).parse().map_err(|e| bad(1, e))?;
-            let problem = Problem::new(dtype, layout, dim(2)?, dim(3)?, dim(4)?, dim(5)?).map_err(|e| {
-                let col = ["m", "n", "k", "batch"].iter().position(|c| e.starts_with(c)).map_or(2, |i| i + 2);
-                bad(col, e)
-            })?;
+            let problem = Problem::new(dtype, layout, dim(2)?, dim(3)?, dim(4)?, dim(5)?)
+                .and_then(|p| p.with_weights(wformat))
+                .map_err(|e| {
+                    let col = ["m", "n", "k", "batch"].iter().position(|c| e.starts_with(c)).map_or(2, |i| i + 2);
+                    bad(col, e)
+                })?;
             for i in [6, 8] {
                 if f(i).is_empty() {
                     return Err(bad(i, "empty kernel id".into()));

@@ -172,6 +172,10 @@ pub fn export(t: &Table, validators: &[(String, String)]) -> (String, Vec<String
     }
     let mut left_out = Vec::new();
     for r in &t.rows {
+        if !r.problem.wformat.is_dense() {
+            left_out.push(format!("{}: TunableOp has no quantized weights", r.problem));
+            continue;
+        }
         match kernel_to(&r.kernel, r.problem.layout) {
             Ok(kid) => {
                 let (op, params) = signature(&r.problem);

@@ -1,24 +1,26 @@
 //! Every CPU kernel against the f64 reference on awkward shapes, dtypes and layouts.
 
 use gemmtune::backend::cpu::CpuBackend;
-use gemmtune::backend::{Backend, Operands};
-use gemmtune::problem::{DType, Layout, Problem};
+use gemmtune::backend::{Backend, KernelId};
+use gemmtune::problem::{DType, Layout, Problem, WeightFormat};
+use gemmtune::tune::alloc_operands;
 use gemmtune::tune::validate::validate;
 
 fn check_all(b: &CpuBackend, p: &Problem) -> usize {
-    let mut ops = Operands {
-        x: b.alloc(p.dtype, p.x_len()).unwrap(),
-        w: b.alloc(p.dtype, p.w_len()).unwrap(),
-        y: b.alloc(p.dtype, p.y_len()).unwrap(),
-    };
+    let ids: Vec<KernelId> = b.candidates(p).unwrap().into_iter().map(|c| c.id).collect();
+    check(b, p, &ids)
+}
+
+fn check(b: &CpuBackend, p: &Problem, ids: &[KernelId]) -> usize {
+    let mut ops = alloc_operands(b, p).unwrap();
     let mut n = 0;
-    for (i, c) in b.candidates(p).unwrap().iter().enumerate() {
-        let k = b.resolve(p, &c.id).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let k = b.resolve(p, id).unwrap();
         // Two fresh draws per kernel.
         for draw in 0..2 {
             let seed = 1000 + 10 * i as u64 + draw;
             if let Err(why) = validate(b, &k, p, &mut ops, seed) {
-                panic!("{} on {p}: {why}", c.id);
+                panic!("{id} on {p}: {why}");
             }
         }
         n += 1;
@@ -67,4 +69,76 @@ fn decode_kernels_in_other_layouts_and_batches() {
     let ids: Vec<String> = b.candidates(&p).unwrap().into_iter().map(|c| c.id.0).collect();
     assert!(ids.iter().any(|i| i.contains("skinny")));
     check_all(&b, &p);
+}
+
+#[test]
+fn quantized_weights_every_kernel_every_format() {
+    let b = CpuBackend::new();
+    // K a multiple of the block (32, or 128 for g128); M across decode tiles and a short
+    // prefill; N off every row split; a batch of 2; X transposed (only the dequantizing
+    // kernels take it); bf16 activations.
+    for f in WeightFormat::QUANTIZED {
+        let kb = f.block();
+        for (m, n, k, batch, layout, dtype) in [
+            (1, 1, kb, 1, Layout::TN, DType::F32),
+            (1, 37, 3 * kb, 1, Layout::TN, DType::F32),
+            (3, 9, 5 * kb, 1, Layout::TN, DType::F32),
+            (8, 64, 2 * kb, 2, Layout::TN, DType::F32),
+            (16, 19, 4 * kb, 1, Layout::TN, DType::BF16),
+            (13, 33, 9 * kb, 1, Layout::TN, DType::F32),
+            (40, 17, 2 * kb, 1, Layout::TN, DType::F32),
+            (70, 130, 3 * kb, 1, Layout::TN, DType::F32),
+            (5, 11, kb, 2, Layout::TT, DType::F32),
+        ] {
+            let p = Problem::new(dtype, layout, m, n, k, batch).unwrap().with_weights(f).unwrap();
+            let ids: Vec<String> = b.candidates(&p).unwrap().into_iter().map(|c| c.id.0).collect();
+            assert_eq!(ids[0], "cpu:dqgemm:t".to_string() + &b.threads().to_string(), "{p}: the default first");
+            assert!(ids.iter().all(|i| !i.contains(":gemm:") && !i.contains("skinny")), "{p}: dense kernels offered: {ids:?}");
+            if m <= 16 && !layout.x_trans {
+                assert!(ids.iter().any(|i| i.contains(":qdot:")), "{p}: no fused kernel: {ids:?}");
+            }
+            check_all(&b, &p);
+        }
+    }
+}
+
+#[test]
+fn fused_kernels_of_every_instruction_set_available_here() {
+    // The portable fallback is listed only without SIMD; it must be right everywhere.
+    let b = CpuBackend::new();
+    for f in WeightFormat::QUANTIZED {
+        let p = Problem::linear(DType::F32, 5, 23, 3 * f.block()).unwrap().with_weights(f).unwrap();
+        let mut ids = Vec::new();
+        for isa in ["portable", "avx2", "avx512"] {
+            for (mt, nr) in [(1, 1), (4, 2), (8, 1)] {
+                let id = KernelId::new(format!("cpu:qdot:{isa}:m{mt}:n{nr}:t2"));
+                match b.resolve(&p, &id) {
+                    Ok(_) => ids.push(id),
+                    Err(e) => assert!(isa != "portable" && e.to_string().contains("lacks"), "{id}: {e}"),
+                }
+            }
+        }
+        assert!(ids.len() >= 3);
+        check(&b, &p, &ids);
+    }
+}
+
+#[test]
+fn dense_and_packed_kernels_refuse_each_other() {
+    let b = CpuBackend::new();
+    let dense = Problem::linear(DType::F32, 1, 64, 64).unwrap();
+    let q = dense.with_weights(WeightFormat::Q4_1).unwrap();
+    let e = b.resolve(&q, &KernelId::new("cpu:gemm:t1")).unwrap_err().to_string();
+    assert!(e.contains("needs dense weights"), "{e}");
+    let e = b.resolve(&dense, &KernelId::new("cpu:qdot:portable:m1:n1:t1")).unwrap_err().to_string();
+    assert!(e.contains("needs quantized weights"), "{e}");
+    let big = Problem::linear(DType::F32, 17, 64, 64).unwrap().with_weights(WeightFormat::Q8_0).unwrap();
+    assert!(b.resolve(&big, &KernelId::new("cpu:qdot:portable:m1:n1:t1")).is_err());
+    // Ids round-trip and malformed ones explain.
+    for c in b.candidates(&big).unwrap() {
+        assert_eq!(gemmtune::backend::cpu::CpuKernel::parse(c.id.as_str()).unwrap().id(), c.id);
+    }
+    for bad in ["cpu:qdot:avx2:m3:n1:t1", "cpu:qdot:avx2:m1:n4:t1", "cpu:qpanel:r7:t1", "cpu:qsplit:avx512:m1:n1:t1", "cpu:qsplit:avx2:m4:n8:t1", "cpu:dqgemm"] {
+        assert!(gemmtune::backend::cpu::CpuKernel::parse(bad).is_err(), "{bad}");
+    }
 }

@@ -6,10 +6,11 @@ use gemmtune::backend::cpu::CpuBackend;
 use gemmtune::dispatch::Dispatcher;
 use gemmtune::gguf::Gguf;
 use gemmtune::model::llama::Llama;
+use gemmtune::model::weights::WeightMode;
 use gemmtune::model::sampler::Sampler;
 use gemmtune::model::tokenizer::Tokenizer;
 use gemmtune::model::generate;
-use gemmtune::problem::{DType, Phase};
+use gemmtune::problem::{DType, Phase, Problem, WeightFormat};
 use gemmtune::profile::{derive, device, load, Fuse, Options};
 use gemmtune::shapes::ShapeFile;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,11 @@ fn model() -> &'static (Llama, Tokenizer) {
 
 /// Greedy tokens with end-of-turn suppressed, like transformers' `min_new_tokens`.
 fn greedy(d: &Dispatcher<CpuBackend>, ids: &[u32], n: usize) -> Vec<u32> {
-    let (m, tok) = model();
+    greedy_with(&model().0, d, ids, n)
+}
+
+fn greedy_with(m: &Llama, d: &Dispatcher<CpuBackend>, ids: &[u32], n: usize) -> Vec<u32> {
+    let (_, tok) = model();
     let mut out = Vec::new();
     let mut s = Sampler::greedy();
     s.banned = vec![tok.eos];
@@ -137,5 +142,46 @@ fn recorded_shapes_equal_the_config_derived_shapes() {
             _ => 1.0 + (steps - 1) as f64, // lm_head M = 1: prefill's last token and each decode step
         };
         assert_eq!(r.calls, want, "{} ({})", e.problem, e.layer);
+    }
+}
+
+/// `--weights native`: Q4_1 blocks and the Q8_0 embedding/lm_head stay packed and every
+/// linear layer dispatches a quantized problem. The kernels multiply exactly the values
+/// the f32 path dequantizes at load (only the summation order differs), so greedy tokens
+/// follow transformers' for as long as the f32 path does.
+#[test]
+fn native_weights_follow_the_f32_path_untuned_and_tuned() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/smollm2_greedy.json")).unwrap()).unwrap();
+    let native = Llama::load_with(&model_path(), WeightMode::Native).unwrap();
+    let f32_default = Dispatcher::untuned(CpuBackend::new());
+    let untuned = Dispatcher::untuned(CpuBackend::new());
+    let tuned = Dispatcher::from_table(&root().join("tables/cpu-smollm2-135m-q.csv"), CpuBackend::new(), false).unwrap();
+    for case in fixture["cases"].as_array().unwrap() {
+        let ids: Vec<u32> = case["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = case["expected_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let matching = |got: &[u32]| got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        let f32_same = matching(&greedy(&f32_default, &ids, want.len()));
+        for (name, d) in [("default dispatch", &untuned), ("tuned table", &tuned)] {
+            let got = greedy_with(&native, d, &ids, want.len());
+            let same = matching(&got);
+            assert!(
+                same >= f32_same.min(32),
+                "native weights, {name}: only {same} of {} tokens match (the f32 path matches {f32_same})\n got {got:?}\nwant {want:?}",
+                want.len()
+            );
+        }
+    }
+    // Every linear layer ran packed: q4_1 blocks, the q8_0 lm_head; decode on fused kernels
+    // (dequantize-dot or split-integer dot).
+    let cov = tuned.coverage();
+    assert!(cov.hits > 0 && cov.default == 0, "{}", cov.summary());
+    let untuned_cov = untuned.coverage();
+    assert!(untuned_cov.unseen.keys().all(|p| !p.wformat.is_dense()), "a dense GEMM ran");
+    for (f, n) in [(WeightFormat::Q4_1, 576), (WeightFormat::Q8_0, 49152)] {
+        let p = Problem::linear(DType::F32, 1, n, 576).unwrap().with_weights(f).unwrap();
+        assert!(untuned_cov.unseen.contains_key(&p), "{p} was not dispatched");
+        let (id, _) = tuned.choose(&p).unwrap();
+        assert!(["cpu:qdot:", "cpu:qsplit:"].iter().any(|f| id.as_str().starts_with(f)), "{p}: {id}");
     }
 }

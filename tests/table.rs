@@ -2,7 +2,8 @@
 
 use gemmtune::backend::cpu::CpuBackend;
 use gemmtune::backend::{Backend, KernelId};
-use gemmtune::problem::{DType, Layout, Problem};
+use gemmtune::problem::{DType, Layout, Problem, WeightFormat};
+use gemmtune::shapes::ShapeFile;
 use gemmtune::table::{describe_skips, Table, TableRow};
 use std::path::Path;
 
@@ -160,4 +161,41 @@ fn merge_keeps_the_newest_row_and_both_validator_sets() {
     assert_eq!(a.validators.len(), 2);
     let again = parse(&a.to_text()).unwrap();
     assert_eq!(again.rows.len(), 3);
+}
+
+#[test]
+fn quantized_keys_round_trip_and_old_files_load_unchanged() {
+    let b = CpuBackend::new();
+    let mut t = sample_table(&b);
+    let old_text = t.to_text(); // dense rows only: what a writer before quantized keys wrote
+    let vid = t.validator_id(&b.identity().validators());
+    let dense = Problem::linear(DType::F32, 1, 576, 576).unwrap();
+    for (f, kernel) in [(WeightFormat::Q4_1, "cpu:qdot:avx2:m1:n2:t1"), (WeightFormat::Q8_0, "cpu:dqgemm:t2")] {
+        t.upsert(row(dense.with_weights(f).unwrap(), kernel, &vid, "2026-01-02T00:00:00Z"));
+    }
+    let g = Problem::linear(DType::BF16, 4, 4096, 14336).unwrap().with_weights(WeightFormat::G128).unwrap();
+    t.upsert(row(g, "cpu:qsplit:avx2:m4:n1:t2", &vid, "2026-01-02T00:00:00Z"));
+    let text = t.to_text();
+    assert!(text.contains("\nf32/q4_1,TN,1,576,576,1,") && text.contains("\nbf16/g128,TN,4,4096,14336,1,"), "{text}");
+    let again = parse(&text).unwrap();
+    assert_eq!(again.rows.iter().map(|r| r.problem).collect::<Vec<_>>(), t.rows.iter().map(|r| r.problem).collect::<Vec<_>>());
+    // The dense and q4_1 rows of the same shape are distinct problems.
+    assert_eq!(again.rows.iter().filter(|r| (r.problem.m, r.problem.n, r.problem.k) == (1, 576, 576)).count(), 3);
+    // The old text (no quantized rows) parses to the same dense rows, checksums included.
+    let old = parse(&old_text).unwrap();
+    assert!(old.rows.iter().all(|r| r.problem.wformat.is_dense()) && old.rows.len() == 2);
+    assert!(old_text.contains("\nf32,TN,1,576,576,1,"));
+    // Unknown formats and K off the block are named with line and field.
+    let bad = text.replace("f32/q8_0,TN,1,576,576", "f32/q3_k,TN,1,576,576");
+    assert!(parse(&bad).unwrap_err().contains("field 'check'")); // edited: checksum first
+    let shapes = |s: &str| ShapeFile::parse(s, Path::new("s.csv")).map_err(|e| e.to_string());
+    let e = shapes("dtype,m,n,k\nf32/q4_1,1,8,64\nf32/q3_k,1,8,64\n").unwrap_err();
+    assert!(e.contains("s.csv:3: field 'dtype'") && e.contains("weight format"), "{e}");
+    let e = shapes("dtype,m,n,k\nf32/g128,1,8,576\n").unwrap_err();
+    assert!(e.contains("s.csv:2: field 'k'") && e.contains("multiple of the g128 block"), "{e}");
+    let e = shapes("dtype,layout,m,n,k\nf32/q8_0,NN,1,8,64\n").unwrap_err();
+    assert!(e.contains("s.csv:2") && e.contains("[N, K]"), "{e}");
+    let f = shapes("dtype,m,n,k\nf32/q4_1,1,8,64\nf32,1,8,64\n").unwrap();
+    assert_eq!(f.entries.len(), 2, "same shape, different weights: two problems");
+    assert_eq!(shapes(&f.to_csv()).unwrap().entries.iter().map(|e| e.problem).collect::<Vec<_>>(), f.entries.iter().map(|e| e.problem).collect::<Vec<_>>());
 }

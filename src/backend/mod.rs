@@ -152,6 +152,20 @@ pub trait Backend: Send + Sync {
 
     /// Allocates `len` elements of `dtype`; contents unspecified.
     fn alloc(&self, dtype: DType, len: usize) -> Result<Self::Buffer>;
+    /// Allocates W of `p`: `w_len` elements of the dtype, or the packed blocks of its
+    /// quantized weight format (`fill_random` then writes `quant.rs`'s random weights).
+    /// Backends without kernels for quantized weights keep this default, which refuses them.
+    fn alloc_w(&self, p: &Problem) -> Result<Self::Buffer> {
+        if p.wformat.is_dense() {
+            self.alloc(p.dtype, p.w_len())
+        } else {
+            Err(crate::error::Error::input(format!(
+                "{p}: the {} backend has no kernels for {} weights",
+                self.name(),
+                p.wformat
+            )))
+        }
+    }
     /// Fills with `random::element(dtype, seed, i)` for every element `i`.
     fn fill_random(&self, buf: &mut Self::Buffer, seed: u64) -> Result<()>;
     /// Fills with NaN, so that any element a kernel fails to write is caught.

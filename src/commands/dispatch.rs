@@ -1,5 +1,5 @@
 use super::fmt_us;
-use crate::backend::{Backend, Operands};
+use crate::backend::Backend;
 use crate::cli::DispatchArgs;
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
@@ -38,11 +38,7 @@ pub fn run<B: Backend>(b: B, a: &DispatchArgs) -> Result<()> {
     for (i, p) in problems.iter().enumerate() {
         let be = d.backend();
         let (xs, ws) = operand_seeds(derive_seed(seed, i as u64));
-        let mut ops = Operands {
-            x: be.alloc(p.dtype, p.x_len())?,
-            w: be.alloc(p.dtype, p.w_len())?,
-            y: be.alloc(p.dtype, p.y_len())?,
-        };
+        let mut ops = crate::tune::alloc_operands(be, p)?;
         be.fill_random(&mut ops.x, xs)?;
         be.fill_random(&mut ops.w, ws)?;
         be.fill_nan(&mut ops.y)?;
@@ -59,7 +55,7 @@ pub fn run<B: Backend>(b: B, a: &DispatchArgs) -> Result<()> {
             }
         };
         rows.push(vec![
-            format!("{} {}", p.dtype, p.layout),
+            format!("{} {}", p.types(), p.layout),
             p.m.to_string(),
             p.n.to_string(),
             p.k.to_string(),

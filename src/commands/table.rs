@@ -124,7 +124,7 @@ pub fn render_rows(t: &Table, keep: impl Fn(&TableRow) -> bool) -> String {
         .map(|r| {
             let p = &r.problem;
             vec![
-                format!("{} {}", p.dtype, p.layout),
+                format!("{} {}", p.types(), p.layout),
                 p.m.to_string(),
                 p.n.to_string(),
                 p.k.to_string(),

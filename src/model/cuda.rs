@@ -189,7 +189,7 @@ impl CudaLlama {
                 v_cache: gpu.alloc(dt, 1)?,
             });
         }
-        let embed = up16(&m.embed)?;
+        let embed = up16(host_f32(&m.embed))?;
         let head = if m.tied { None } else { Some(up16(host_f32(&m.head))?) };
         let out_norm = up32(&m.out_norm)?;
         CudaLlama::finish(m.cfg.clone(), d, opt, layers, embed, head, out_norm)

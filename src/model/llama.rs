@@ -14,7 +14,7 @@
 //! attention runs per sequence over its own KV cache; logits are computed for the last
 //! new token of each sequence only (lm_head M = number of sequences).
 
-use super::weights::load_f32;
+use super::weights::{load_f32, load_weight, WeightMode};
 use crate::backend::cpu::{CpuBackend, HostTensor};
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
@@ -71,7 +71,9 @@ pub struct Layer {
 
 pub struct Llama {
     pub cfg: Config,
-    pub(crate) embed: Vec<f32>,
+    /// Token embeddings `[vocab, hidden]`; packed with `--weights native` (rows are
+    /// dequantized at lookup).
+    pub(crate) embed: HostTensor,
     /// The output head; a copy of the embedding table when tied.
     pub(crate) head: HostTensor,
     /// Whether the head is tied to the embedding (the GPU path then keeps one copy).
@@ -96,10 +98,16 @@ impl KvCache {
 impl Llama {
     /// Loads a GGUF file, or a Hugging Face folder (`config.json` + `*.safetensors`).
     pub fn load(path: &Path) -> Result<Llama> {
+        Llama::load_with(path, WeightMode::F32)
+    }
+
+    /// `load`, keeping GGUF Q4_1/Q8_0 weights packed when `mode` is native (Hugging Face
+    /// folders hold dense weights: `mode` does not apply).
+    pub fn load_with(path: &Path, mode: WeightMode) -> Result<Llama> {
         if path.is_dir() {
             super::hf::load(path)
         } else {
-            Llama::load_gguf(path)
+            Llama::load_gguf(path, mode)
         }
     }
 
@@ -107,10 +115,10 @@ impl Llama {
     pub fn from_parts(cfg: Config, embed: Vec<f32>, head: Option<Vec<f32>>, out_norm: Vec<f32>, layers: Vec<Layer>) -> Llama {
         let tied = head.is_none();
         let head = HostTensor::F32(head.unwrap_or_else(|| embed.clone()));
-        Llama { cfg, embed, head, tied, out_norm, layers }
+        Llama { cfg, embed: HostTensor::F32(embed), head, tied, out_norm, layers }
     }
 
-    pub fn load_gguf(path: &Path) -> Result<Llama> {
+    pub fn load_gguf(path: &Path, mode: WeightMode) -> Result<Llama> {
         let g = Gguf::open(path)?;
         let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("").to_string();
         if !matches!(arch.as_str(), "llama" | "mistral" | "qwen2") {
@@ -127,7 +135,7 @@ impl Llama {
             f("rope.freq_base", 10000.0),
             f("context_length", 4096.0),
         );
-        let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let info = |name: &str, shape: &[usize]| -> Result<&crate::gguf::TensorInfo> {
             let info = g.tensor(name).ok_or_else(|| Error::input(format!("{}: tensor '{name}' is missing", path.display())))?;
             let want: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect(); // GGUF: innermost first
             if info.dims != want {
@@ -137,10 +145,11 @@ impl Llama {
                     info.dims
                 )));
             }
-            load_f32(&g, info)
+            Ok(info)
         };
+        let tensor = |name: &str, shape: &[usize]| load_f32(&g, info(name, shape)?);
         let (h, d) = (cfg.hidden, cfg.head_dim);
-        let w = |name: &str, n: usize, k: usize| tensor(name, &[n, k]).map(HostTensor::F32);
+        let w = |name: &str, n: usize, k: usize| load_weight(&g, info(name, &[n, k])?, n, k, mode);
         let mut layers = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             let p = |s: &str| format!("blk.{i}.{s}.weight");
@@ -156,11 +165,11 @@ impl Llama {
                 wd: w(&p("ffn_down"), h, cfg.intermediate)?,
             });
         }
-        let embed = tensor("token_embd.weight", &[cfg.vocab, h])?;
+        let embed = w("token_embd.weight", cfg.vocab, h)?;
         let tied = g.tensor("output.weight").is_none();
         let head = match tied {
-            false => HostTensor::F32(tensor("output.weight", &[cfg.vocab, h])?),
-            true => HostTensor::F32(embed.clone()),
+            false => w("output.weight", cfg.vocab, h)?,
+            true => embed.clone(), // with native weights the tied head runs packed too
         };
         Ok(Llama { out_norm: tensor("output_norm.weight", &[h])?, cfg, embed, head, tied, layers })
     }
@@ -168,7 +177,9 @@ impl Llama {
     /// Runs the new `tokens` of each sequence (appending to its cache) and returns the
     /// logits of each sequence's last new token.
     pub fn forward(&self, d: &Dispatcher<CpuBackend>, seqs: &mut [(&mut KvCache, &[u32])]) -> Result<Vec<Vec<f32>>> {
-        self.forward_traced(d, seqs, None)
+        // On a pool worker: the step's ~200 GEMMs fork within the pool instead of each
+        // waking it from outside (tens of microseconds apiece at decode).
+        d.backend().install(|| self.forward_traced(d, seqs, None))
     }
 
     /// `forward`, also pushing the hidden state of every row after each layer into `trace`
@@ -201,7 +212,7 @@ impl Llama {
         let mut x: Vec<f32> = Vec::with_capacity(m * h);
         for (_, toks) in seqs.iter() {
             for &t in toks.iter() {
-                x.extend_from_slice(&self.embed[t as usize * h..(t as usize + 1) * h]);
+                x.extend_from_slice(&self.embed.row_f32(t as usize, h));
             }
         }
         let (qn, kvn) = (c.heads * hd, c.kv_heads * hd);
@@ -256,7 +267,8 @@ impl Llama {
 
 /// `Y[m, n] = X[m, k] · W[n, k]^T` through the dispatcher.
 fn linear(d: &Dispatcher<CpuBackend>, x: &[f32], m: usize, w: &HostTensor, n: usize, k: usize) -> Result<Vec<f32>> {
-    let p = Problem::linear(DType::F32, m, n, k).map_err(Error::runtime)?;
+    // The weights' storage is part of the key: packed weights dispatch quantized problems.
+    let p = Problem::linear(DType::F32, m, n, k).and_then(|p| p.with_weights(w.wformat())).map_err(Error::runtime)?;
     // The dispatcher works on backend buffers; activations are moved in and out without copies.
     let xt = HostTensor::F32(x.to_vec());
     let mut y = HostTensor::F32(vec![0f32; m * n]);
@@ -282,15 +294,31 @@ fn rmsnorm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
 
 /// Rotary embedding on every head of `v` (`[heads × hd]`), adjacent pairs (2i, 2i+1).
 fn rope(v: &mut [f32], pos: usize, hd: usize, theta: f32) {
+    // The angles depend on the pair only: computed once for all heads.
+    let rot: Vec<(f64, f64)> = (0..hd / 2)
+        .map(|i| (pos as f64 * (theta as f64).powf(-2.0 * i as f64 / hd as f64)).sin_cos())
+        .collect();
     for head in v.chunks_mut(hd) {
-        for i in 0..hd / 2 {
-            let freq = (theta as f64).powf(-2.0 * i as f64 / hd as f64);
-            let (s, c) = (pos as f64 * freq).sin_cos();
+        for (i, &(s, c)) in rot.iter().enumerate() {
             let (a, b) = (head[2 * i] as f64, head[2 * i + 1] as f64);
             head[2 * i] = (a * c - b * s) as f32;
             head[2 * i + 1] = (a * s + b * c) as f32;
         }
     }
+}
+
+/// Dot product in 8 independent partial sums, which the compiler vectorizes (one
+/// running sum is a chain of dependent adds it must keep in order).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Causal grouped-query attention of one query row over the first `len` cached positions.
@@ -306,7 +334,7 @@ fn attend(q: &[f32], k: &[f32], v: &[f32], len: usize, c: &Config, out: &mut [f3
         let mut max = f32::NEG_INFINITY;
         for (t, s) in scores.iter_mut().enumerate() {
             let kt = &k[t * kvn + kvh * hd..t * kvn + (kvh + 1) * hd];
-            *s = qh.iter().zip(kt).map(|(a, b)| a * b).sum::<f32>() * scale;
+            *s = dot(qh, kt) * scale;
             max = max.max(*s);
         }
         let mut sum = 0f32;

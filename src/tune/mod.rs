@@ -397,10 +397,11 @@ fn decide<B: Backend>(
     }
 }
 
-fn alloc_operands<B: Backend>(b: &B, p: &Problem) -> Result<Operands<B::Buffer>> {
+/// X, W (packed when quantized) and Y of `p`, contents unspecified.
+pub fn alloc_operands<B: Backend>(b: &B, p: &Problem) -> Result<Operands<B::Buffer>> {
     Ok(Operands {
         x: b.alloc(p.dtype, p.x_len())?,
-        w: b.alloc(p.dtype, p.w_len())?,
+        w: b.alloc_w(p)?,
         y: b.alloc(p.dtype, p.y_len())?,
     })
 }

@@ -25,21 +25,43 @@ pub fn gemm_crate(p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTenso
 }
 
 /// One `gemm::gemm` call per batch item, in the element type the crate computes in.
-fn gemm_typed<T: 'static + Copy>(p: &Problem, x: &[T], w: &[T], y: &mut [T], zero: T, one: T, par: Parallelism) {
+pub(crate) fn gemm_typed<T: 'static + Copy>(p: &Problem, x: &[T], w: &[T], y: &mut [T], zero: T, one: T, par: Parallelism) {
     let (xs, ws) = (p.x_strides(), p.w_strides());
     for b in 0..p.batch {
         // SAFETY: every stride and extent below stays inside the operand of batch item `b`,
         // whose lengths Problem guarantees (checked by the backend before running).
         unsafe {
-            gemm::gemm(
+            gemm_raw(
                 p.m, p.n, p.k,
-                y[b * p.m * p.n..].as_mut_ptr(), 1, p.n as isize, false,
-                x[b * p.m * p.k..].as_ptr(), xs.col as isize, xs.row as isize,
-                w[b * p.n * p.k..].as_ptr(), ws.row as isize, ws.col as isize,
-                zero, one, false, false, false, par,
+                y[b * p.m * p.n..].as_mut_ptr(), p.n,
+                x[b * p.m * p.k..].as_ptr(), xs.col, xs.row,
+                w[b * p.n * p.k..].as_ptr(), ws.row, ws.col,
+                zero, one, par,
             )
         }
     }
+}
+
+/// `dst[m, n] = lhs[m, k] · rhs[k, n]`, dst row-major with row stride `dst_rs`, lhs and
+/// rhs given by column and row strides (in elements).
+///
+/// SAFETY: every element addressed by the extents and strides must lie inside the
+/// operands, and no other thread may touch the dst elements.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_raw<T: 'static + Copy>(
+    m: usize, n: usize, k: usize,
+    dst: *mut T, dst_rs: usize,
+    lhs: *const T, lhs_cs: usize, lhs_rs: usize,
+    rhs: *const T, rhs_cs: usize, rhs_rs: usize,
+    zero: T, one: T, par: Parallelism,
+) {
+    gemm::gemm(
+        m, n, k,
+        dst, 1, dst_rs as isize, false,
+        lhs, lhs_cs as isize, lhs_rs as isize,
+        rhs, rhs_cs as isize, rhs_rs as isize,
+        zero, one, false, false, false, par,
+    )
 }
 
 /// `Y = X · W^T` through `matrixmultiply::sgemm`, N split into one panel per thread.

@@ -4,11 +4,20 @@
 //! - `cpu:gemm:t<threads>` — the `gemm` crate; `cpu:gemm:t<all>` is the default.
 //! - `cpu:matrixmultiply:t<threads>` — the `matrixmultiply` crate, N split over threads.
 //! - `cpu:skinny:<isa>:m<tile>:t<threads>` — our decode kernel (M ≤ 16, layout TN).
+//! - quantized weights (`f32/q4_1`, `f32/q8_0`, `f32/g128` problems; see `quant.rs`):
+//!   `cpu:dqgemm:t<threads>` (dequantize W, then `gemm`; the default),
+//!   `cpu:qpanel:r<rows>:t<threads>` (dequantize panel by panel, prefill) and
+//!   `cpu:qdot:<isa>:m<tile>:n<rows>:t<threads>` (fused dequantize-dot, decode) and
+//!   `cpu:qsplit:avx2:m<tile>:n<rows>:t<threads>` (integer dot products on activations split into
+//!   two 8-bit terms, decode; see `qsplit.rs` for why it meets the f32 bound). The
+//!   dense families refuse quantized problems and vice versa.
 //! - `cpu:test:<what>` — deliberately slow / wrong test doubles, offered only when the
 //!   backend is built with `with_test_kernels` (or `GEMMTUNE_CPU_TEST_KERNELS=1`), so
 //!   tests can show the tuner rejects wrong kernels and picks by speed.
 
 pub mod libs;
+pub mod qsplit;
+pub mod quant;
 pub mod skinny;
 pub mod sysinfo;
 pub mod tensor;
@@ -17,6 +26,8 @@ mod testing;
 use super::{Backend, Candidate, Identity, KernelId, Operands};
 use crate::error::{Error, Result};
 use crate::problem::{DType, Problem};
+use qsplit::QSplit;
+use quant::QDot;
 use skinny::Skinny;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +42,10 @@ pub enum CpuKernel {
     Gemm { threads: usize },
     MatrixMultiply { threads: usize },
     Skinny(Skinny),
+    DequantGemm { threads: usize },
+    QPanel { rows: usize, threads: usize },
+    QDot(QDot),
+    QSplit(QSplit),
     Test(TestKernel),
 }
 
@@ -40,6 +55,10 @@ impl CpuKernel {
             CpuKernel::Gemm { threads } => format!("cpu:gemm:t{threads}"),
             CpuKernel::MatrixMultiply { threads } => format!("cpu:matrixmultiply:t{threads}"),
             CpuKernel::Skinny(s) => format!("cpu:skinny:{}:m{}:t{}", s.isa.name(), s.mt, s.threads),
+            CpuKernel::DequantGemm { threads } => format!("cpu:dqgemm:t{threads}"),
+            CpuKernel::QPanel { rows, threads } => format!("cpu:qpanel:r{rows}:t{threads}"),
+            CpuKernel::QDot(q) => format!("cpu:qdot:{}:m{}:n{}:t{}", q.isa.name(), q.mt, q.nr, q.threads),
+            CpuKernel::QSplit(q) => format!("cpu:qsplit:avx2:m{}:n{}:t{}", q.mt, q.nr, q.threads),
             CpuKernel::Test(t) => format!("cpu:test:{}", t.name()),
         })
     }
@@ -53,7 +72,30 @@ impl CpuKernel {
                 .filter(|&t| (1..=1024).contains(&t))
                 .ok_or_else(|| format!("bad thread count '{s}' in kernel id '{id}'"))
         };
+        // A numeric parameter `<prefix><value>` whose value must be one of `allowed`.
+        let param = |s: &str, prefix: char, allowed: &[usize]| -> std::result::Result<usize, String> {
+            s.strip_prefix(prefix)
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|v| allowed.contains(v))
+                .ok_or_else(|| format!("bad parameter '{s}' in kernel id '{id}' (expected {prefix} and one of {allowed:?})"))
+        };
+        let isa = |s: &str| Isa::parse(s).ok_or_else(|| format!("unknown instruction set '{s}' in '{id}'"));
         match parts.as_slice() {
+            ["cpu", "dqgemm", t] => Ok(CpuKernel::DequantGemm { threads: threads(t)? }),
+            ["cpu", "qpanel", r, t] => Ok(CpuKernel::QPanel { rows: param(r, 'r', &quant::PANELS)?, threads: threads(t)? }),
+            ["cpu", "qdot", i, mt, nr, t] => Ok(CpuKernel::QDot(QDot {
+                isa: isa(i)?,
+                mt: param(mt, 'm', &quant::TILES)?,
+                nr: param(nr, 'n', &quant::ROWS)?,
+                threads: threads(t)?,
+            })),
+            ["cpu", "qsplit", "avx2", mt, nr, t] => {
+                let (mt, nr) = (param(mt, 'm', &qsplit::TILES)?, param(nr, 'n', &qsplit::ROWS)?);
+                if !QSplit::valid(mt, nr) {
+                    return Err(format!("'{id}': eight rows (n8) go with tile m1 only"));
+                }
+                Ok(CpuKernel::QSplit(QSplit { mt, nr, threads: threads(t)? }))
+            }
             ["cpu", "gemm", t] => Ok(CpuKernel::Gemm { threads: threads(t)? }),
             ["cpu", "matrixmultiply", t] => Ok(CpuKernel::MatrixMultiply { threads: threads(t)? }),
             ["cpu", "skinny", isa, mt, t] => {
@@ -134,24 +176,89 @@ impl CpuBackend {
             .clone()
     }
 
+    /// Runs `f` on a worker of the all-threads pool, so that the kernels it calls (and
+    /// any rayon work inside) fork and join within that pool instead of each waking the
+    /// workers up from outside: the runtime runs a whole forward step this way.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        if self.threads <= 1 {
+            f()
+        } else {
+            self.pool(self.threads).install(f)
+        }
+    }
+
     /// Runs `k` on host tensors directly (the runtime's entry point on the CPU).
     pub fn run_host(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) {
         let threads = match k {
-            CpuKernel::Gemm { threads } | CpuKernel::MatrixMultiply { threads } => *threads,
+            CpuKernel::Gemm { threads }
+            | CpuKernel::MatrixMultiply { threads }
+            | CpuKernel::DequantGemm { threads }
+            | CpuKernel::QPanel { threads, .. } => *threads,
             CpuKernel::Skinny(s) => s.threads,
+            CpuKernel::QDot(q) => q.threads,
+            CpuKernel::QSplit(q) => q.threads,
             CpuKernel::Test(_) => self.threads,
+        };
+        let packed = || match w {
+            HostTensor::Quant(q) => q,
+            _ => panic!("{} needs packed weights", k.id()),
         };
         let mut body = || match k {
             CpuKernel::Gemm { threads } => libs::gemm_crate(p, x, w, y, *threads),
             CpuKernel::MatrixMultiply { threads } => libs::matrixmultiply(p, x, w, y, *threads),
             CpuKernel::Skinny(s) => s.run(p, x, w, y),
+            CpuKernel::DequantGemm { threads } => quant::dequant_gemm(p, x, packed(), y, *threads),
+            CpuKernel::QPanel { rows, threads } => quant::panel_gemm(p, x, packed(), y, *rows, *threads),
+            CpuKernel::QDot(q) => q.run(p, x, packed(), y),
+            CpuKernel::QSplit(q) => q.run(p, x, packed(), y),
             CpuKernel::Test(t) => t.run(p, x, w, y, self.threads),
         };
         if threads <= 1 {
             body()
         } else {
+            // Runs at once when the caller is already one of this pool's workers (`install`).
             self.pool(threads).install(body)
         }
+    }
+}
+
+impl CpuBackend {
+    /// Candidates for quantized weights: the default first, then panels, then fused.
+    fn quantized_candidates(&self, p: &Problem) -> Vec<CpuKernel> {
+        let mut ks = Vec::new();
+        for &t in &self.thread_options() {
+            ks.push(CpuKernel::DequantGemm { threads: t });
+        }
+        if p.m > 1 {
+            for rows in quant::PANELS {
+                for &t in &self.thread_options() {
+                    ks.push(CpuKernel::QPanel { rows, threads: t });
+                }
+            }
+        }
+        if QDot::supports(p) {
+            for isa in Isa::offered() {
+                for mt in quant::TILES.into_iter().filter(|&mt| mt == 1 || mt <= p.m) {
+                    for nr in quant::ROWS.into_iter().filter(|&nr| QDot::offered(mt, nr)) {
+                        for &t in &self.thread_options() {
+                            ks.push(CpuKernel::QDot(QDot { isa, mt, nr, threads: t }));
+                        }
+                    }
+                }
+            }
+        }
+        if QSplit::supports(p) && QSplit::available() {
+            for mt in qsplit::TILES.into_iter().filter(|&mt| mt == 1 || mt <= p.m) {
+                for nr in qsplit::ROWS.into_iter().filter(|&nr| QSplit::valid(mt, nr)) {
+                    for &t in &self.thread_options() {
+                        ks.push(CpuKernel::QSplit(QSplit { mt, nr, threads: t }));
+                    }
+                }
+            }
+        }
+        let default = self.default_kernel(p);
+        ks.sort_by_key(|k| k.id() != default);
+        ks
     }
 }
 
@@ -174,6 +281,9 @@ impl Backend for CpuBackend {
     }
 
     fn candidates(&self, p: &Problem) -> Result<Vec<Candidate>> {
+        if !p.wformat.is_dense() {
+            return Ok(self.quantized_candidates(p).into_iter().map(|k| Candidate::new(k.id().0)).collect());
+        }
         let mut ks = Vec::new();
         for &t in &self.thread_options() {
             ks.push(CpuKernel::Gemm { threads: t });
@@ -204,13 +314,48 @@ impl Backend for CpuBackend {
         Ok(ks.into_iter().map(|k| Candidate::new(k.id().0)).collect())
     }
 
-    fn default_kernel(&self, _p: &Problem) -> KernelId {
-        CpuKernel::Gemm { threads: self.threads }.id()
+    fn default_kernel(&self, p: &Problem) -> KernelId {
+        if p.wformat.is_dense() {
+            CpuKernel::Gemm { threads: self.threads }.id()
+        } else {
+            CpuKernel::DequantGemm { threads: self.threads }.id()
+        }
     }
 
     fn resolve(&self, p: &Problem, id: &KernelId) -> Result<CpuKernel> {
         let k = CpuKernel::parse(id.as_str()).map_err(Error::input)?;
+        let for_packed =
+            matches!(k, CpuKernel::DequantGemm { .. } | CpuKernel::QPanel { .. } | CpuKernel::QDot(_) | CpuKernel::QSplit(_));
+        if for_packed == p.wformat.is_dense() {
+            return Err(Error::runtime(if for_packed {
+                format!("{id}: needs quantized weights, {p} has dense ones")
+            } else {
+                format!("{id}: needs dense weights, {p} has {} ones (cpu:dqgemm, cpu:qpanel, cpu:qdot and cpu:qsplit run them)", p.wformat)
+            }));
+        }
         match k {
+            CpuKernel::QSplit(_) => {
+                if !QSplit::available() {
+                    return Err(Error::runtime(format!("{id}: this CPU lacks the avx2 instruction set")));
+                }
+                if !QSplit::supports(p) {
+                    return Err(Error::runtime(format!(
+                        "{id}: the split kernel needs X rows contiguous (TN) and M <= {} (got {p})",
+                        qsplit::MAX_M
+                    )));
+                }
+            }
+            CpuKernel::QDot(q) => {
+                if !q.isa.available() {
+                    return Err(Error::runtime(format!("{id}: this CPU lacks the {} instruction set", q.isa.name())));
+                }
+                if !QDot::supports(p) {
+                    return Err(Error::runtime(format!(
+                        "{id}: the fused kernel needs X rows contiguous (TN) and M <= {} (got {p})",
+                        quant::MAX_M
+                    )));
+                }
+            }
             CpuKernel::Skinny(s) => {
                 if !s.isa.available() {
                     return Err(Error::runtime(format!(
@@ -239,6 +384,13 @@ impl Backend for CpuBackend {
         Ok(HostTensor::zeros_guarded(dtype, len))
     }
 
+    fn alloc_w(&self, p: &Problem) -> Result<HostTensor> {
+        if p.wformat.is_dense() {
+            return self.alloc(p.dtype, p.w_len());
+        }
+        Ok(HostTensor::Quant(crate::quant::QuantTensor::zeros(p.wformat, p.batch * p.n, p.k)))
+    }
+
     fn guard_intact(&self, buf: &HostTensor) -> Result<bool> {
         Ok(buf.guard_intact())
     }
@@ -259,13 +411,21 @@ impl Backend for CpuBackend {
 
     fn run(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) -> Result<()> {
         for (name, t, len) in [("X", x, p.x_len()), ("W", w, p.w_len()), ("Y", &*y, p.y_len())] {
-            if t.len() != len || t.dtype() != p.dtype {
+            let (has, wants) = if name == "W" { (w.wformat(), p.wformat) } else { (t.wformat(), crate::problem::WeightFormat::Dense) };
+            let ok_type = if wants.is_dense() { t.dtype() == p.dtype && has.is_dense() } else { has == wants };
+            if t.len() != len || !ok_type {
+                let what = |f: crate::problem::WeightFormat, d: DType| if f.is_dense() { d.to_string() } else { f.to_string() };
                 return Err(Error::runtime(format!(
                     "operand {name} holds {} {} elements, {p} needs {len} {}",
                     t.len(),
-                    t.dtype(),
-                    p.dtype
+                    what(has, t.dtype()),
+                    what(wants, p.dtype)
                 )));
+            }
+        }
+        if let HostTensor::Quant(q) = w {
+            if q.k != p.k {
+                return Err(Error::runtime(format!("operand W has rows of {}, {p} needs {}", q.k, p.k)));
             }
         }
         self.run_host(k, p, x, w, y);
@@ -296,6 +456,9 @@ impl Backend for CpuBackend {
 
     fn library_kernels(&self, p: &Problem) -> Vec<KernelId> {
         let t = self.threads;
+        if !p.wformat.is_dense() {
+            return vec![self.default_kernel(p)];
+        }
         let mut v = vec![CpuKernel::Gemm { threads: t }.id(), CpuKernel::MatrixMultiply { threads: t }.id()];
         if Skinny::supports(p) {
             let isa = Isa::offered()[0];

@@ -49,12 +49,14 @@ impl Skinny {
                 HostTensor::F32(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], &mut yf),
                 HostTensor::BF16(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], &mut yf),
                 HostTensor::F16(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], &mut yf),
+                HostTensor::Quant(_) => unreachable!("resolve refuses packed weights"),
             }
             let out = b * p.m * p.n..(b + 1) * p.m * p.n;
             match y {
                 HostTensor::F32(v) => v[out].copy_from_slice(&yf),
                 HostTensor::BF16(v) => v[out].convert_from_f32_slice(&yf),
                 HostTensor::F16(v) => v[out].convert_from_f32_slice(&yf),
+                HostTensor::Quant(_) => unreachable!("packed weights are never an output"),
             }
         }
     }

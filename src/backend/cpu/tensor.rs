@@ -1,6 +1,7 @@
 //! Host memory holding one operand in its storage type.
 
-use crate::problem::DType;
+use crate::problem::{DType, WeightFormat};
+use crate::quant::QuantTensor;
 use crate::random;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
@@ -17,6 +18,8 @@ pub enum HostTensor {
     F32(Vec<f32>),
     F16(Vec<f16>),
     BF16(Vec<bf16>),
+    /// Packed quantized weights (only ever W); its elements read as f32 when dequantized.
+    Quant(QuantTensor),
 }
 
 impl HostTensor {
@@ -53,6 +56,7 @@ impl HostTensor {
             HostTensor::F32(v) => check(v, v.capacity(), |x: f32| x.to_bits() == SENTINEL32),
             HostTensor::F16(v) => check(v, v.capacity(), |x: f16| x.to_bits() == SENTINEL16),
             HostTensor::BF16(v) => check(v, v.capacity(), |x: bf16| x.to_bits() == SENTINEL16),
+            HostTensor::Quant(_) => true, // never an output
         }
     }
 
@@ -73,11 +77,37 @@ impl HostTensor {
         }
     }
 
+    /// The element type; packed weights dequantize to f32.
     pub fn dtype(&self) -> DType {
         match self {
-            HostTensor::F32(_) => DType::F32,
+            HostTensor::F32(_) | HostTensor::Quant(_) => DType::F32,
             HostTensor::F16(_) => DType::F16,
             HostTensor::BF16(_) => DType::BF16,
+        }
+    }
+
+    /// How the elements are stored: dense, or a quantized format.
+    pub fn wformat(&self) -> WeightFormat {
+        match self {
+            HostTensor::Quant(q) => q.format,
+            _ => WeightFormat::Dense,
+        }
+    }
+
+    /// Row `r` of a row-major `[rows, k]` tensor as f32 (dequantized when packed): the
+    /// embedding lookup of the runtime.
+    pub fn row_f32(&self, r: usize, k: usize) -> Vec<f32> {
+        let range = r * k..(r + 1) * k;
+        match self {
+            HostTensor::F32(v) => v[range].to_vec(),
+            HostTensor::F16(v) => v[range].iter().map(|x| x.to_f32()).collect(),
+            HostTensor::BF16(v) => v[range].iter().map(|x| x.to_f32()).collect(),
+            HostTensor::Quant(q) => {
+                assert_eq!(q.k, k, "row_f32: row length");
+                let mut out = vec![0f32; k];
+                q.dequantize_row(r, &mut out);
+                out
+            }
         }
     }
 
@@ -86,16 +116,18 @@ impl HostTensor {
             HostTensor::F32(v) => v.len(),
             HostTensor::F16(v) => v.len(),
             HostTensor::BF16(v) => v.len(),
+            HostTensor::Quant(q) => q.elements(),
         }
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The values as f32, borrowed when already f32.
+    /// The values as f32, borrowed when already f32 (packed weights are dequantized).
     pub fn as_f32(&self) -> Cow<'_, [f32]> {
         match self {
             HostTensor::F32(v) => Cow::Borrowed(v),
+            HostTensor::Quant(q) => Cow::Owned(q.dequantize()),
             HostTensor::F16(v) => {
                 let mut out = vec![0.0; v.len()];
                 v.convert_to_f32_slice(&mut out);
@@ -116,6 +148,7 @@ impl HostTensor {
             HostTensor::F32(v) => v.copy_from_slice(src),
             HostTensor::F16(v) => v.convert_from_f32_slice(src),
             HostTensor::BF16(v) => v.convert_from_f32_slice(src),
+            HostTensor::Quant(_) => panic!("store_f32: packed weights are never an output"),
         }
     }
 
@@ -140,6 +173,7 @@ impl HostTensor {
             HostTensor::BF16(v) => {
                 v.par_iter_mut().enumerate().for_each(|(i, x)| *x = bf16::from_f32(gen(i)))
             }
+            HostTensor::Quant(q) => q.fill_random(seed),
         }
     }
 
@@ -165,6 +199,8 @@ impl HostTensor {
                 v.fill(bf16::NAN);
                 rearm(v, bf16::from_bits(SENTINEL16));
             }
+            // Packed weights have no NaN; they are never an output to poison.
+            HostTensor::Quant(_) => {}
         }
     }
 }

@@ -138,7 +138,7 @@ fn dense_and_packed_kernels_refuse_each_other() {
     for c in b.candidates(&big).unwrap() {
         assert_eq!(gemmtune::backend::cpu::CpuKernel::parse(c.id.as_str()).unwrap().id(), c.id);
     }
-    for bad in ["cpu:qdot:avx2:m3:n1:t1", "cpu:qdot:avx2:m1:n4:t1", "cpu:qpanel:r7:t1", "cpu:qsplit:avx512:m1:n1:t1", "cpu:qsplit:avx2:m4:n8:t1", "cpu:dqgemm"] {
+    for bad in ["cpu:qdot:avx2:m3:n1:t1", "cpu:qdot:avx2:m1:n4:t1", "cpu:qpanel:r7:t1", "cpu:qsplit:avx512:x3:m1:n1:t1", "cpu:qsplit:avx2:x3:m4:n8:t1", "cpu:qsplit:avx2:x4:m1:n1:t1", "cpu:dqgemm"] {
         assert!(gemmtune::backend::cpu::CpuKernel::parse(bad).is_err(), "{bad}");
     }
 }

@@ -142,3 +142,23 @@ fn dense_and_packed_kernels_refuse_each_other() {
         assert!(gemmtune::backend::cpu::CpuKernel::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn two_term_split_runs_where_it_resolves_and_refuses_small_n() {
+    // Not a candidate (see QSplit::offered_for), but a table may name it: it must be right
+    // where it resolves (N >= 64) and refuse smaller N.
+    let b = CpuBackend::new();
+    let id = KernelId::new("cpu:qsplit:avx2:x2:m1:n8:t2");
+    for f in WeightFormat::QUANTIZED {
+        let p = Problem::linear(DType::F32, 3, 200, 2 * f.block()).unwrap().with_weights(f).unwrap();
+        match b.resolve(&p, &id) {
+            Ok(_) => {
+                check(&b, &p, std::slice::from_ref(&id));
+            }
+            Err(e) => assert!(e.to_string().contains("avx2"), "{e}"),
+        }
+        let small = Problem::linear(DType::F32, 1, 8, f.block()).unwrap().with_weights(f).unwrap();
+        assert!(b.resolve(&small, &id).is_err());
+        assert!(b.candidates(&p).unwrap().iter().all(|c| !c.id.as_str().contains(":x2:")));
+    }
+}

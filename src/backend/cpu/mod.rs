@@ -254,7 +254,7 @@ impl CpuBackend {
                     for terms in qsplit::TERMS {
                         for &t in &self.thread_options() {
                             let q = QSplit { terms, mt, nr, threads: t };
-                            if q.accurate_for(p) {
+                            if q.offered_for(p) {
                                 ks.push(CpuKernel::QSplit(q));
                             }
                         }

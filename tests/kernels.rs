@@ -138,7 +138,27 @@ fn dense_and_packed_kernels_refuse_each_other() {
     for c in b.candidates(&big).unwrap() {
         assert_eq!(gemmtune::backend::cpu::CpuKernel::parse(c.id.as_str()).unwrap().id(), c.id);
     }
-    for bad in ["cpu:qdot:avx2:m3:n1:t1", "cpu:qdot:avx2:m1:n4:t1", "cpu:qpanel:r7:t1", "cpu:qsplit:avx512:m1:n1:t1", "cpu:qsplit:avx2:m4:n8:t1", "cpu:dqgemm"] {
+    for bad in ["cpu:qdot:avx2:m3:n1:t1", "cpu:qdot:avx2:m1:n4:t1", "cpu:qpanel:r7:t1", "cpu:qsplit:avx512:x3:m1:n1:t1", "cpu:qsplit:avx2:x3:m4:n8:t1", "cpu:qsplit:avx2:x4:m1:n1:t1", "cpu:dqgemm"] {
         assert!(gemmtune::backend::cpu::CpuKernel::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn two_term_split_runs_where_it_resolves_and_refuses_small_n() {
+    // Not a candidate (see QSplit::offered_for), but a table may name it: it must be right
+    // where it resolves (N >= 64) and refuse smaller N.
+    let b = CpuBackend::new();
+    let id = KernelId::new("cpu:qsplit:avx2:x2:m1:n8:t2");
+    for f in WeightFormat::QUANTIZED {
+        let p = Problem::linear(DType::F32, 3, 200, 2 * f.block()).unwrap().with_weights(f).unwrap();
+        match b.resolve(&p, &id) {
+            Ok(_) => {
+                check(&b, &p, std::slice::from_ref(&id));
+            }
+            Err(e) => assert!(e.to_string().contains("avx2"), "{e}"),
+        }
+        let small = Problem::linear(DType::F32, 1, 8, f.block()).unwrap().with_weights(f).unwrap();
+        assert!(b.resolve(&small, &id).is_err());
+        assert!(b.candidates(&p).unwrap().iter().all(|c| !c.id.as_str().contains(":x2:")));
     }
 }

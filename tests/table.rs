@@ -174,7 +174,7 @@ fn quantized_keys_round_trip_and_old_files_load_unchanged() {
         t.upsert(row(dense.with_weights(f).unwrap(), kernel, &vid, "2026-01-02T00:00:00Z"));
     }
     let g = Problem::linear(DType::BF16, 4, 4096, 14336).unwrap().with_weights(WeightFormat::G128).unwrap();
-    t.upsert(row(g, "cpu:qsplit:avx2:m4:n1:t2", &vid, "2026-01-02T00:00:00Z"));
+    t.upsert(row(g, "cpu:qsplit:avx2:x3:m4:n1:t2", &vid, "2026-01-02T00:00:00Z"));
     let text = t.to_text();
     assert!(text.contains("\nf32/q4_1,TN,1,576,576,1,") && text.contains("\nbf16/g128,TN,4,4096,14336,1,"), "{text}");
     let again = parse(&text).unwrap();

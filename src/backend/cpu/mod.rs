@@ -8,7 +8,7 @@
 //!   `cpu:dqgemm:t<threads>` (dequantize W, then `gemm`; the default),
 //!   `cpu:qpanel:r<rows>:t<threads>` (dequantize panel by panel, prefill) and
 //!   `cpu:qdot:<isa>:m<tile>:n<rows>:t<threads>` (fused dequantize-dot, decode) and
-//!   `cpu:qsplit:avx2:m<tile>:n<rows>:t<threads>` (integer dot products on activations split into
+//!   `cpu:qsplit:avx2:x<terms>:m<tile>:n<rows>:t<threads>` (integer dot products on activations split into
 //!   two 8-bit terms, decode; see `qsplit.rs` for why it meets the f32 bound). The
 //!   dense families refuse quantized problems and vice versa.
 //! - `cpu:test:<what>` — deliberately slow / wrong test doubles, offered only when the
@@ -58,7 +58,7 @@ impl CpuKernel {
             CpuKernel::DequantGemm { threads } => format!("cpu:dqgemm:t{threads}"),
             CpuKernel::QPanel { rows, threads } => format!("cpu:qpanel:r{rows}:t{threads}"),
             CpuKernel::QDot(q) => format!("cpu:qdot:{}:m{}:n{}:t{}", q.isa.name(), q.mt, q.nr, q.threads),
-            CpuKernel::QSplit(q) => format!("cpu:qsplit:avx2:m{}:n{}:t{}", q.mt, q.nr, q.threads),
+            CpuKernel::QSplit(q) => format!("cpu:qsplit:avx2:x{}:m{}:n{}:t{}", q.terms, q.mt, q.nr, q.threads),
             CpuKernel::Test(t) => format!("cpu:test:{}", t.name()),
         })
     }
@@ -89,12 +89,13 @@ impl CpuKernel {
                 nr: param(nr, 'n', &quant::ROWS)?,
                 threads: threads(t)?,
             })),
-            ["cpu", "qsplit", "avx2", mt, nr, t] => {
+            ["cpu", "qsplit", "avx2", x, mt, nr, t] => {
+                let terms = param(x, 'x', &qsplit::TERMS)?;
                 let (mt, nr) = (param(mt, 'm', &qsplit::TILES)?, param(nr, 'n', &qsplit::ROWS)?);
                 if !QSplit::valid(mt, nr) {
                     return Err(format!("'{id}': eight rows (n8) go with tile m1 only"));
                 }
-                Ok(CpuKernel::QSplit(QSplit { mt, nr, threads: threads(t)? }))
+                Ok(CpuKernel::QSplit(QSplit { terms, mt, nr, threads: threads(t)? }))
             }
             ["cpu", "gemm", t] => Ok(CpuKernel::Gemm { threads: threads(t)? }),
             ["cpu", "matrixmultiply", t] => Ok(CpuKernel::MatrixMultiply { threads: threads(t)? }),
@@ -250,8 +251,13 @@ impl CpuBackend {
         if QSplit::supports(p) && QSplit::available() {
             for mt in qsplit::TILES.into_iter().filter(|&mt| mt == 1 || mt <= p.m) {
                 for nr in qsplit::ROWS.into_iter().filter(|&nr| QSplit::valid(mt, nr)) {
-                    for &t in &self.thread_options() {
-                        ks.push(CpuKernel::QSplit(QSplit { mt, nr, threads: t }));
+                    for terms in qsplit::TERMS {
+                        for &t in &self.thread_options() {
+                            let q = QSplit { terms, mt, nr, threads: t };
+                            if q.offered_for(p) {
+                                ks.push(CpuKernel::QSplit(q));
+                            }
+                        }
                     }
                 }
             }
@@ -334,7 +340,13 @@ impl Backend for CpuBackend {
             }));
         }
         match k {
-            CpuKernel::QSplit(_) => {
+            CpuKernel::QSplit(q) => {
+                if !q.accurate_for(p) {
+                    return Err(Error::runtime(format!(
+                        "{id}: two activation terms meet the f32 bound only for N >= {} (got {p})",
+                        qsplit::MIN_N_TWO_TERMS
+                    )));
+                }
                 if !QSplit::available() {
                     return Err(Error::runtime(format!("{id}: this CPU lacks the avx2 instruction set")));
                 }

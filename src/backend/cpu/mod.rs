@@ -9,7 +9,7 @@
 //!   `cpu:qpanel:r<rows>:t<threads>` (dequantize panel by panel, prefill) and
 //!   `cpu:qdot:<isa>:m<tile>:n<rows>:t<threads>` (fused dequantize-dot, decode) and
 //!   `cpu:qsplit:avx2:x<terms>:m<tile>:n<rows>:t<threads>` (integer dot products on activations split into
-//!   two 8-bit terms, decode; see `qsplit.rs` for why it meets the f32 bound). The
+//!   three 8-bit terms, decode; see `qsplit.rs` for why it meets the f32 bound). The
 //!   dense families refuse quantized problems and vice versa.
 //! - `cpu:test:<what>` — deliberately slow / wrong test doubles, offered only when the
 //!   backend is built with `with_test_kernels` (or `GEMMTUNE_CPU_TEST_KERNELS=1`), so

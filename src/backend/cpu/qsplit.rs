@@ -35,7 +35,7 @@ pub const TILES: [usize; 3] = [1, 2, 4];
 /// time: `m1` only).
 pub const ROWS: [usize; 2] = [1, 8];
 pub const TERMS: [usize; 2] = [2, 3];
-/// Smallest N the two-term variant is offered for (see `QSplit::accurate_for`).
+/// Smallest N the two-term variant resolves for (see `QSplit::accurate_for`).
 pub const MIN_N_TWO_TERMS: usize = 64;
 /// Largest M offered.
 pub const MAX_M: usize = 64;
@@ -116,8 +116,8 @@ impl QSplit {
 
     /// Two terms leave an error of ~1.5e-5 of `Σ|w·x|` per output: within the f32 bound
     /// (relative Frobenius over Y) when Y has many outputs, but a single output that
-    /// happens to be near zero exceeds it (9 % of random 1 x 1 problems do). Offered and
-    /// resolved for N ≥ 64 only; three terms everywhere.
+    /// happens to be near zero exceeds it (9 % of random 1 x 1 problems do). Resolved
+    /// for N ≥ 64 only; three terms everywhere.
     pub fn accurate_for(&self, p: &Problem) -> bool {
         self.terms == 3 || p.n >= MIN_N_TWO_TERMS
     }

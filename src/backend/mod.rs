@@ -249,3 +249,32 @@ pub fn best_copy_rate(mut copy_ms: impl FnMut() -> Result<f64>) -> Result<f64> {
     }
     Ok(2.0 * COPY_BYTES as f64 / (best * 1e-3))
 }
+
+/// Refuses problems with packed (quantized) weights on backends that have no kernels for
+/// them yet (the GPU backends): a clear error instead of a library call on packed bytes.
+pub fn dense_weights_only(backend: &str, p: &Problem) -> Result<()> {
+    if p.wformat.is_dense() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::input(format!("backend '{backend}' has no kernels for quantized weights yet ({p})")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::WeightFormat;
+
+    #[test]
+    fn gpu_backends_refuse_packed_weights_by_name() {
+        let dense = Problem::linear(DType::F32, 1, 256, 512).unwrap();
+        assert!(dense_weights_only("cuda", &dense).is_ok());
+        for f in WeightFormat::QUANTIZED {
+            let p = dense.with_weights(f).unwrap();
+            let e = dense_weights_only("cuda", &p).unwrap_err();
+            assert!(e.to_string().contains("backend 'cuda' has no kernels for quantized weights"), "{e}");
+            assert!(e.to_string().contains(f.name()), "{e} should name {}", f.name());
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+}

@@ -271,6 +271,7 @@ impl Backend for CudaBackend {
     }
 
     fn candidates(&self, p: &Problem) -> Result<Vec<Candidate>> {
+        super::dense_weights_only("cuda", p)?;
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.gpu.bind()?;
         // Every candidate is timed inside a CUDA graph, so a candidate that survives timing
@@ -307,6 +308,7 @@ impl Backend for CudaBackend {
     }
 
     fn resolve(&self, p: &Problem, id: &KernelId) -> Result<CudaKernel> {
+        super::dense_weights_only("cuda", p)?;
         let s = id.as_str();
         let parts: Vec<&str> = s.split(':').collect();
         match parts.as_slice() {

@@ -247,6 +247,7 @@ impl Backend for RocmBackend {
     }
 
     fn candidates(&self, p: &Problem) -> Result<Vec<Candidate>> {
+        super::dense_weights_only("rocm", p)?;
         let _g = self.guard();
         self.gpu.bind()?;
         let out = candidates::enumerate(self, p, self.budget)?;
@@ -260,6 +261,7 @@ impl Backend for RocmBackend {
     }
 
     fn resolve(&self, p: &Problem, id: &KernelId) -> Result<RocmKernel> {
+        super::dense_weights_only("rocm", p)?;
         let _g = self.guard();
         self.gpu.bind()?;
         let kind = match candidates::resolve(self, p, id.as_str())? {

@@ -11,22 +11,33 @@ cargo build --release --locked -q
 g=target/release/gemmtune
 out=target/ci-bench
 mkdir -p "$out"
-$g tune --shapes shapes/ci-bench.csv --out "$out/table.csv" --force --budget-ms 150 -q
 # Speedups depend on the instruction set (the decode kernel's AVX-512 path gains more than
 # its AVX2 path), so each CPU kind has its own baseline; a kind without one runs the gate's
 # stale check only (tuned slower than default in this run fails).
 arch=$($g backends | awk '/^cpu/{f=1} f && $1=="arch"{print $2; exit}')
 baseline=docs/ci/bench-baseline-$arch.json
-if [ "${1:-}" = "--update-baseline" ]; then
-  $g bench --table "$out/table.csv" --shapes shapes/ci-bench.csv --budget-ms 300 -q --json "$baseline"
-  exit 0
-fi
 if [ -f "$baseline" ]; then
   against=(--baseline "$baseline")
 else
   echo "ci-bench: no baseline for CPU kind '$arch' (docs/ci/); checking tuned >= default only"
   against=()
 fi
-$g bench --table "$out/table.csv" --shapes shapes/ci-bench.csv --budget-ms 300 -q \
-  "${against[@]}" --gate-on speedup --max-regression 40% \
-  --format md,json,junit,svg --out "$out"
+# Shared 2-vCPU CI machines vary run to run (copy bandwidth 12-24 GB/s within one day here),
+# so a failing gate gets one fresh attempt (re-tune, re-bench): a real regression (e.g. the
+# decode kernel losing its SIMD path) fails both, noise rarely does. Both attempts' reports
+# are kept (target/ci-bench/attempt-N).
+for attempt in 1 2; do
+  $g tune --shapes shapes/ci-bench.csv --out "$out/table.csv" --force --budget-ms 150 -q
+  if [ "${1:-}" = "--update-baseline" ]; then
+    $g bench --table "$out/table.csv" --shapes shapes/ci-bench.csv --budget-ms 300 -q --json "$baseline"
+    exit 0
+  fi
+  if $g bench --table "$out/table.csv" --shapes shapes/ci-bench.csv --budget-ms 300 -q \
+    "${against[@]}" --gate-on speedup --max-regression 40% \
+    --format md,json,junit,svg --out "$out/attempt-$attempt"; then
+    cp "$out/attempt-$attempt"/* "$out/"
+    exit 0
+  fi
+  echo "ci-bench: gate failed on attempt $attempt"
+done
+exit 1

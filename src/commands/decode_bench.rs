@@ -12,6 +12,7 @@ use crate::model::cuda::{CudaLlama, GpuOptions};
 use crate::model::llama::Config;
 use crate::model::runtime::Runtime;
 use crate::problem::Phase;
+use crate::tune::stats::median;
 use serde_json::json;
 use std::time::Instant;
 
@@ -20,16 +21,6 @@ struct Side {
     rt: CudaLlama,
     prefill_ms: Vec<Vec<f64>>,
     step_ms: Vec<Vec<f64>>,
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        f64::NAN
-    } else {
-        s[s.len() / 2]
-    }
 }
 
 /// Prefills `batch` sequences with `prompt` one by one, then times `steps` decode steps of

@@ -17,7 +17,7 @@ use super::llama::{Config, Llama};
 use super::runtime::{DispatchStats, Runtime, SeqCache};
 use crate::backend::cpu::HostTensor;
 use crate::backend::cuda::device::{drv, DevBuf, Gpu};
-use crate::backend::cuda::rtc::{assemble, LLAMA};
+use crate::backend::cuda::rtc::{assemble, grid_for, LLAMA};
 use crate::backend::cuda::CudaBackend;
 use crate::dispatch::{Dispatcher, Source};
 use crate::error::{Error, Result};
@@ -441,10 +441,6 @@ fn module_name(dt: DType) -> String {
 
 fn source(dt: DType) -> String {
     assemble(LLAMA, &[("LL_DTYPE", if dt == DType::BF16 { "0" } else { "1" })])
-}
-
-fn grid_for(n: usize) -> LaunchConfig {
-    LaunchConfig { grid_dim: (n.div_ceil(256).clamp(1, 132 * 16) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
 }
 
 /// Eight warps per (row, head) block.

@@ -102,7 +102,9 @@ impl Rtc {
     }
 }
 
-fn grid_for(n: usize) -> LaunchConfig {
+/// A grid-stride launch over `n` elements: 256 threads per block, at most 16 blocks per
+/// SM of an H100-sized GPU (the kernels loop over the rest).
+pub(crate) fn grid_for(n: usize) -> LaunchConfig {
     let blocks = n.div_ceil(256).clamp(1, 132 * 16) as u32;
     LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
 }

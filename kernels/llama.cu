@@ -248,3 +248,18 @@ extern "C" __global__ void fill_scaled(u16* p, u64 n, u64 seed, float scale) {
         p[i] = from_f32<DT>(rand_value(seed, i) * scale);
     }
 }
+
+// Random int4 weights in the planar layout of src/quant.rs (`planar`) for decode
+// benchmarks: uniform nibbles, and per block of G parameters (f16) that map them onto
+// [-scale, scale]: q4_1 d·q + m with d = 2·scale/15, m = −scale; g128 s·(q − z) with
+// s = 2·scale/15, z = 7.5.
+extern "C" __global__ void fill_planar(unsigned char* w, u64 rows, int K, int G, int g128, u64 seed, float scale) {
+    const u64 words = rows * (u64)K / 8, blocks = rows * (u64)(K / G);
+    u32* nib = (u32*)w;
+    u32* par = (u32*)(w + rows * (u64)(K / 2));
+    const u32 a = f32_to_f16(2.f * scale / 15.f), b = f32_to_f16(g128 ? 7.5f : -scale);
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < words + blocks; i += (u64)gridDim.x * blockDim.x) {
+        if (i < words) nib[i] = (u32)mix(seed ^ mix(i));
+        else par[i - words] = a | (b << 16);
+    }
+}

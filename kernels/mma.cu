@@ -41,6 +41,69 @@ __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// Sums the warps' partial tiles (block-level split-K) and writes Y; with KSPLIT > 1 the
+// blocks sharing a tile meet in the workspace and the last to arrive writes Y.
+__device__ __forceinline__ void store_tile(const float (&acc)[MMA_MT][MMA_NT][4], u16* __restrict__ y, int M, int N,
+                                           float* __restrict__ ws, unsigned* __restrict__ counters) {
+    constexpr int MT = MMA_MT, NT = MMA_NT, WARPS = MMA_WARPS, KSPLIT = MMA_KSPLIT;
+    constexpr int TILE = MT * 16 * NT * 8;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int tile = blockIdx.x, ks = blockIdx.y;
+    const int row0 = tile * (MT * 16);
+    // C fragment: c0,c1 = (row g, tokens 2t, 2t+1), c2,c3 = (row g+8, same tokens).
+    __shared__ float part[WARPS][MT * 16][NT * 8 + 1];
+    __shared__ int last;
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            part[warp][i * 16 + g][j * 8 + 2 * t] = acc[i][j][0];
+            part[warp][i * 16 + g][j * 8 + 2 * t + 1] = acc[i][j][1];
+            part[warp][i * 16 + g + 8][j * 8 + 2 * t] = acc[i][j][2];
+            part[warp][i * 16 + g + 8][j * 8 + 2 * t + 1] = acc[i][j][3];
+        }
+    __syncthreads();
+    if (KSPLIT == 1) {
+        for (int o = threadIdx.x; o < TILE; o += WARPS * 32) {
+            const int r = o % (MT * 16), m = o / (MT * 16);
+            if (m < M && row0 + r < N) {
+                float sum = 0.f;
+#pragma unroll
+                for (int q = 0; q < WARPS; q++) sum += part[q][r][m];
+                y[(size_t)m * N + row0 + r] = from_f32<MMA_DTYPE>(sum);
+            }
+        }
+        return;
+    }
+    float* mine = ws + ((size_t)tile * KSPLIT + ks) * TILE;
+    for (int o = threadIdx.x; o < TILE; o += WARPS * 32) {
+        const int r = o % (MT * 16), m = o / (MT * 16);
+        float sum = 0.f;
+#pragma unroll
+        for (int q = 0; q < WARPS; q++) sum += part[q][r][m];
+        mine[o] = sum;
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&counters[tile], 1u) == KSPLIT - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const float* all = ws + (size_t)tile * KSPLIT * TILE;
+    for (int o = threadIdx.x; o < TILE; o += WARPS * 32) {
+        const int r = o % (MT * 16), m = o / (MT * 16);
+        if (m < M && row0 + r < N) {
+            float sum = 0.f;
+#pragma unroll
+            for (int q = 0; q < KSPLIT; q++) sum += __ldcg(all + (size_t)q * TILE + o);
+            y[(size_t)m * N + row0 + r] = from_f32<MMA_DTYPE>(sum);
+        }
+    }
+    if (threadIdx.x == 0) counters[tile] = 0;
+}
+
+#if !defined(QMMA_FORMAT)
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     mma_kernel(const u16* __restrict__ x, const u16* __restrict__ w, u16* __restrict__ y, int M, int N, int K,
                float* __restrict__ ws, unsigned* __restrict__ counters) {
@@ -123,54 +186,6 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
             for (int v = 0; v < V; v++) xb[j][v] = xn[j][v];
     }
 
-    // C fragment: c0,c1 = (row g, tokens 2t, 2t+1), c2,c3 = (row g+8, same tokens).
-    __shared__ float part[WARPS][MT * 16][NT * 8 + 1];
-    __shared__ int last;
-#pragma unroll
-    for (int i = 0; i < MT; i++)
-#pragma unroll
-        for (int j = 0; j < NT; j++) {
-            part[warp][i * 16 + g][j * 8 + 2 * t] = acc[i][j][0];
-            part[warp][i * 16 + g][j * 8 + 2 * t + 1] = acc[i][j][1];
-            part[warp][i * 16 + g + 8][j * 8 + 2 * t] = acc[i][j][2];
-            part[warp][i * 16 + g + 8][j * 8 + 2 * t + 1] = acc[i][j][3];
-        }
-    __syncthreads();
-    if (KSPLIT == 1) {
-        for (int o = threadIdx.x; o < TILE; o += WARPS * 32) {
-            const int r = o % (MT * 16), m = o / (MT * 16);
-            if (m < M && row0 + r < N) {
-                float sum = 0.f;
-#pragma unroll
-                for (int q = 0; q < WARPS; q++) sum += part[q][r][m];
-                y[(size_t)m * N + row0 + r] = from_f32<MMA_DTYPE>(sum);
-            }
-        }
-        return;
-    }
-    float* mine = ws + ((size_t)tile * KSPLIT + ks) * TILE;
-    for (int o = threadIdx.x; o < TILE; o += WARPS * 32) {
-        const int r = o % (MT * 16), m = o / (MT * 16);
-        float sum = 0.f;
-#pragma unroll
-        for (int q = 0; q < WARPS; q++) sum += part[q][r][m];
-        mine[o] = sum;
-    }
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&counters[tile], 1u) == KSPLIT - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    const float* all = ws + (size_t)tile * KSPLIT * TILE;
-    for (int o = threadIdx.x; o < TILE; o += WARPS * 32) {
-        const int r = o % (MT * 16), m = o / (MT * 16);
-        if (m < M && row0 + r < N) {
-            float sum = 0.f;
-#pragma unroll
-            for (int q = 0; q < KSPLIT; q++) sum += __ldcg(all + (size_t)q * TILE + o);
-            y[(size_t)m * N + row0 + r] = from_f32<MMA_DTYPE>(sum);
-        }
-    }
-    if (threadIdx.x == 0) counters[tile] = 0;
+    store_tile(acc, y, M, N, ws, counters);
 }
+#endif  // kernels/qmma.cu follows when the host defines QMMA_FORMAT

@@ -100,6 +100,10 @@ pub struct DecodeBenchArgs {
     /// Layers to build (default: the config's); fewer fit smaller GPUs.
     #[arg(long)]
     pub layers: Option<usize>,
+    /// Pack the random layer weights in this int4 format (q4_1 or g128) instead of dense
+    /// --gpu-dtype; the embedding and the head stay dense.
+    #[arg(long, default_value = "dense")]
+    pub quant: crate::problem::WeightFormat,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Write the figures as JSON here.
@@ -158,9 +162,9 @@ pub struct ExecArgs {
     /// Run every decode step eagerly instead of replaying CUDA graphs.
     #[arg(long)]
     pub no_graphs: bool,
-    /// f32: dequantize the GGUF's weights at load (default); native: keep Q4_1/Q8_0
-    /// weights packed, each linear layer a quantized problem (`f32/q4_1`) in the table
-    /// (CPU backend).
+    /// f32: dequantize the GGUF's weights at load (default); native: keep packed weights
+    /// packed, each linear layer a quantized problem in the table: Q4_1 and Q8_0 on the
+    /// CPU (`f32/q4_1`), Q4_1 on the GPU (`bf16/q4_1`; Q8_0 is dequantized there).
     #[arg(long, value_enum, default_value_t = crate::model::weights::WeightMode::F32)]
     pub weights: crate::model::weights::WeightMode,
 }

@@ -90,6 +90,60 @@ impl QuantTensor {
     }
 }
 
+/// The layout GPU kernels read (CUDA backend): the nibbles of every row first, then
+/// every row's block parameters. Why not GGUF's: a q4_1 block is 20 bytes, so its 16
+/// bytes of nibbles never sit on a 16-byte boundary and a GPU thread could not fetch a
+/// block with one vector load. Planes keep each row's nibbles contiguous and 16-byte
+/// aligned (K is a multiple of 32), and each block's two f16 parameters one 4-byte word.
+///
+/// - nibble plane, `rows × K/2` bytes: element `2i` of a row is the low nibble of its byte
+///   `i`, element `2i + 1` the high nibble (g128's order, GPTQ's);
+/// - parameter plane, `rows × K/block` words: f16 `(d, m)` (q4_1: d·q + m) or `(s, z)`
+///   (g128: s·(q − z)), low half first.
+///
+/// q8_0 has no planar form (no fused GPU kernel reads it): `None`.
+pub fn planar(t: &QuantTensor) -> Option<Vec<u8>> {
+    let (f, k, rows) = (t.format, t.k, t.rows);
+    if !matches!(f, WeightFormat::Q4_1 | WeightFormat::G128) {
+        return None;
+    }
+    let blocks = k / f.block();
+    let mut out = vec![0u8; rows * (k / 2 + 4 * blocks)];
+    let (nib, par) = out.split_at_mut(rows * k / 2);
+    nib.par_chunks_mut(k / 2).zip(par.par_chunks_mut(4 * blocks)).enumerate().for_each(|(r, (n, p))| {
+        let row = t.row(r);
+        match f {
+            WeightFormat::G128 => {
+                n.copy_from_slice(&row[..k / 2]);
+                p.copy_from_slice(&row[k / 2..]);
+            }
+            _ => {
+                for (b, blk) in row.chunks_exact(20).enumerate() {
+                    p[4 * b..4 * b + 4].copy_from_slice(&blk[..4]);
+                    let q = |j: usize| if j < 16 { blk[4 + j] & 0x0f } else { blk[4 + j - 16] >> 4 };
+                    for i in 0..16 {
+                        n[16 * b + i] = q(2 * i) | (q(2 * i + 1) << 4);
+                    }
+                }
+            }
+        }
+    });
+    Some(out)
+}
+
+/// Element `e` of row `r` of a planar tensor (see `planar`), dequantized: what the GPU
+/// kernels compute, for tests.
+pub fn planar_value(f: WeightFormat, data: &[u8], rows: usize, k: usize, r: usize, e: usize) -> f32 {
+    let byte = data[r * k / 2 + e / 2];
+    let q = if e % 2 == 0 { byte & 0x0f } else { byte >> 4 } as f32;
+    let w = rows * k / 2 + 4 * (r * (k / f.block()) + e / f.block());
+    let (a, b) = (f16_at(data, w), f16_at(data, w + 2));
+    match f {
+        WeightFormat::Q4_1 => a * q + b,
+        _ => (q - b) * a,
+    }
+}
+
 #[inline(always)]
 fn f16_at(b: &[u8], i: usize) -> f32 {
     f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
@@ -263,5 +317,26 @@ mod tests {
         let mut out = vec![0f32; k];
         dequantize_row(WeightFormat::G128, &row, &mut out);
         assert_eq!((out[0], out[1], out[2]), (0.0, 0.25, -0.25));
+    }
+
+    #[test]
+    fn planar_layout_holds_the_same_values() {
+        for f in WeightFormat::QUANTIZED {
+            let (rows, k) = (3, 384);
+            let mut t = QuantTensor::zeros(f, rows, k);
+            t.fill_random(7);
+            let Some(p) = planar(&t) else {
+                assert_eq!(f, WeightFormat::Q8_0);
+                continue;
+            };
+            assert_eq!(p.len(), t.data.len(), "{f}: same bytes, other places");
+            assert_eq!((rows * k / 2) % 16, 0);
+            let deq = t.dequantize();
+            for r in 0..rows {
+                for e in 0..k {
+                    assert_eq!(planar_value(f, &p, rows, k, r, e), deq[r * k + e], "{f} row {r} element {e}");
+                }
+            }
+        }
     }
 }

@@ -65,11 +65,53 @@ fn gpu_every_candidate_is_correct_on_awkward_shapes() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
+fn gpu_quantized_weight_candidates_are_correct() {
+    use gemmtune::problem::WeightFormat::{G128, Q4_1, Q8_0};
+    let b = gpu();
+    // Decode shapes with int4 kernels (a row count that is not a multiple of 16, K with a
+    // tail chunk, M up to 16) and a prefill shape (dequantize-then-GEMM only).
+    for (d, f, m, n, k) in [
+        (DType::BF16, G128, 1, 1280, 8192),
+        (DType::F16, Q4_1, 5, 100, 576),
+        (DType::BF16, Q4_1, 16, 1024, 1024),
+        (DType::F16, G128, 9, 264, 1536),
+        (DType::BF16, Q8_0, 3, 320, 2048),
+        (DType::BF16, G128, 96, 512, 1024),
+    ] {
+        let p = Problem::linear(d, m, n, k).unwrap().with_weights(f).unwrap();
+        assert_eq!(b.default_kernel(&p).as_str(), "cuda:dq:cublas:default");
+        let (count, own_wrong, dq_wrong) = checks::every_candidate_is_correct(&b, &p, |id| id.starts_with("cuda:dq:"));
+        let fused = b.candidates(&p).unwrap().iter().filter(|c| c.id.as_str().starts_with("cuda:qmma:")).count();
+        assert_eq!(fused > 0, m <= 16 && f != Q8_0, "{p}: {fused} fused candidates");
+        assert!(own_wrong.is_empty(), "{p}: int4 kernels wrong:\n{}", own_wrong.join("\n"));
+        assert!(dq_wrong.is_empty(), "{p}: dequantize-then-GEMM wrong:\n{}", dq_wrong.join("\n"));
+        eprintln!("{p}: {count} candidates ({fused} fused int4), all correct on 2 draws");
+    }
+    // Dense kernels refuse packed weights and the other way round, with reasons.
+    let p = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap();
+    let q = p.with_weights(G128).unwrap();
+    let e = b.resolve(&q, &gemmtune::backend::KernelId::new("cuda:cublas:default")).err().unwrap().to_string();
+    assert!(e.contains("dense weights"), "{e}");
+    let e = b.resolve(&p, &gemmtune::backend::KernelId::new("cuda:qmma:mt1:w4:v1:n1:k1")).err().unwrap().to_string();
+    assert!(e.contains("int4 weights"), "{e}");
+    let f32q = Problem::linear(DType::F32, 1, 256, 256).unwrap().with_weights(Q4_1).unwrap();
+    assert!(b.candidates(&f32q).unwrap_err().to_string().contains("bf16/f16 activations"));
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
 fn gpu_tuned_winners_stay_correct_on_fresh_draws() {
     use gemmtune::tune::{tune_problem, TuneConfig};
     let b = gpu();
-    for (d, m, n, k) in [(DType::F16, 8, 4104, 1024), (DType::BF16, 8, 1280, 8192), (DType::BF16, 1, 6144, 4096)] {
-        let p = Problem::linear(d, m, n, k).unwrap();
+    use gemmtune::problem::WeightFormat::{Dense, G128, Q4_1};
+    for (d, f, m, n, k) in [
+        (DType::F16, Dense, 8, 4104, 1024),
+        (DType::BF16, Dense, 8, 1280, 8192),
+        (DType::BF16, Dense, 1, 6144, 4096),
+        (DType::BF16, G128, 1, 6144, 4096),
+        (DType::F16, Q4_1, 4, 2048, 4096),
+    ] {
+        let p = Problem::linear(d, m, n, k).unwrap().with_weights(f).unwrap();
         let o = tune_problem(&b, &p, &TuneConfig { seed: 5, ..TuneConfig::default() }, &mut ()).unwrap();
         let kern = b.resolve(&p, &o.winner).unwrap();
         let mut ops = operands(&b, &p);
@@ -207,7 +249,7 @@ mod runtime {
 
     fn gpu_runtime(m: &Llama, dtype: DType, graphs: bool) -> CudaLlama {
         let d = Dispatcher::untuned(CudaBackend::new(0).expect("this test needs an NVIDIA GPU"));
-        CudaLlama::from_host(m, d, GpuOptions { dtype, slots: 4, context: 1024, max_rows: 256, graphs }).unwrap()
+        CudaLlama::from_host(m, d, GpuOptions { dtype, slots: 4, context: 1024, max_rows: 256, graphs, ..Default::default() }).unwrap()
     }
 
     fn rel_rms(a: &[f32], b: &[f32]) -> f64 {
@@ -240,6 +282,38 @@ mod runtime {
             assert!(checked * 2 >= steps, "{dtype}: only {checked} of {steps} steps had a clear margin");
             assert!(worst < bound, "{dtype}: logits differ from the f32 CPU reference by {worst:.3} (relative RMS)");
             eprintln!("{dtype}: {checked} of {steps} clear-margin steps agree; worst relative RMS of logits {worst:.4}; {}", rt.dispatcher().coverage().summary());
+        }
+    }
+
+    #[test]
+    #[ignore = "needs an NVIDIA GPU and the SmolLM2 model"]
+    fn gpu_native_int4_weights_follow_the_cpu_reference() {
+        use gemmtune::model::weights::WeightMode;
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        let (dense, native) = (model(), Llama::load_with(&p, WeightMode::Native).unwrap());
+        let dense_bytes = gpu_runtime(&dense, DType::BF16, true).weight_bytes();
+        for (dtype, bound) in [(DType::F16, 0.02), (DType::BF16, 0.06)] {
+            let mut rt = gpu_runtime(&native, dtype, true);
+            // Q4_1 layers stay packed (5 bits a weight); the Q8_0 embedding/head is dense.
+            assert!(rt.weight_bytes() < dense_bytes * 7 / 10, "{} vs {dense_bytes} bytes: layers not packed", rt.weight_bytes());
+            let (mut checked, mut steps, mut worst) = (0, 0, 0f64);
+            for prompt in prompts() {
+                let (toks, cpu) = cpu_greedy(&dense, &prompt, 24);
+                let gpu = gpu_forced(&mut rt, &prompt, &toks);
+                for (i, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
+                    assert!(g.iter().all(|v| v.is_finite()), "{dtype}: non-finite logits at step {i}");
+                    worst = worst.max(rel_rms(g, c));
+                    steps += 1;
+                    if margin(c) > 1.0 {
+                        checked += 1;
+                        assert_eq!(argmax(g), argmax(c), "{dtype} int4: step {i} of {prompt:?}: GPU picks another token");
+                    }
+                }
+            }
+            let cov = rt.dispatcher().coverage().summary();
+            assert!(checked * 2 >= steps, "{dtype}: only {checked} of {steps} steps had a clear margin");
+            assert!(worst < bound, "{dtype} int4: logits differ from the f32 CPU reference by {worst:.3} (relative RMS)");
+            eprintln!("{dtype} int4 (q4_1 packed): {checked} of {steps} clear-margin steps agree; worst relative RMS {worst:.4}; {cov}");
         }
     }
 

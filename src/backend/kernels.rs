@@ -17,6 +17,10 @@ pub const COMMON: &str = include_str!("../../kernels/common.cuh");
 pub const UTIL: &str = include_str!("../../kernels/util.cu");
 pub const GEMV: &str = include_str!("../../kernels/gemv.cu");
 pub const MMA: &str = include_str!("../../kernels/mma.cu");
+/// The int4 tensor-core kernel: kernels/qmma.cu appended to kernels/mma.cu (whose
+/// helpers it uses); the host defines QMMA_FORMAT.
+pub const QMMA: &str = concat!(include_str!("../../kernels/mma.cu"), include_str!("../../kernels/qmma.cu"));
+pub const QUANT: &str = include_str!("../../kernels/quant.cu");
 pub const MFMA: &str = include_str!("../../kernels/hip/mfma.cu");
 
 /// Splices the shared header into a kernel source behind the given defines (run-time
@@ -365,7 +369,7 @@ mod tests {
         let s = assemble(GEMV, &[("GEMV_DTYPE", "0")]);
         assert!(s.starts_with("#define GEMV_DTYPE 0\n"));
         assert!(s.contains("f32_to_bf16") && s.contains("gemv_kernel"));
-        for src in [GEMV, UTIL, MMA, MFMA] {
+        for src in [GEMV, UTIL, MMA, QMMA, QUANT, MFMA] {
             let s = assemble(src, &[]);
             assert!(!s.lines().any(|l| l.trim_start().starts_with("#include")), "run-time compilers get no include path");
         }

@@ -71,6 +71,7 @@ pub fn run(a: &DecodeBenchArgs) -> Result<()> {
         context,
         max_rows: a.prompt_len.max(1),
         graphs: !a.exec.no_graphs,
+        weights: a.quant,
     };
     let mut sides = Vec::new();
     let tuned = super::load_dispatcher(CudaBackend::new(a.exec.device)?, a.table.as_deref(), false, None)?;
@@ -84,8 +85,10 @@ pub fn run(a: &DecodeBenchArgs) -> Result<()> {
     let bytes = sides[0].rt.weight_bytes();
     let floor_ms = bytes as f64 / bw * 1e3;
     eprintln!(
-        "{} (tp {} rank, {} layers, hidden {}, {} heads / {} KV, intermediate {}, vocab {}), {}: {:.2} GB of GEMM weights per step; copy bandwidth {:.0} GB/s -> roofline {:.3} ms/step",
-        mc.name, a.tp, mc.layers, mc.hidden, mc.heads, mc.kv_heads, mc.intermediate, mc.vocab, opt.dtype, bytes as f64 / 1e9, bw / 1e9, floor_ms
+        "{} (tp {} rank, {} layers, hidden {}, {} heads / {} KV, intermediate {}, vocab {}), {}{}: {:.2} GB of GEMM weights per step; copy bandwidth {:.0} GB/s -> roofline {:.3} ms/step",
+        mc.name, a.tp, mc.layers, mc.hidden, mc.heads, mc.kv_heads, mc.intermediate, mc.vocab, opt.dtype,
+        if a.quant.is_dense() { String::new() } else { format!(" with {} layer weights", a.quant) },
+        bytes as f64 / 1e9, bw / 1e9, floor_ms
     );
     let prompt: Vec<u32> = (0..a.prompt_len).map(|i| (crate::random::mix(a.seed ^ crate::random::mix(i as u64)) % cfg.vocab as u64) as u32).collect();
     for s in sides.iter_mut() {
@@ -128,7 +131,7 @@ pub fn run(a: &DecodeBenchArgs) -> Result<()> {
         }
     }
     if let Some(path) = &a.json {
-        let v = json!({"config": a.config, "tp": a.tp, "layers": mc.layers, "dtype": opt.dtype.name(), "weight_bytes": bytes,
+        let v = json!({"config": a.config, "tp": a.tp, "layers": mc.layers, "dtype": opt.dtype.name(), "weights": a.quant.name(), "weight_bytes": bytes,
             "copy_bandwidth": bw, "roofline_ms": floor_ms, "prompt_len": a.prompt_len, "steps": a.steps, "reps": a.reps, "rows": rows,
             "device": sides[0].rt.dispatcher().backend().gpu().name});
         crate::atomic::write_atomic(path, |w| w.write_all(serde_json::to_string_pretty(&v).expect("json").as_bytes()))?;

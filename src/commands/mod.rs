@@ -95,9 +95,6 @@ pub(crate) fn load_dispatcher<B: crate::backend::Backend>(
 macro_rules! with_runtime {
     ($exec:expr, $model:expr, $table:expr, $strict:expr, $record:expr, $slots:expr, ($rt:ident, $stats:ident) => $body:expr) => {{
         let exec: &crate::cli::ExecArgs = $exec;
-        if exec.backend == BackendName::Cuda && exec.weights == crate::model::weights::WeightMode::Native {
-            return Err(Error::input("--weights native runs on the CPU backend; the GPU runtime keeps bf16/f16 weights (--gpu-dtype)"));
-        }
         let model = crate::model::llama::Llama::load_with($model, exec.weights)?;
         match exec.backend {
             BackendName::Cpu => {

@@ -21,7 +21,8 @@ use crate::backend::cuda::rtc::{assemble, grid_for, LLAMA};
 use crate::backend::cuda::CudaBackend;
 use crate::dispatch::{Dispatcher, Source};
 use crate::error::{Error, Result};
-use crate::problem::{DType, Problem};
+use crate::problem::{DType, Problem, WeightFormat};
+use crate::quant::QuantTensor;
 use cudarc::driver::sys::CUfunction_attribute_enum as FnAttr;
 use cudarc::driver::{CudaFunction, CudaGraph, LaunchConfig, PushKernelArg};
 use half::{bf16, f16};
@@ -42,11 +43,13 @@ pub struct GpuOptions {
     pub max_rows: usize,
     /// Capture decode steps as CUDA graphs once warm.
     pub graphs: bool,
+    /// Layer weights of `random` models: dense (in `dtype`) or packed int4 (q4_1, g128).
+    pub weights: WeightFormat,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { dtype: DType::BF16, slots: 16, context: 4096, max_rows: 2048, graphs: true }
+        GpuOptions { dtype: DType::BF16, slots: 16, context: 4096, max_rows: 2048, graphs: true, weights: WeightFormat::Dense }
     }
 }
 
@@ -153,11 +156,10 @@ fn to_words(v: &[f32], dtype: DType) -> Vec<u16> {
     }
 }
 
-fn host_f32(t: &HostTensor) -> &[f32] {
-    match t {
-        HostTensor::F32(v) => v,
-        _ => unreachable!("the CPU model holds f32 weights"),
-    }
+/// Formats the GPU keeps packed (those with fused int4 kernels); other packed weights
+/// (q8_0) are dequantized to the 16-bit type at upload.
+fn gpu_packs(f: WeightFormat) -> bool {
+    matches!(f, WeightFormat::Q4_1 | WeightFormat::G128)
 }
 
 impl CudaLlama {
@@ -175,29 +177,45 @@ impl CudaLlama {
             gpu.upload(&b, v)?;
             Ok(b)
         };
-        let cat = |a: &[&HostTensor]| -> Vec<f32> { a.iter().flat_map(|t| host_f32(t).iter().copied()).collect() };
+        // One linear layer's weight from its parts (q, k, v or gate, up stacked by rows):
+        // packed int4 when every part is (`--weights native`), else dense 16-bit.
+        let up_w = |parts: &[&HostTensor]| -> Result<DevBuf> {
+            let packed: Option<Vec<&QuantTensor>> =
+                parts.iter().map(|t| if let HostTensor::Quant(q) = t { Some(q) } else { None }).collect();
+            match packed {
+                Some(qs) if qs.iter().all(|q| gpu_packs(q.format) && q.format == qs[0].format && q.k == qs[0].k) => {
+                    let data = qs.iter().flat_map(|q| q.data.iter().copied()).collect();
+                    let t = QuantTensor::new(qs[0].format, qs.iter().map(|q| q.rows).sum(), qs[0].k, data).map_err(Error::runtime)?;
+                    gpu.upload_packed(&t, dt)
+                }
+                _ => up16(&parts.iter().flat_map(|t| t.as_f32().into_owned()).collect::<Vec<f32>>()),
+            }
+        };
         let mut layers = Vec::with_capacity(m.layers.len());
         for l in &m.layers {
             layers.push(LayerW {
                 attn_norm: up32(&l.attn_norm)?,
-                qkv: up16(&cat(&[&l.wq, &l.wk, &l.wv]))?,
-                o: up16(host_f32(&l.wo))?,
+                qkv: up_w(&[&l.wq, &l.wk, &l.wv])?,
+                o: up_w(&[&l.wo])?,
                 ffn_norm: up32(&l.ffn_norm)?,
-                gate_up: up16(&cat(&[&l.wg, &l.wu]))?,
-                down: up16(host_f32(&l.wd))?,
+                gate_up: up_w(&[&l.wg, &l.wu])?,
+                down: up_w(&[&l.wd])?,
                 k_cache: gpu.alloc(dt, 1)?, // sized in `finish`
                 v_cache: gpu.alloc(dt, 1)?,
             });
         }
-        let embed = up16(host_f32(&m.embed))?;
-        let head = if m.tied { None } else { Some(up16(host_f32(&m.head))?) };
+        // The embedding is looked up by rows, so it stays dense (and so does a tied head).
+        let embed = up16(&m.embed.as_f32())?;
+        let head = if m.tied { None } else { Some(up_w(&[&m.head])?) };
         let out_norm = up32(&m.out_norm)?;
         CudaLlama::finish(m.cfg.clone(), d, opt, layers, embed, head, out_norm)
     }
 
     /// A model of `cfg`'s shapes with random weights made on the device (uniform, scaled
-    /// by 1/sqrt(fan-in) so activations stay finite; norms 1): for decode benchmarks of
-    /// models whose weights are not at hand (Llama-3.1-8B, 70B per-GPU shards).
+    /// by 1/sqrt(fan-in) so activations stay finite; norms 1; layer weights packed when
+    /// `opt.weights` names an int4 format, the embedding and head dense, as GPTQ/AWQ
+    /// checkpoints keep them): for decode benchmarks of models whose weights are not at hand
+    /// (Llama-3.1-8B, 70B per-GPU shards).
     pub fn random(cfg: Config, d: Dispatcher<CudaBackend>, opt: GpuOptions, seed: u64) -> Result<CudaLlama> {
         let gpu = gpu_of(&d);
         let dt = opt.dtype;
@@ -215,6 +233,35 @@ impl CudaLlama {
             }
             Ok(b)
         };
+        let planar = d.backend().rtc().function(gpu, &module_name(dt), || source(dt), "fill_planar")?;
+        let wf = opt.weights;
+        if !(wf.is_dense() || gpu_packs(wf)) {
+            return Err(Error::input(format!("random GPU models hold dense, q4_1 or g128 weights, not {wf}")));
+        }
+        // A layer weight: dense like `rand`, or packed int4 spanning the same range.
+        let layer = |n: usize, k: usize, scale: f32, s: &mut u64| -> Result<DevBuf> {
+            if wf.is_dense() {
+                return rand(n, k, scale, s);
+            }
+            let b = gpu.alloc_packed(wf, n, k, dt)?;
+            *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let (rows, kk, g, g128) = (n as u64, k as i32, wf.block() as i32, (wf == WeightFormat::G128) as i32);
+            // SAFETY: writes the nibble and parameter planes of n × k packed weights.
+            unsafe {
+                gpu.stream
+                    .launch_builder(&planar)
+                    .arg(&b.ptr)
+                    .arg(&rows)
+                    .arg(&kk)
+                    .arg(&g)
+                    .arg(&g128)
+                    .arg(&*s)
+                    .arg(&scale)
+                    .launch(grid_for(n * k / 8))
+                    .map_err(drv)?;
+            }
+            Ok(b)
+        };
         let fan_in = |k: usize| (3.0 / k as f32).sqrt();
         let ones = |n: usize| -> Result<DevBuf> {
             let b = gpu.alloc(DType::F32, n)?;
@@ -227,11 +274,11 @@ impl CudaLlama {
         for _ in 0..cfg.layers {
             layers.push(LayerW {
                 attn_norm: ones(h)?,
-                qkv: rand(qn + 2 * kvn, h, fan_in(h), &mut next_seed)?,
-                o: rand(h, qn, fan_in(qn), &mut next_seed)?,
+                qkv: layer(qn + 2 * kvn, h, fan_in(h), &mut next_seed)?,
+                o: layer(h, qn, fan_in(qn), &mut next_seed)?,
                 ffn_norm: ones(h)?,
-                gate_up: rand(2 * i, h, fan_in(h), &mut next_seed)?,
-                down: rand(h, i, fan_in(i), &mut next_seed)?,
+                gate_up: layer(2 * i, h, fan_in(h), &mut next_seed)?,
+                down: layer(h, i, fan_in(i), &mut next_seed)?,
                 k_cache: gpu.alloc(dt, 1)?,
                 v_cache: gpu.alloc(dt, 1)?,
             });
@@ -464,7 +511,8 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
     let (tok, pos, slot, last) = (meta.ptr, meta.ptr + 4 * r, meta.ptr + 8 * r, meta.ptr + 12 * r);
     let rows = |threads: u32| LaunchConfig { grid_dim: (m as u32, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: 0 };
     let gemm = |calls: &mut Vec<(Problem, Source)>, mm: usize, n: usize, kk: usize, x: &DevBuf, w: &DevBuf, y: &mut DevBuf| -> Result<()> {
-        let p = Problem::linear(dt, mm, n, kk).map_err(Error::runtime)?;
+        let f = w.packed.map_or(WeightFormat::Dense, |(f, _)| f);
+        let p = Problem::linear(dt, mm, n, kk).and_then(|p| p.with_weights(f)).map_err(Error::runtime)?;
         let src = t.d.gemm(&p, x, w, y)?;
         calls.push((p, src));
         Ok(())

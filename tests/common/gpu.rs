@@ -7,8 +7,9 @@ use gemmtune::problem::{DType, Layout, Problem};
 use gemmtune::random;
 use gemmtune::tune::validate::validate;
 
+/// X, W (packed when the problem's weights are) and Y of `p`.
 pub fn operands<B: Backend>(b: &B, p: &Problem) -> Operands<B::Buffer> {
-    Operands { x: b.alloc(p.dtype, p.x_len()).unwrap(), w: b.alloc(p.dtype, p.w_len()).unwrap(), y: b.alloc(p.dtype, p.y_len()).unwrap() }
+    gemmtune::tune::alloc_operands(b, p).unwrap()
 }
 
 /// The device fill reproduces `random::element` bit for bit; NaN poison is seen by `inspect`.

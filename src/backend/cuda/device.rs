@@ -4,7 +4,8 @@
 //! would put hidden records into timed regions and graph captures).
 
 use crate::error::{Error, Result};
-use crate::problem::DType;
+use crate::problem::{DType, WeightFormat};
+use crate::quant::QuantTensor;
 use cudarc::driver::{result as dr, sys as ds, CudaContext, CudaGraph, CudaStream};
 use std::sync::Arc;
 
@@ -106,7 +107,35 @@ impl Gpu {
         let ptr = unsafe { dr::malloc_sync(bytes + GUARD_BYTES) }.map_err(|e| {
             Error::runtime(format!("cannot allocate {bytes} bytes on the GPU: {e:?}"))
         })?;
-        Ok(DevBuf { ptr, len, dtype, bytes, ctx: self.ctx.clone() })
+        Ok(DevBuf { ptr, len, dtype, bytes, packed: None, ctx: self.ctx.clone() })
+    }
+
+    /// Room for `rows × k` weights packed in `format` (the device layout: see `pack`),
+    /// activations of type `dtype`.
+    pub fn alloc_packed(&self, format: WeightFormat, rows: usize, k: usize, dtype: DType) -> Result<DevBuf> {
+        let bytes = rows * crate::quant::row_bytes(format, k);
+        let mut b = self.alloc_bytes(bytes)?;
+        (b.len, b.dtype, b.packed) = (rows * k, dtype, Some((format, k)));
+        Ok(b)
+    }
+
+    /// Packed weights on the device in the layout the kernels read: `quant::planar` for the
+    /// int4 formats (fused kernels), GGUF's rows for q8_0 (only dequantized).
+    pub fn upload_packed(&self, t: &QuantTensor, dtype: DType) -> Result<DevBuf> {
+        let b = self.alloc_packed(t.format, t.rows, t.k, dtype)?;
+        self.write_packed(&b, t)?;
+        Ok(b)
+    }
+
+    /// Overwrites packed weights `b` (same format and shape) with `t`.
+    pub fn write_packed(&self, b: &DevBuf, t: &QuantTensor) -> Result<()> {
+        if b.packed != Some((t.format, t.k)) || b.len != t.elements() {
+            return Err(Error::runtime(format!("packed buffer of {:?} does not fit {} x {} {}", b.packed, t.rows, t.k, t.format)));
+        }
+        match crate::quant::planar(t) {
+            Some(bytes) => self.upload(b, &bytes),
+            None => self.upload(b, &t.data),
+        }
     }
 
     /// Whether the guard bytes behind `b` still hold 0xFF (set by `memset_with_guard`).
@@ -226,12 +255,14 @@ impl Gpu {
     }
 }
 
-/// A device allocation holding `len` elements of `dtype`.
+/// A device allocation holding `len` elements of `dtype`, or for packed weights `len`
+/// weights in `packed = (format, K)` for activations of type `dtype`.
 pub struct DevBuf {
     pub ptr: ds::CUdeviceptr,
     pub len: usize,
     pub dtype: DType,
     pub bytes: usize,
+    pub packed: Option<(WeightFormat, usize)>,
     ctx: Arc<CudaContext>,
 }
 

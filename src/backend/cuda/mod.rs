@@ -7,7 +7,11 @@
 //! Kernel ids:
 //! - `cuda:cublas:default` — `cublasGemmEx` with the default algorithm (what PyTorch runs);
 //! - `cuda:cublaslt:<version>:<config>:<blob hex>` — one cuBLASLt algorithm (lt.rs);
-//! - `cuda:gemv:...` and `cuda:mma:...` — kernels/gemv.cu and kernels/mma.cu (custom.rs).
+//! - `cuda:gemv:...`, `cuda:mma:...` and `cuda:qmma:...` — kernels/gemv.cu, kernels/mma.cu
+//!   and kernels/qmma.cu (custom.rs);
+//! - `cuda:dq:<dense id without "cuda:">` — for quantized weights: dequantize W into a
+//!   16-bit scratch (kernels/quant.cu), then run that dense kernel; `cuda:dq:cublas:default`
+//!   is the default of quantized problems (what a framework without int4 kernels does).
 
 pub mod custom;
 pub mod device;
@@ -16,9 +20,9 @@ pub mod rtc;
 
 use super::{Backend, Candidate, Identity, Inspection, KernelId, Operands};
 use crate::error::{Error, Result};
-use crate::problem::{DType, Problem};
+use crate::problem::{DType, Problem, WeightFormat};
 use cudarc::cublas::sys as blas;
-use cudarc::driver::CudaFunction;
+use cudarc::driver::{CudaFunction, PushKernelArg};
 use device::{DevBuf, Gpu};
 use half::{bf16, f16};
 use std::collections::HashMap;
@@ -48,6 +52,8 @@ enum Kind {
     Cublas { tf32: bool },
     Lt { algo: cudarc::cublaslt::sys::cublasLtMatmulAlgo_t, desc: Arc<lt::Desc> },
     Custom { custom: custom::Custom, function: CudaFunction },
+    /// Dequantize W into `scratch` with `dequant`, then run `inner` on the dense problem.
+    Dequant { inner: Box<Kind>, dequant: CudaFunction, scratch: Arc<DevBuf> },
 }
 
 static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -87,6 +93,9 @@ pub struct CudaBackend {
     descs: Mutex<HashMap<(Problem, bool), Arc<lt::Desc>>>,
     graphs: Mutex<Graphs>,
     scratch: Mutex<Option<rtc::Scratch>>,
+    /// The dequantized W of `cuda:dq:` kernels, shared and grown as needed (a kernel keeps
+    /// the one it was resolved with alive: captured graphs hold its address).
+    dq_scratch: Mutex<Option<Arc<DevBuf>>>,
     lock: Mutex<()>,
     /// Most cuBLASLt configurations offered per problem.
     pub lt_budget: usize,
@@ -145,6 +154,7 @@ impl CudaBackend {
             descs: Mutex::new(HashMap::new()),
             graphs: Mutex::new(Graphs(HashMap::new())),
             scratch: Mutex::new(None),
+            dq_scratch: Mutex::new(None),
             lock: Mutex::new(()),
             lt_budget: 256,
             gpu,
@@ -163,7 +173,11 @@ impl CudaBackend {
 
     /// Enqueues one run on the stream (no synchronization: graph-capturable).
     fn launch(&self, k: &CudaKernel, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
-        match &k.kind {
+        self.launch_kind(&k.kind, p, x, w, y)
+    }
+
+    fn launch_kind(&self, kind: &Kind, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
+        match kind {
             Kind::Cublas { tf32 } => {
                 let t = match p.dtype {
                     DType::F32 => blas::cudaDataType::CUDA_R_32F,
@@ -219,6 +233,40 @@ impl CudaBackend {
                 self.custom_ws.ptr,
                 self.custom_counters.ptr,
             ),
+            Kind::Dequant { inner, dequant, scratch } => {
+                let (rows, k) = ((p.batch * p.n) as u64, p.k as i32);
+                let work = match p.wformat {
+                    WeightFormat::Q8_0 => p.w_len() / 32,
+                    _ => p.w_len() / 8,
+                };
+                // SAFETY: w holds rows × k packed weights (check_operands), scratch at least
+                // rows × k 16-bit values (sized when resolved).
+                unsafe {
+                    self.gpu
+                        .stream
+                        .launch_builder(dequant)
+                        .arg(&w.ptr)
+                        .arg(&scratch.ptr)
+                        .arg(&rows)
+                        .arg(&k)
+                        .launch(rtc::grid_for(work))
+                        .map_err(device::drv)?;
+                }
+                self.launch_kind(inner, &p.with_weights(WeightFormat::Dense).map_err(Error::runtime)?, x, scratch, y)
+            }
+        }
+    }
+
+    /// A scratch for `p`'s dequantized W: the current one if large enough, else a new one.
+    fn dq_scratch(&self, p: &Problem) -> Result<Arc<DevBuf>> {
+        let mut s = self.dq_scratch.lock().unwrap_or_else(|e| e.into_inner());
+        match s.as_ref() {
+            Some(b) if b.len >= p.w_len() && b.dtype == p.dtype => Ok(b.clone()),
+            _ => {
+                let b = Arc::new(self.gpu.alloc(p.dtype, p.w_len())?);
+                *s = Some(b.clone());
+                Ok(b)
+            }
         }
     }
 
@@ -236,8 +284,12 @@ impl CudaBackend {
     /// Operands may be larger than the problem (the runtime's activation buffers are
     /// sized for its largest batch); the kernels touch only the problem's elements.
     fn check_operands(p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
+        let packed = (!p.wformat.is_dense()).then_some((p.wformat, p.k));
+        if w.packed != packed {
+            return Err(Error::runtime(format!("operand W holds {:?} packed weights, {p} needs {packed:?}", w.packed)));
+        }
         for (name, t, len) in [("X", x, p.x_len()), ("W", w, p.w_len()), ("Y", y, p.y_len())] {
-            if t.len < len || t.dtype != p.dtype {
+            if t.len < len || t.dtype != p.dtype || (name != "W" && t.packed.is_some()) {
                 return Err(Error::runtime(format!(
                     "operand {name} holds {} {} elements, {p} needs at least {len} {}",
                     t.len, t.dtype, p.dtype
@@ -245,6 +297,48 @@ impl CudaBackend {
             }
         }
         Ok(())
+    }
+}
+
+/// The default kernel of quantized problems: dequantize, then cuBLAS's default.
+pub const DQ_DEFAULT: &str = "cuda:dq:cublas:default";
+
+/// What the quantized-weight kernels need: 16-bit activations, W stored `[N, K]`, one batch.
+fn quant_supported(p: &Problem) -> Result<()> {
+    if p.dtype == DType::F32 || p.batch != 1 || p.layout != crate::problem::Layout::TN {
+        return Err(Error::input(format!(
+            "backend 'cuda' runs {} weights with bf16/f16 activations, layout TN and batch 1 (got {p})",
+            p.wformat
+        )));
+    }
+    Ok(())
+}
+
+fn quant_source(d: DType) -> String {
+    rtc::assemble(crate::backend::kernels::QUANT, &[("DQ_DTYPE", if d == DType::F16 { "1" } else { "0" })])
+}
+
+impl CudaBackend {
+    /// Candidates for packed weights: dequantize + cuBLAS / every cuBLASLt algorithm of the
+    /// dense problem (prefill), and the fused int4 tensor-core kernels (decode).
+    fn quant_candidates(&self, p: &Problem) -> Result<Vec<Candidate>> {
+        quant_supported(p)?;
+        let dense = p.with_weights(WeightFormat::Dense).map_err(Error::runtime)?;
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.gpu.bind()?;
+        let mut out = vec![Candidate { id: KernelId::new(DQ_DEFAULT), attrs: "graph=1".into() }];
+        let desc = self.desc(&dense, false)?;
+        for (algo, ws, _) in lt::enumerate(&self.lt, &desc, &dense, self.lt_budget / 4)? {
+            let id = lt::encode_id(self.lt.version, &algo, false);
+            out.push(Candidate {
+                id: KernelId::new(format!("cuda:dq:{}", id.strip_prefix("cuda:").unwrap_or(&id))),
+                attrs: format!("graph=1;workspace={ws}"),
+            });
+        }
+        let own = custom::Custom::candidates(p);
+        custom::Custom::prepare(&own, p, &self.rtc, &self.gpu);
+        out.extend(own.iter().map(|c| Candidate { id: KernelId::new(c.id()), attrs: "graph=1".into() }));
+        Ok(out)
     }
 }
 
@@ -271,7 +365,9 @@ impl Backend for CudaBackend {
     }
 
     fn candidates(&self, p: &Problem) -> Result<Vec<Candidate>> {
-        super::dense_weights_only("cuda", p)?;
+        if !p.wformat.is_dense() {
+            return self.quant_candidates(p);
+        }
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.gpu.bind()?;
         // Every candidate is timed inside a CUDA graph, so a candidate that survives timing
@@ -298,18 +394,28 @@ impl Backend for CudaBackend {
         }
         let own = custom::Custom::candidates(p);
         // Compile them all now, in parallel, rather than one by one while validating.
-        custom::Custom::prepare(&own, p.dtype, &self.rtc, &self.gpu);
+        custom::Custom::prepare(&own, p, &self.rtc, &self.gpu);
         out.extend(own.iter().map(|c| Candidate { id: KernelId::new(c.id()), attrs: "graph=1".into() }));
         Ok(out)
     }
 
-    fn default_kernel(&self, _p: &Problem) -> KernelId {
-        KernelId::new("cuda:cublas:default")
+    fn default_kernel(&self, p: &Problem) -> KernelId {
+        KernelId::new(if p.wformat.is_dense() { "cuda:cublas:default" } else { DQ_DEFAULT })
     }
 
     fn resolve(&self, p: &Problem, id: &KernelId) -> Result<CudaKernel> {
-        super::dense_weights_only("cuda", p)?;
         let s = id.as_str();
+        if let Some(dense_id) = s.strip_prefix("cuda:dq:") {
+            quant_supported(p)?;
+            let dense = p.with_weights(WeightFormat::Dense).map_err(Error::runtime)?;
+            let inner = self.resolve(&dense, &KernelId::new(format!("cuda:{dense_id}")))?;
+            let f = format!("dequant_{}", p.wformat);
+            let dequant = self.rtc.function(&self.gpu, &format!("quant_{}", p.dtype), || quant_source(p.dtype), &f)?;
+            return Ok(CudaKernel::new(Kind::Dequant { inner: Box::new(inner.kind), dequant, scratch: self.dq_scratch(p)? }));
+        }
+        if !p.wformat.is_dense() && !s.starts_with("cuda:qmma:") {
+            return Err(Error::input(format!("{s} runs dense weights; {p} has {} ones (cuda:qmma and cuda:dq kernels run them)", p.wformat)));
+        }
         let parts: Vec<&str> = s.split(':').collect();
         match parts.as_slice() {
             ["cuda", "cublas", "default"] => Ok(CudaKernel::new(Kind::Cublas { tf32: false })),
@@ -325,12 +431,12 @@ impl Backend for CudaBackend {
                 desc.check(&self.lt, &algo).map_err(|e| Error::runtime(format!("{s}: not usable for {p}: {e}")))?;
                 Ok(CudaKernel::new(Kind::Lt { algo, desc }))
             }
-            ["cuda", "gemv" | "mma", ..] => {
+            ["cuda", "gemv" | "mma" | "qmma", ..] => {
                 let c = custom::Custom::parse(s).map_err(Error::input)?;
                 if let Some(why) = c.unsupported(p) {
                     return Err(custom::not_usable(s, why));
                 }
-                let function = c.load(p.dtype, &self.rtc, &self.gpu)?;
+                let function = c.load(p, &self.rtc, &self.gpu)?;
                 Ok(CudaKernel::new(Kind::Custom { custom: c, function }))
             }
             _ => Err(Error::input(format!("'{s}' is not a CUDA kernel id"))),
@@ -341,8 +447,23 @@ impl Backend for CudaBackend {
         self.gpu.alloc(dtype, len)
     }
 
+    fn alloc_w(&self, p: &Problem) -> Result<DevBuf> {
+        if p.wformat.is_dense() {
+            return self.gpu.alloc(p.dtype, p.w_len());
+        }
+        quant_supported(p)?;
+        self.gpu.alloc_packed(p.wformat, p.batch * p.n, p.k, p.dtype)
+    }
+
     fn fill_random(&self, buf: &mut DevBuf, seed: u64) -> Result<()> {
         self.gpu.bind()?;
+        if let Some((f, k)) = buf.packed {
+            // quant.rs's counter-based packed weights, made on the host (the reference
+            // recomputes them there) and uploaded in the device layout.
+            let mut t = crate::quant::QuantTensor::zeros(f, buf.len / k, k);
+            t.fill_random(seed);
+            return self.gpu.write_packed(buf, &t);
+        }
         rtc::fill_random(&self.rtc, &self.gpu, buf, seed)
     }
 
@@ -352,6 +473,9 @@ impl Backend for CudaBackend {
     }
 
     fn download(&self, buf: &DevBuf) -> Result<Vec<f32>> {
+        if buf.packed.is_some() {
+            return Err(Error::runtime("packed weights are not downloaded as values"));
+        }
         Ok(match buf.dtype {
             DType::F32 => self.gpu.download_raw::<f32>(buf, buf.len)?,
             DType::F16 => self.gpu.download_raw::<u16>(buf, buf.len)?.into_iter().map(|b| f16::from_bits(b).to_f32()).collect(),

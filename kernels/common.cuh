@@ -23,6 +23,7 @@ __device__ __forceinline__ u16 f32_to_bf16(float f) {
 __device__ __forceinline__ u16 f32_to_f16(float f) { return __builtin_bit_cast(u16, (_Float16)f); }
 #define SHFL_XOR(v, o) __shfl_xor((v), (o))
 #define LDG(p) (*(p))
+#define PDL_ENTRY()
 #else
 #define WARP_SIZE 32
 __device__ __forceinline__ float bf16_to_f32(u16 v) { return __uint_as_float(((u32)v) << 16); }
@@ -44,6 +45,15 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
 
 #define SHFL_XOR(v, o) __shfl_xor_sync(0xffffffffu, (v), (o))
 #define LDG(p) __ldg(p)
+// Programmatic dependent launch (sm_90+): wait until the kernel before this one on the
+// stream has finished and its writes are visible, then let the next kernel be scheduled
+// (its blocks in turn wait here). A no-op for kernels launched without the PDL attribute.
+// Every kernel of ours starts with it, since the host may launch any of them with PDL.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define PDL_ENTRY() asm volatile("griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;" ::: "memory")
+#else
+#define PDL_ENTRY()
+#endif
 #endif
 
 // DT selects the 16-bit storage type: 0 = bf16, 1 = f16.

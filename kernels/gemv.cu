@@ -102,5 +102,6 @@ __device__ __forceinline__ void gemv(const u16* __restrict__ x, const u16* __res
 // GEMV_THREADS, GEMV_UNROLL and GEMV_MAXM, and compiles the variants in parallel.
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
     gemv_kernel(const u16* x, const u16* w, u16* y, int M, int N, int K) {
+    PDL_ENTRY();
     gemv<GEMV_DTYPE, GEMV_ROWS, GEMV_THREADS, GEMV_UNROLL, GEMV_MAXM>(x, w, y, M, N, K);
 }

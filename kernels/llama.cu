@@ -37,6 +37,7 @@ template <bool MAX> __device__ float block_reduce(float v, float* red) {
 
 // x[r, :] = embedding row of token r (f32 residual stream).
 extern "C" __global__ void embed_rows(const u32* tok, const u16* table, float* x, int H) {
+    PDL_ENTRY();
     const int r = blockIdx.x;
     const u16* src = table + (size_t)tok[r] * H;
     for (int i = threadIdx.x; i < H; i += blockDim.x) x[(size_t)r * H + i] = to_f32<DT>(src[i]);
@@ -44,6 +45,7 @@ extern "C" __global__ void embed_rows(const u32* tok, const u16* table, float* x
 
 // out[r, :] = RMSNorm(x[rows[r] or r, :]) * w, stored in the GEMM dtype.
 extern "C" __global__ void rmsnorm_rows(const float* x, const u32* rows, const float* w, u16* out, int H, float eps) {
+    PDL_ENTRY();
     __shared__ float red[32];
     const int r = blockIdx.x;
     const float* xr = x + (size_t)(rows ? rows[r] : r) * H;
@@ -62,6 +64,7 @@ extern "C" __global__ void rmsnorm_rows(const float* x, const u32* rows, const f
 // pairs of one row are spread over several blocks so a single decode row is not serial.
 extern "C" __global__ void rope_store(u16* qkv, const u32* pos, const u32* slot, u16* kc, u16* vc, int heads,
                                       int kvh, int hd, const double* inv_freq, int ctx) {
+    PDL_ENTRY();
     const int r = blockIdx.x;
     const int p = pos[r];
     const int qn = heads * hd, kvn = kvh * hd;
@@ -94,6 +97,7 @@ extern "C" __global__ void rope_store(u16* qkv, const u32* pos, const u32* slot,
 #define ATT_U 4
 extern "C" __global__ void attention(const u16* qkv, const u32* pos, const u32* slot, const u16* kc, const u16* vc,
                                      u16* out, int heads, int kvh, int hd, int ctx, float scale) {
+    PDL_ENTRY();
     extern __shared__ float sm[];
     __shared__ float red[32];
     const int r = blockIdx.x, h = blockIdx.y;
@@ -169,6 +173,7 @@ extern "C" __global__ void attention(const u16* qkv, const u32* pos, const u32* 
 
 // a[r, i] = silu(g) * u for the fused gate_up output row [g (I) | u (I)].
 extern "C" __global__ void silu_mul(const u16* gu, u16* a, int I, u64 n) {
+    PDL_ENTRY();
     for (u64 j = blockIdx.x * (u64)blockDim.x + threadIdx.x; j < n; j += (u64)gridDim.x * blockDim.x) {
         const u64 r = j / I, i = j % I;
         const float g = to_f32<DT>(gu[r * 2 * I + i]), u = to_f32<DT>(gu[r * 2 * I + I + i]);
@@ -179,6 +184,7 @@ extern "C" __global__ void silu_mul(const u16* gu, u16* a, int I, u64 n) {
 // x += y, then out = RMSNorm(x) * w: the residual add of a GEMM output fused with the
 // norm that feeds the next GEMM (one launch instead of two, x read once).
 extern "C" __global__ void add_rmsnorm(float* x, const u16* y, const float* w, u16* out, int H, float eps) {
+    PDL_ENTRY();
     __shared__ float red[32];
     float* xr = x + (size_t)blockIdx.x * H;
     const u16* yr = y + (size_t)blockIdx.x * H;
@@ -197,6 +203,7 @@ extern "C" __global__ void add_rmsnorm(float* x, const u16* y, const float* w, u
 // out[r] = the index of row r's largest logit (the first on ties, like torch.argmax; NaN
 // never wins): greedy decoding without copying the logits to the host.
 extern "C" __global__ void argmax_rows(const u16* logits, int V, u32* out) {
+    PDL_ENTRY();
     __shared__ float bv[32];
     __shared__ int bi[32];
     const u16* l = logits + (size_t)blockIdx.x * V;
@@ -237,6 +244,7 @@ extern "C" __global__ void argmax_rows(const u16* logits, int V, u32* out) {
 
 // x += y (residual add of a GEMM output).
 extern "C" __global__ void add_residual(float* x, const u16* y, u64 n) {
+    PDL_ENTRY();
     for (u64 j = blockIdx.x * (u64)blockDim.x + threadIdx.x; j < n; j += (u64)gridDim.x * blockDim.x)
         x[j] += to_f32<DT>(y[j]);
 }
@@ -244,6 +252,7 @@ extern "C" __global__ void add_residual(float* x, const u16* y, u64 n) {
 // Random weights for synthetic models: uniform in [-scale, scale) from the same generator
 // as the tuner's operands (never zeros), so decode benchmarks stream real-looking bytes.
 extern "C" __global__ void fill_scaled(u16* p, u64 n, u64 seed, float scale) {
+    PDL_ENTRY();
     for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
         p[i] = from_f32<DT>(rand_value(seed, i) * scale);
     }
@@ -254,6 +263,7 @@ extern "C" __global__ void fill_scaled(u16* p, u64 n, u64 seed, float scale) {
 // [-scale, scale]: q4_1 d·q + m with d = 2·scale/15, m = −scale; g128 s·(q − z) with
 // s = 2·scale/15, z = 7.5.
 extern "C" __global__ void fill_planar(unsigned char* w, u64 rows, int K, int G, int g128, u64 seed, float scale) {
+    PDL_ENTRY();
     const u64 words = rows * (u64)K / 8, blocks = rows * (u64)(K / G);
     u32* nib = (u32*)w;
     u32* par = (u32*)(w + rows * (u64)(K / 2));

@@ -107,6 +107,7 @@ __device__ __forceinline__ void store_tile(const float (&acc)[MMA_MT][MMA_NT][4]
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     mma_kernel(const u16* __restrict__ x, const u16* __restrict__ w, u16* __restrict__ y, int M, int N, int K,
                float* __restrict__ ws, unsigned* __restrict__ counters) {
+    PDL_ENTRY();
     constexpr int MT = MMA_MT, NT = MMA_NT, WARPS = MMA_WARPS, V = MMA_V, KSPLIT = MMA_KSPLIT;
     constexpr int TILE = MT * 16 * NT * 8;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;

@@ -74,6 +74,7 @@ __device__ __forceinline__ void dequant_word(u32 w, u32 a2, u32 b2, u32 (&p)[4])
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     qmma_kernel(const u16* __restrict__ x, const unsigned char* __restrict__ w, u16* __restrict__ y, int M, int N,
                 int K, float* __restrict__ ws, unsigned* __restrict__ counters) {
+    PDL_ENTRY();
     constexpr int MT = MMA_MT, NT = MMA_NT, WARPS = MMA_WARPS, V = MMA_V, KSPLIT = MMA_KSPLIT;
     constexpr int G = QMMA_FORMAT == 0 ? 32 : 128;  // elements per parameter word
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -113,12 +114,13 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
         xrow[j] = x + (size_t)(xok[j] ? m : 0) * K;
     }
 
-    // W and its parameters are double-buffered in registers (the HBM stream); X comes
-    // from L1/L2 when used. A chunk past K loads zero nibbles and a zero parameter word,
-    // which dequantizes to exact zeros.
-    uint4 wa[MT][2][V];
+    // W, its parameters and the matching values of X are double-buffered in registers:
+    // the next step's loads are in flight while this step dequantizes and multiplies (X
+    // loaded only when used left every word waiting on an L2 round trip). A chunk past K
+    // loads zero nibbles, a zero parameter word (exact zero weights) and zero X.
+    uint4 wa[MT][2][V], xa[NT][V][4];
     u32 pa[MT][2][V];
-    auto load = [&](int s, uint4 (&wd)[MT][2][V], u32 (&pd)[MT][2][V]) {
+    auto load = [&](int s, uint4 (&wd)[MT][2][V], u32 (&pd)[MT][2][V], uint4 (&xd)[NT][V][4]) {
 #pragma unroll
         for (int v = 0; v < V; v++) {
             const int c = (4 * s + t) * V + v;
@@ -130,18 +132,21 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
                     wd[i][h][v] = ok ? ld_stream(wrow[i][h] + (size_t)c * 16) : make_uint4(0, 0, 0, 0);
                     pd[i][h][v] = ok ? __ldg(prow[i][h] + c * 32 / G) : 0u;
                 }
+#pragma unroll
+            for (int j = 0; j < NT; j++)
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                    xd[j][v][u] = ok && xok[j] ? __ldg((const uint4*)(xrow[j] + (size_t)c * 32 + 8 * u)) : make_uint4(0, 0, 0, 0);
         }
     };
     int s = s_begin + warp;
-    if (s < s_end) load(s, wa, pa);
+    if (s < s_end) load(s, wa, pa, xa);
     for (; s < s_end; s += WARPS) {
-        uint4 wn[MT][2][V];
+        uint4 wn[MT][2][V], xn[NT][V][4];
         u32 pn[MT][2][V];
-        if (s + WARPS < s_end) load(s + WARPS, wn, pn);
+        if (s + WARPS < s_end) load(s + WARPS, wn, pn, xn);
 #pragma unroll
         for (int v = 0; v < V; v++) {
-            const int c = (4 * s + t) * V + v;
-            const bool cok = c < chunks;
             u32 a2[MT][2], b2[MT][2];
 #pragma unroll
             for (int i = 0; i < MT; i++)
@@ -160,8 +165,7 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
                     }
 #pragma unroll
                 for (int j = 0; j < NT; j++) {
-                    const uint4 xv = xok[j] && cok ? __ldg((const uint4*)(xrow[j] + (size_t)c * 32 + 8 * u))
-                                                   : make_uint4(0, 0, 0, 0);
+                    const uint4 xv = xa[j][v][u];
                     const u32 x04 = prmt(xv.x, xv.z, 0x5410), x15 = prmt(xv.x, xv.z, 0x7632);
                     const u32 x26 = prmt(xv.y, xv.w, 0x5410), x37 = prmt(xv.y, xv.w, 0x7632);
 #pragma unroll
@@ -173,11 +177,16 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
             }
         }
 #pragma unroll
-        for (int i = 0; i < MT; i++)
+        for (int v = 0; v < V; v++) {
 #pragma unroll
-            for (int h = 0; h < 2; h++)
+            for (int i = 0; i < MT; i++)
 #pragma unroll
-                for (int v = 0; v < V; v++) wa[i][h][v] = wn[i][h][v], pa[i][h][v] = pn[i][h][v];
+                for (int h = 0; h < 2; h++) wa[i][h][v] = wn[i][h][v], pa[i][h][v] = pn[i][h][v];
+#pragma unroll
+            for (int j = 0; j < NT; j++)
+#pragma unroll
+                for (int u = 0; u < 4; u++) xa[j][v][u] = xn[j][v][u];
+        }
     }
 
     store_tile(acc, y, M, N, ws, counters);

@@ -34,15 +34,18 @@ __device__ void dequant_planar(const unsigned char* __restrict__ w, u16* __restr
 }
 
 extern "C" __global__ void dequant_q4_1(const unsigned char* w, u16* out, u64 rows, int K) {
+    PDL_ENTRY();
     dequant_planar<32>(w, out, rows, K);
 }
 extern "C" __global__ void dequant_g128(const unsigned char* w, u16* out, u64 rows, int K) {
+    PDL_ENTRY();
     dequant_planar<128>(w, out, rows, K);
 }
 
 // GGUF q8_0 rows as stored: blocks of 34 bytes (f16 d, 32 × i8), value d·q. One thread
 // per block (2-byte aligned, so bytes are read one by one).
 extern "C" __global__ void dequant_q8_0(const unsigned char* __restrict__ w, u16* __restrict__ out, u64 rows, int K) {
+    PDL_ENTRY();
     const u64 blocks = rows * (u64)K / 32;
     for (u64 b = blockIdx.x * (u64)blockDim.x + threadIdx.x; b < blocks; b += (u64)gridDim.x * blockDim.x) {
         const unsigned char* p = w + b * 34;

@@ -162,6 +162,10 @@ pub struct ExecArgs {
     /// Run every decode step eagerly instead of replaying CUDA graphs.
     #[arg(long)]
     pub no_graphs: bool,
+    /// Launch the GPU runtime's kernels without programmatic dependent launch (PDL), each
+    /// waiting for the previous one to finish before it is scheduled (for comparisons).
+    #[arg(long)]
+    pub no_pdl: bool,
     /// f32: dequantize the GGUF's weights at load (default); native: keep packed weights
     /// packed, each linear layer a quantized problem in the table: Q4_1 and Q8_0 on the
     /// CPU (`f32/q4_1`), Q4_1 on the GPU (`bf16/q4_1`; Q8_0 is dequantized there).

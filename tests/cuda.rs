@@ -323,7 +323,11 @@ mod runtime {
         let m = model();
         let prompt = &prompts()[0];
         let (toks, _) = cpu_greedy(&m, prompt, 12);
-        let eager = gpu_forced(&mut gpu_runtime(&m, DType::BF16, false), prompt, &toks);
+        // Eager launches without PDL against replayed graphs with PDL: the programmatic
+        // edges must not change a single bit.
+        let d = Dispatcher::untuned(CudaBackend::new(0).expect("this test needs an NVIDIA GPU"));
+        let opt = GpuOptions { dtype: DType::BF16, slots: 4, context: 1024, max_rows: 256, graphs: false, pdl: false, ..Default::default() };
+        let eager = gpu_forced(&mut CudaLlama::from_host(&m, d, opt).unwrap(), prompt, &toks);
         let mut rt = gpu_runtime(&m, DType::BF16, true);
         let graphed = gpu_forced(&mut rt, prompt, &toks);
         for (i, (a, b)) in eager.iter().zip(&graphed).enumerate() {

@@ -71,6 +71,7 @@ pub fn run(a: &DecodeBenchArgs) -> Result<()> {
         context,
         max_rows: a.prompt_len.max(1),
         graphs: !a.exec.no_graphs,
+        pdl: !a.exec.no_pdl,
         weights: a.quant,
     };
     let mut sides = Vec::new();

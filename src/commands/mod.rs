@@ -110,6 +110,7 @@ macro_rules! with_runtime {
                     slots: $slots,
                     context: exec.context,
                     graphs: !exec.no_graphs,
+                    pdl: !exec.no_pdl,
                     ..Default::default()
                 };
                 let $rt = crate::model::cuda::CudaLlama::from_host(&model, d, opt)?;

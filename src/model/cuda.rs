@@ -43,13 +43,16 @@ pub struct GpuOptions {
     pub max_rows: usize,
     /// Capture decode steps as CUDA graphs once warm.
     pub graphs: bool,
+    /// Launch our kernels (non-GEMM ones and our own GEMMs) as programmatic dependent
+    /// launches, so each is scheduled while its predecessor drains (sm_90+).
+    pub pdl: bool,
     /// Layer weights of `random` models: dense (in `dtype`) or packed int4 (q4_1, g128).
     pub weights: WeightFormat,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { dtype: DType::BF16, slots: 16, context: 4096, max_rows: 2048, graphs: true, weights: WeightFormat::Dense }
+        GpuOptions { dtype: DType::BF16, slots: 16, context: 4096, max_rows: 2048, graphs: true, pdl: true, weights: WeightFormat::Dense }
     }
 }
 
@@ -312,6 +315,7 @@ impl CudaLlama {
             return Err(Error::input("the GPU runtime needs at least one sequence slot and one row"));
         }
         cfg.context = cfg.context.min(opt.context);
+        d.backend().set_pdl(opt.pdl);
         let gpu = gpu_of(&d);
         let dt = opt.dtype;
         let kvn = cfg.kv_heads * cfg.head_dim;
@@ -505,6 +509,7 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
     let Act { meta, x, xn, qkv, att, out, gate_up, a: act_a, last: last_n, logits, next } = act;
     let gpu = gpu_of(&t.d);
     let dt = t.opt.dtype;
+    let pdl = t.opt.pdl;
     let (h, hd, inter) = (c.hidden as i32, c.head_dim as i32, c.intermediate);
     let (qn, kvn) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
     let r = t.opt.max_rows as u64;
@@ -527,9 +532,9 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
     // sequences; m <= max_rows, s <= slots; token ids < vocab, positions < context and
     // slots < slots were checked in `step`.
     unsafe {
-        gpu.stream.launch_builder(&k.embed).arg(&tok).arg(&t.embed.ptr).arg(&x.ptr).arg(&h).launch(rows(256)).map_err(drv)?;
+        gpu.launcher(&k.embed, pdl).arg(&tok).arg(&t.embed.ptr).arg(&x.ptr).arg(&h).launch(rows(256)).map_err(drv)?;
         if let Some(l0) = t.layers.first() {
-            gpu.stream.launch_builder(&k.rmsnorm).arg(&x.ptr).arg(&null).arg(&l0.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)).map_err(drv)?;
+            gpu.launcher(&k.rmsnorm, pdl).arg(&x.ptr).arg(&null).arg(&l0.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)).map_err(drv)?;
         }
         let pairs = ((c.heads + c.kv_heads) * c.head_dim / 2) as u32;
         let rope_cfg = LaunchConfig { grid_dim: (m as u32, pairs.div_ceil(128), 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
@@ -541,8 +546,7 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
         for (li, l) in t.layers.iter().enumerate() {
             // xn holds attn_norm(x) here (before the loop, or fused into the previous layer's add).
             gemm(calls, m, qn + 2 * kvn, c.hidden, xn, &l.qkv, qkv)?;
-            gpu.stream
-                .launch_builder(&k.rope)
+            gpu.launcher(&k.rope, pdl)
                 .arg(&qkv.ptr)
                 .arg(&pos)
                 .arg(&slot)
@@ -555,8 +559,7 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
                 .arg(&ctx)
                 .launch(rope_cfg)
                 .map_err(drv)?;
-            gpu.stream
-                .launch_builder(&k.attention)
+            gpu.launcher(&k.attention, pdl)
                 .arg(&qkv.ptr)
                 .arg(&pos)
                 .arg(&slot)
@@ -571,24 +574,24 @@ fn enqueue(t: &Model, act: &mut Act, m: usize, s: usize, calls: &mut Vec<(Proble
                 .launch(att_cfg)
                 .map_err(drv)?;
             gemm(calls, m, c.hidden, qn, att, &l.o, out)?;
-            gpu.stream.launch_builder(&k.add_rmsnorm).arg(&x.ptr).arg(&out.ptr).arg(&l.ffn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)).map_err(drv)?;
+            gpu.launcher(&k.add_rmsnorm, pdl).arg(&x.ptr).arg(&out.ptr).arg(&l.ffn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)).map_err(drv)?;
             gemm(calls, m, 2 * inter, c.hidden, xn, &l.gate_up, gate_up)?;
-            gpu.stream.launch_builder(&k.silu_mul).arg(&gate_up.ptr).arg(&act_a.ptr).arg(&inter32).arg(&ni).launch(grid_for(ni as usize)).map_err(drv)?;
+            gpu.launcher(&k.silu_mul, pdl).arg(&gate_up.ptr).arg(&act_a.ptr).arg(&inter32).arg(&ni).launch(grid_for(ni as usize)).map_err(drv)?;
             gemm(calls, m, c.hidden, inter, act_a, &l.down, out)?;
             match t.layers.get(li + 1) {
-                Some(next) => gpu.stream.launch_builder(&k.add_rmsnorm).arg(&x.ptr).arg(&out.ptr).arg(&next.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)),
-                None => gpu.stream.launch_builder(&k.add).arg(&x.ptr).arg(&out.ptr).arg(&nh).launch(grid_for(nh as usize)),
+                Some(next) => gpu.launcher(&k.add_rmsnorm, pdl).arg(&x.ptr).arg(&out.ptr).arg(&next.attn_norm.ptr).arg(&xn.ptr).arg(&h).arg(&eps).launch(rows(512)),
+                None => gpu.launcher(&k.add, pdl).arg(&x.ptr).arg(&out.ptr).arg(&nh).launch(grid_for(nh as usize)),
             }
             .map_err(drv)?;
         }
         let seqs = LaunchConfig { grid_dim: (s as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
-        gpu.stream.launch_builder(&k.rmsnorm).arg(&x.ptr).arg(&last).arg(&t.out_norm.ptr).arg(&last_n.ptr).arg(&h).arg(&eps).launch(seqs).map_err(drv)?;
+        gpu.launcher(&k.rmsnorm, pdl).arg(&x.ptr).arg(&last).arg(&t.out_norm.ptr).arg(&last_n.ptr).arg(&h).arg(&eps).launch(seqs).map_err(drv)?;
     }
     gemm(calls, s, c.vocab, c.hidden, last_n, t.head.as_ref().unwrap_or(&t.embed), logits)?;
     let vocab = c.vocab as i32;
     let argmax_cfg = LaunchConfig { grid_dim: (s as u32, 1, 1), block_dim: (1024, 1, 1), shared_mem_bytes: 0 };
     // SAFETY: logits hold s rows of vocab values; next holds `slots` >= s u32.
-    unsafe { gpu.stream.launch_builder(&k.argmax).arg(&logits.ptr).arg(&vocab).arg(&next.ptr).launch(argmax_cfg) }.map_err(drv)?;
+    unsafe { gpu.launcher(&k.argmax, pdl).arg(&logits.ptr).arg(&vocab).arg(&next.ptr).launch(argmax_cfg) }.map_err(drv)?;
     Ok(())
 }
 

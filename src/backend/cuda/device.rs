@@ -255,6 +255,55 @@ impl Gpu {
     }
 }
 
+/// A kernel launch like cudarc's `LaunchArgs` (same `arg`/`launch` calls), optionally as a
+/// programmatic dependent launch (PDL, sm_90+): the kernel may be scheduled while the one
+/// before it on the stream is still running, and waits for it with `griddepcontrol.wait`
+/// (every kernel of ours starts with `PDL_ENTRY()`, kernels/common.cuh). In a captured
+/// graph this becomes a programmatic edge, which hides most of the gap between the many
+/// small kernels of a decode step. cudarc's builder has no launch attributes, hence this.
+pub struct Launch<'a> {
+    stream: &'a CudaStream,
+    f: &'a cudarc::driver::CudaFunction,
+    args: Vec<*mut std::ffi::c_void>,
+    pdl: bool,
+}
+
+impl<'a> Launch<'a> {
+    pub fn arg<T: cudarc::driver::DeviceRepr>(&mut self, v: &'a T) -> &mut Self {
+        self.args.push(v as *const T as *mut std::ffi::c_void);
+        self
+    }
+
+    /// # Safety
+    /// The arguments must match the kernel's parameters and the grid must only touch
+    /// memory the caller owns.
+    pub unsafe fn launch(&mut self, cfg: cudarc::driver::LaunchConfig) -> std::result::Result<(), dr::DriverError> {
+        let mut attr: ds::CUlaunchAttribute = std::mem::zeroed();
+        attr.id = ds::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let c = ds::CUlaunchConfig {
+            gridDimX: cfg.grid_dim.0,
+            gridDimY: cfg.grid_dim.1,
+            gridDimZ: cfg.grid_dim.2,
+            blockDimX: cfg.block_dim.0,
+            blockDimY: cfg.block_dim.1,
+            blockDimZ: cfg.block_dim.2,
+            sharedMemBytes: cfg.shared_mem_bytes,
+            hStream: self.stream.cu_stream(),
+            attrs: &mut attr,
+            numAttrs: self.pdl as u32,
+        };
+        ds::cuLaunchKernelEx(&c, self.f.cu_function(), self.args.as_mut_ptr(), std::ptr::null_mut()).result()
+    }
+}
+
+impl Gpu {
+    /// A launch of `f` on the stream, programmatic-dependent when `pdl` and the GPU has it.
+    pub fn launcher<'a>(&'a self, f: &'a cudarc::driver::CudaFunction, pdl: bool) -> Launch<'a> {
+        Launch { stream: &self.stream, f, args: Vec::with_capacity(12), pdl: pdl && self.cc.0 >= 9 }
+    }
+}
+
 /// A device allocation holding `len` elements of `dtype`, or for packed weights `len`
 /// weights in `packed = (format, K)` for activations of type `dtype`.
 pub struct DevBuf {

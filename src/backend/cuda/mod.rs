@@ -22,7 +22,7 @@ use super::{Backend, Candidate, Identity, Inspection, KernelId, Operands};
 use crate::error::{Error, Result};
 use crate::problem::{DType, Problem, WeightFormat};
 use cudarc::cublas::sys as blas;
-use cudarc::driver::{CudaFunction, PushKernelArg};
+use cudarc::driver::CudaFunction;
 use device::{DevBuf, Gpu};
 use half::{bf16, f16};
 use std::collections::HashMap;
@@ -97,6 +97,9 @@ pub struct CudaBackend {
     /// the one it was resolved with alive: captured graphs hold its address).
     dq_scratch: Mutex<Option<Arc<DevBuf>>>,
     lock: Mutex<()>,
+    /// Launch our kernels as programmatic dependent launches (the GPU runtime turns this on;
+    /// the tuner times kernels without it).
+    pdl: std::sync::atomic::AtomicBool,
     /// Most cuBLASLt configurations offered per problem.
     pub lt_budget: usize,
 }
@@ -156,6 +159,7 @@ impl CudaBackend {
             scratch: Mutex::new(None),
             dq_scratch: Mutex::new(None),
             lock: Mutex::new(()),
+            pdl: std::sync::atomic::AtomicBool::new(false),
             lt_budget: 256,
             gpu,
         })
@@ -232,6 +236,7 @@ impl CudaBackend {
                 p,
                 self.custom_ws.ptr,
                 self.custom_counters.ptr,
+                self.pdl.load(std::sync::atomic::Ordering::Relaxed),
             ),
             Kind::Dequant { inner, dequant, scratch } => {
                 let (rows, k) = ((p.batch * p.n) as u64, p.k as i32);
@@ -243,8 +248,7 @@ impl CudaBackend {
                 // rows × k 16-bit values (sized when resolved).
                 unsafe {
                     self.gpu
-                        .stream
-                        .launch_builder(dequant)
+                        .launcher(dequant, self.pdl.load(std::sync::atomic::Ordering::Relaxed))
                         .arg(&w.ptr)
                         .arg(&scratch.ptr)
                         .arg(&rows)
@@ -274,6 +278,15 @@ impl CudaBackend {
     /// beside the GEMMs (the GPU runtime).
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+
+    /// Whether our kernels are launched with PDL (see `device::Launch`).
+    pub fn set_pdl(&self, on: bool) {
+        self.pdl.store(on, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn pdl(&self) -> bool {
+        self.pdl.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The NVRTC compiler and module cache.

@@ -342,9 +342,10 @@ impl Backend for CpuBackend {
         match k {
             CpuKernel::QSplit(q) => {
                 if !q.accurate_for(p) {
+                    let min = if q.terms == 3 { qsplit::MIN_N_THREE_TERMS } else { qsplit::MIN_N_TWO_TERMS };
                     return Err(Error::runtime(format!(
-                        "{id}: two activation terms meet the f32 bound only for N >= {} (got {p})",
-                        qsplit::MIN_N_TWO_TERMS
+                        "{id}: {} activation terms meet the f32 bound only for N >= {min} (got {p})",
+                        q.terms
                     )));
                 }
                 if !QSplit::available() {

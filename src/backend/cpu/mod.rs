@@ -21,6 +21,7 @@ pub mod quant;
 pub mod skinny;
 pub mod sysinfo;
 pub mod tensor;
+pub mod vector;
 mod testing;
 
 use super::{Backend, Candidate, Identity, KernelId, Operands};

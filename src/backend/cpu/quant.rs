@@ -387,13 +387,12 @@ mod simd {
         }
     }
 
-    pub trait Simd {
-        type V: Copy;
-        unsafe fn zero() -> Self::V;
-        unsafe fn splat(v: f32) -> Self::V;
-        unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-        unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
-        unsafe fn hsum(v: Self::V) -> f32;
+    pub use crate::backend::cpu::vector::Scalar;
+    #[cfg(target_arch = "x86_64")]
+    pub use crate::backend::cpu::vector::{Avx2, Avx512};
+
+    /// The f32 vector operations (`vector::F32s`) plus block access per instruction set.
+    pub trait Simd: crate::backend::cpu::vector::F32s {
         /// Two consecutive f16 values (little-endian) as f32.
         unsafe fn f16x2(p: *const u8) -> (f32, f32);
         /// The 32 quantized values at `qs` (format `F`, unscaled) dotted with 32 values
@@ -417,25 +416,7 @@ mod simd {
         }
     }
 
-    /// Portable code: plain multiply-add, never a libm `fmaf` call.
-    pub struct Scalar;
     impl Simd for Scalar {
-        type V = f32;
-        unsafe fn zero() -> f32 {
-            0.0
-        }
-        unsafe fn splat(v: f32) -> f32 {
-            v
-        }
-        unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
-            a * b + c
-        }
-        unsafe fn add(a: f32, b: f32) -> f32 {
-            a + b
-        }
-        unsafe fn hsum(v: f32) -> f32 {
-            v
-        }
         unsafe fn f16x2(p: *const u8) -> (f32, f32) {
             let h = |i: usize| half::f16::from_le_bytes([*p.add(i), *p.add(i + 1)]).to_f32();
             (h(0), h(2))
@@ -451,10 +432,8 @@ mod simd {
     }
 
     #[cfg(target_arch = "x86_64")]
-    pub use x86::{Avx2, Avx512};
-    #[cfg(target_arch = "x86_64")]
     mod x86 {
-        use super::{Simd, G128, Q4_1, Q8_0};
+        use super::{Avx2, Avx512, Simd, G128, Q4_1, Q8_0};
         use std::arch::x86_64::*;
 
         /// Two f16 at `p` to f32 with F16C.
@@ -488,33 +467,7 @@ mod simd {
             }
         }
 
-        pub struct Avx2;
         impl Simd for Avx2 {
-            type V = __m256;
-            #[inline(always)]
-            unsafe fn zero() -> __m256 {
-                _mm256_setzero_ps()
-            }
-            #[inline(always)]
-            unsafe fn splat(v: f32) -> __m256 {
-                _mm256_set1_ps(v)
-            }
-            #[inline(always)]
-            unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
-                _mm256_fmadd_ps(a, b, c)
-            }
-            #[inline(always)]
-            unsafe fn add(a: __m256, b: __m256) -> __m256 {
-                _mm256_add_ps(a, b)
-            }
-            #[inline(always)]
-            unsafe fn hsum(v: __m256) -> f32 {
-                let hi = _mm256_extractf128_ps(v, 1);
-                let s = _mm_add_ps(_mm256_castps256_ps128(v), hi);
-                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-                let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-                _mm_cvtss_f32(s)
-            }
             #[inline(always)]
             unsafe fn f16x2(p: *const u8) -> (f32, f32) {
                 f16x2(p)
@@ -534,29 +487,7 @@ mod simd {
             }
         }
 
-        pub struct Avx512;
         impl Simd for Avx512 {
-            type V = __m512;
-            #[inline(always)]
-            unsafe fn zero() -> __m512 {
-                _mm512_setzero_ps()
-            }
-            #[inline(always)]
-            unsafe fn splat(v: f32) -> __m512 {
-                _mm512_set1_ps(v)
-            }
-            #[inline(always)]
-            unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
-                _mm512_fmadd_ps(a, b, c)
-            }
-            #[inline(always)]
-            unsafe fn add(a: __m512, b: __m512) -> __m512 {
-                _mm512_add_ps(a, b)
-            }
-            #[inline(always)]
-            unsafe fn hsum(v: __m512) -> f32 {
-                _mm512_reduce_add_ps(v)
-            }
             #[inline(always)]
             unsafe fn f16x2(p: *const u8) -> (f32, f32) {
                 f16x2(p)

@@ -15,6 +15,7 @@
 use super::libs::SendPtr;
 use super::sysinfo::Isa;
 use super::tensor::HostTensor;
+use super::vector::{self as simd, F32s};
 use crate::problem::Problem;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
@@ -140,7 +141,7 @@ struct Job<'a, E> {
 
 impl<E: Widen> Job<'_, E> {
     #[inline(always)]
-    unsafe fn run<S: simd::Simd>(&self) {
+    unsafe fn run<S: F32s>(&self) {
         let (k, m) = (self.k, self.m);
         let mut wide = vec![0.0f32; if E::as_f32(self.w).is_some() { 0 } else { k }];
         for (r, wrow) in self.w.chunks_exact(k).enumerate() {
@@ -201,7 +202,7 @@ unsafe fn job_avx2<E: Widen>(job: &Job<'_, E>) {
 /// SAFETY: the caller's instruction set must support `S`; `x` holds rows `i0..i0+T` of
 /// length `k`, `w` holds `k` elements.
 #[inline(always)]
-unsafe fn dots<S: simd::Simd, const T: usize>(x: &[f32], i0: usize, k: usize, w: &[f32]) -> [f32; T] {
+unsafe fn dots<S: F32s, const T: usize>(x: &[f32], i0: usize, k: usize, w: &[f32]) -> [f32; T] {
     debug_assert!(x.len() >= (i0 + T) * k && w.len() >= k);
     let xp: [*const f32; T] = std::array::from_fn(|t| x.as_ptr().add((i0 + t) * k));
     let wp = w.as_ptr();
@@ -228,100 +229,3 @@ unsafe fn dots<S: simd::Simd, const T: usize>(x: &[f32], i0: usize, k: usize, w:
     })
 }
 
-/// The vector operations the kernel needs, per instruction set.
-mod simd {
-    pub trait Simd {
-        type V: Copy;
-        const LANES: usize;
-        unsafe fn zero() -> Self::V;
-        unsafe fn load(p: *const f32) -> Self::V;
-        unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-        unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
-        unsafe fn hsum(v: Self::V) -> f32;
-    }
-
-    /// Portable code: plain multiply-add, never a libm `fmaf` call.
-    pub struct Scalar;
-    impl Simd for Scalar {
-        type V = f32;
-        const LANES: usize = 1;
-        unsafe fn zero() -> f32 {
-            0.0
-        }
-        unsafe fn load(p: *const f32) -> f32 {
-            *p
-        }
-        unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
-            a * b + c
-        }
-        unsafe fn add(a: f32, b: f32) -> f32 {
-            a + b
-        }
-        unsafe fn hsum(v: f32) -> f32 {
-            v
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    pub use x86::{Avx2, Avx512};
-    #[cfg(target_arch = "x86_64")]
-    mod x86 {
-        use std::arch::x86_64::*;
-
-        pub struct Avx512;
-        impl super::Simd for Avx512 {
-            type V = __m512;
-            const LANES: usize = 16;
-            #[inline(always)]
-            unsafe fn zero() -> __m512 {
-                _mm512_setzero_ps()
-            }
-            #[inline(always)]
-            unsafe fn load(p: *const f32) -> __m512 {
-                _mm512_loadu_ps(p)
-            }
-            #[inline(always)]
-            unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
-                _mm512_fmadd_ps(a, b, c)
-            }
-            #[inline(always)]
-            unsafe fn add(a: __m512, b: __m512) -> __m512 {
-                _mm512_add_ps(a, b)
-            }
-            #[inline(always)]
-            unsafe fn hsum(v: __m512) -> f32 {
-                _mm512_reduce_add_ps(v)
-            }
-        }
-
-        pub struct Avx2;
-        impl super::Simd for Avx2 {
-            type V = __m256;
-            const LANES: usize = 8;
-            #[inline(always)]
-            unsafe fn zero() -> __m256 {
-                _mm256_setzero_ps()
-            }
-            #[inline(always)]
-            unsafe fn load(p: *const f32) -> __m256 {
-                _mm256_loadu_ps(p)
-            }
-            #[inline(always)]
-            unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
-                _mm256_fmadd_ps(a, b, c)
-            }
-            #[inline(always)]
-            unsafe fn add(a: __m256, b: __m256) -> __m256 {
-                _mm256_add_ps(a, b)
-            }
-            #[inline(always)]
-            unsafe fn hsum(v: __m256) -> f32 {
-                let hi = _mm256_extractf128_ps(v, 1);
-                let s = _mm_add_ps(_mm256_castps256_ps128(v), hi);
-                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-                let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-                _mm_cvtss_f32(s)
-            }
-        }
-    }
-}

@@ -1,0 +1,115 @@
+//! f32 vector operations per instruction set, shared by our CPU kernels (skinny.rs: dense
+//! decode; quant.rs: fused dequantize-dot, which adds its block access on top). A kernel is
+//! written once over `F32s` and instantiated inside a `#[target_feature]` function per
+//! instruction set, so the operations inline as that set's instructions. Written by hand:
+//! the portable SIMD crates either need nightly (`std::simd`) or hide which instruction
+//! set a function is compiled for, which the run-time dispatch here depends on.
+
+pub trait F32s {
+    type V: Copy;
+    const LANES: usize;
+    unsafe fn zero() -> Self::V;
+    unsafe fn splat(v: f32) -> Self::V;
+    unsafe fn load(p: *const f32) -> Self::V;
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn hsum(v: Self::V) -> f32;
+}
+
+/// Portable code: plain multiply-add, never a libm `fmaf` call.
+pub struct Scalar;
+impl F32s for Scalar {
+    type V = f32;
+    const LANES: usize = 1;
+    unsafe fn zero() -> f32 {
+        0.0
+    }
+    unsafe fn splat(v: f32) -> f32 {
+        v
+    }
+    unsafe fn load(p: *const f32) -> f32 {
+        *p
+    }
+    unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+    unsafe fn add(a: f32, b: f32) -> f32 {
+        a + b
+    }
+    unsafe fn hsum(v: f32) -> f32 {
+        v
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::F32s;
+    use std::arch::x86_64::*;
+
+    pub struct Avx512;
+    impl F32s for Avx512 {
+        type V = __m512;
+        const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> __m512 {
+            _mm512_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> __m512 {
+            _mm512_set1_ps(v)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            _mm512_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+            _mm512_fmadd_ps(a, b, c)
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m512, b: __m512) -> __m512 {
+            _mm512_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn hsum(v: __m512) -> f32 {
+            _mm512_reduce_add_ps(v)
+        }
+    }
+
+    pub struct Avx2;
+    impl F32s for Avx2 {
+        type V = __m256;
+        const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> __m256 {
+            _mm256_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> __m256 {
+            _mm256_set1_ps(v)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m256 {
+            _mm256_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+            _mm256_fmadd_ps(a, b, c)
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m256, b: __m256) -> __m256 {
+            _mm256_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn hsum(v: __m256) -> f32 {
+            let hi = _mm256_extractf128_ps(v, 1);
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), hi);
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+            _mm_cvtss_f32(s)
+        }
+    }
+}

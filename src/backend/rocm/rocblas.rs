@@ -64,6 +64,46 @@ pub struct Blas {
 unsafe impl Send for Blas {}
 unsafe impl Sync for Blas {}
 
+/// `gemm_ex_call!((table.f)(handle, p, w, x, y, rest...))` calls `rocblas_gemm_ex` or
+/// `rocblas_gemm_ex_get_solutions` (same first 20 parameters) for `p` on W, X, Y at device
+/// addresses `w`, `x`, `y`: `Y = X·Wᵀ` as column-major
+/// `C = op(W)·op(X)`, alpha 1, beta 0, C and D both Y, f32 compute; `$rest` are the
+/// function's own trailing arguments. One place for the long argument list, so the query
+/// and the run cannot drift apart.
+macro_rules! gemm_ex_call {
+    (($f:expr)($handle:expr, $p:expr, $w:expr, $x:expr, $y:expr, $($rest:expr),+)) => {{
+        let p: &Problem = $p;
+        let t = datatype(p.dtype);
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let lda = if p.layout.w_trans { p.k } else { p.n };
+        let ldb = if p.layout.x_trans { p.m } else { p.k };
+        ($f)(
+            $handle,
+            op(p.layout.w_trans),
+            op(p.layout.x_trans),
+            p.n as i32,
+            p.m as i32,
+            p.k as i32,
+            &alpha as *const f32 as *const c_void,
+            $w as *const c_void,
+            t,
+            lda as i32,
+            $x as *const c_void,
+            t,
+            ldb as i32,
+            &beta as *const f32 as *const c_void,
+            $y as *const c_void,
+            t,
+            p.n as i32,
+            $y as *mut c_void,
+            t,
+            p.n as i32,
+            sys::rocblas_datatype_f32_r,
+            $($rest),+
+        )
+    }};
+}
+
 impl Blas {
     /// A handle on `stream`, host pointer mode (alpha/beta on the host: graph-capturable),
     /// Tensile loaded up front so the first timed call does not pay for it.
@@ -89,10 +129,6 @@ impl Blas {
     /// `rocblas_gemm_ex` for every batch of `p` (`Y = X·Wᵀ` as column-major `C = op(W)·op(X)`).
     /// `check_only`: rocBLAS only checks that the solution can solve the problem.
     fn gemm_ex(&self, p: &Problem, x: u64, w: u64, y: u64, s: Solution, check_only: bool) -> sys::rocblas_status {
-        let t = datatype(p.dtype);
-        let (alpha, beta) = (1.0f32, 0.0f32);
-        let lda = if p.layout.w_trans { p.k } else { p.n };
-        let ldb = if p.layout.x_trans { p.m } else { p.k };
         let (algo, index) = match s {
             Solution::Default => (sys::rocblas_gemm_algo_standard, 0),
             Solution::Index(i) => (sys::rocblas_gemm_algo_solution_index, i),
@@ -105,32 +141,7 @@ impl Blas {
             // SAFETY: the operands hold the problem's elements (checked by the backend);
             // C and D are Y (beta = 0).
             let s = unsafe {
-                (self.l.blas.rocblas_gemm_ex)(
-                    self.handle,
-                    op(p.layout.w_trans),
-                    op(p.layout.x_trans),
-                    p.n as i32,
-                    p.m as i32,
-                    p.k as i32,
-                    &alpha as *const f32 as *const c_void,
-                    wb as *const c_void,
-                    t,
-                    lda as i32,
-                    xb as *const c_void,
-                    t,
-                    ldb as i32,
-                    &beta as *const f32 as *const c_void,
-                    yb as *const c_void,
-                    t,
-                    p.n as i32,
-                    yb as *mut c_void,
-                    t,
-                    p.n as i32,
-                    sys::rocblas_datatype_f32_r,
-                    algo,
-                    index,
-                    flags,
-                )
+                gemm_ex_call!((self.l.blas.rocblas_gemm_ex)(self.handle, p, wb, xb, yb, algo, index, flags))
             };
             if s != sys::rocblas_status_success {
                 return s;
@@ -155,41 +166,21 @@ impl Blas {
 
     /// Every solution index that can solve `p`, in rocBLAS's order (count, then fill).
     pub fn solutions(&self, p: &Problem, scratch: &DevBuf) -> Result<Vec<i32>> {
-        let t = datatype(p.dtype);
-        let (alpha, beta) = (1.0f32, 0.0f32);
-        let lda = if p.layout.w_trans { p.k } else { p.n };
-        let ldb = if p.layout.x_trans { p.m } else { p.k };
         let s = scratch.ptr;
         let query = |list: *mut i32, size: &mut i32| {
             // SAFETY: `list` is null (count query) or holds `*size` entries.
             unsafe {
-                (self.l.blas.rocblas_gemm_ex_get_solutions)(
+                gemm_ex_call!((self.l.blas.rocblas_gemm_ex_get_solutions)(
                     self.handle,
-                    op(p.layout.w_trans),
-                    op(p.layout.x_trans),
-                    p.n as i32,
-                    p.m as i32,
-                    p.k as i32,
-                    &alpha as *const f32 as *const c_void,
-                    s as *const c_void,
-                    t,
-                    lda as i32,
-                    s as *const c_void,
-                    t,
-                    ldb as i32,
-                    &beta as *const f32 as *const c_void,
-                    s as *const c_void,
-                    t,
-                    p.n as i32,
-                    s as *mut c_void,
-                    t,
-                    p.n as i32,
-                    sys::rocblas_datatype_f32_r,
+                    p,
+                    s,
+                    s,
+                    s,
                     sys::rocblas_gemm_algo_solution_index,
                     sys::rocblas_gemm_flags_none,
                     list,
-                    size,
-                )
+                    size
+                ))
             }
         };
         let mut count = 0;

@@ -5,6 +5,11 @@
 //! the portable SIMD crates either need nightly (`std::simd`) or hide which instruction
 //! set a function is compiled for, which the run-time dispatch here depends on.
 
+/// # Safety
+/// Every operation may use its instruction set's intrinsics: call them only from code
+/// compiled for that set (inside its `#[target_feature]` function) on a CPU that has it,
+/// and `load` only where `LANES` floats can be read.
+#[allow(clippy::missing_safety_doc)]
 pub trait F32s {
     type V: Copy;
     const LANES: usize;

@@ -168,7 +168,7 @@ impl Desc {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn matmul(&self, lt_: &Lt, algo: &Algo, x: &DevBuf, w: &DevBuf, y: &DevBuf, ws: &DevBuf, stream: lt::cudaStream_t) -> Result<()> {
+    pub fn matmul(&self, lt_: &Lt, algo: &Algo, x: &DevBuf, w: &DevBuf, y: &DevBuf, ws: &DevBuf, stream: &cudarc::driver::CudaStream) -> Result<()> {
         let (alpha, beta) = (1.0f32, 0.0f32);
         // SAFETY: buffers hold the problem's operands (checked by the backend).
         unsafe {
@@ -188,7 +188,7 @@ impl Desc {
                 algo,
                 ws.ptr as *mut c_void,
                 WORKSPACE,
-                stream,
+                stream.cu_stream() as lt::cudaStream_t,
             )
             .map_err(lt_err)
         }

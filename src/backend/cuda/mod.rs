@@ -226,7 +226,7 @@ impl CudaBackend {
                 }
                 Ok(())
             }
-            Kind::Lt { algo, desc } => desc.matmul(&self.lt, algo, x, w, y, &self.lt_workspace, self.gpu.cu_stream() as _),
+            Kind::Lt { algo, desc } => desc.matmul(&self.lt, algo, x, w, y, &self.lt_workspace, &self.gpu.stream),
             Kind::Custom { custom, function } => custom.launch(
                 &self.gpu,
                 function,

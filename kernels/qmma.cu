@@ -18,7 +18,8 @@
 // elements (j, j+4), j = 0..3, which serve as the A fragment's k-pairs of two mma; the
 // thread's token row of X is loaded 8 values at a time and paired the same way with PRMT.
 // A warp step covers 4·V chunks of 32 k; warps of a block split K, blocks of a tile may
-// split K further (KSPLIT, as in mma.cu). A chunk past K (K % 128 != 0) reads as zero.
+// split K further (KSPLIT, as in mma.cu); each warp keeps QMMA_DEPTH steps of loads in
+// flight. A chunk past K (K % 128 != 0) reads as zero.
 
 #if MMA_DTYPE == 0
 #define QMAGIC 0x43004300u     // bf16 pair (128 + q, 128 + q')
@@ -114,13 +115,18 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
         xrow[j] = x + (size_t)(xok[j] ? m : 0) * K;
     }
 
-    // W, its parameters and the matching values of X are double-buffered in registers:
-    // the next step's loads are in flight while this step dequantizes and multiplies (X
-    // loaded only when used left every word waiting on an L2 round trip). A chunk past K
-    // loads zero nibbles, a zero parameter word (exact zero weights) and zero X.
-    uint4 wa[MT][2][V], xa[NT][V][4];
-    u32 pa[MT][2][V];
-    auto load = [&](int s, uint4 (&wd)[MT][2][V], u32 (&pd)[MT][2][V], uint4 (&xd)[NT][V][4]) {
+    // W, its parameters and the matching values of X are loaded QMMA_DEPTH steps ahead
+    // into registers: those loads are in flight while this step dequantizes and multiplies
+    // (X loaded only when used left every word waiting on an L2 round trip). A chunk past
+    // K loads zero nibbles, a zero parameter word (exact zero weights) and zero X.
+    constexpr int D = QMMA_DEPTH;
+    struct Stage {
+        uint4 w[MT][2][V];
+        u32 p[MT][2][V];
+        uint4 x[NT][V][4];
+    };
+    Stage st[D + 1];  // constant indices only (loops unrolled): registers, not local memory
+    auto load = [&](int s, Stage& d) {
 #pragma unroll
         for (int v = 0; v < V; v++) {
             const int c = (4 * s + t) * V + v;
@@ -129,29 +135,30 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
             for (int i = 0; i < MT; i++)
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
-                    wd[i][h][v] = ok ? ld_stream(wrow[i][h] + (size_t)c * 16) : make_uint4(0, 0, 0, 0);
-                    pd[i][h][v] = ok ? __ldg(prow[i][h] + c * 32 / G) : 0u;
+                    d.w[i][h][v] = ok ? ld_stream(wrow[i][h] + (size_t)c * 16) : make_uint4(0, 0, 0, 0);
+                    d.p[i][h][v] = ok ? __ldg(prow[i][h] + c * 32 / G) : 0u;
                 }
 #pragma unroll
             for (int j = 0; j < NT; j++)
 #pragma unroll
                 for (int u = 0; u < 4; u++)
-                    xd[j][v][u] = ok && xok[j] ? __ldg((const uint4*)(xrow[j] + (size_t)c * 32 + 8 * u)) : make_uint4(0, 0, 0, 0);
+                    d.x[j][v][u] = ok && xok[j] ? __ldg((const uint4*)(xrow[j] + (size_t)c * 32 + 8 * u)) : make_uint4(0, 0, 0, 0);
         }
     };
     int s = s_begin + warp;
-    if (s < s_end) load(s, wa, pa, xa);
+#pragma unroll
+    for (int k = 0; k < D; k++)
+        if (s + k * WARPS < s_end) load(s + k * WARPS, st[k]);
     for (; s < s_end; s += WARPS) {
-        uint4 wn[MT][2][V], xn[NT][V][4];
-        u32 pn[MT][2][V];
-        if (s + WARPS < s_end) load(s + WARPS, wn, pn, xn);
+        if (s + D * WARPS < s_end) load(s + D * WARPS, st[D]);
+        const Stage& cur = st[0];
 #pragma unroll
         for (int v = 0; v < V; v++) {
             u32 a2[MT][2], b2[MT][2];
 #pragma unroll
             for (int i = 0; i < MT; i++)
 #pragma unroll
-                for (int h = 0; h < 2; h++) block_params(pa[i][h][v], a2[i][h], b2[i][h]);
+                for (int h = 0; h < 2; h++) block_params(cur.p[i][h][v], a2[i][h], b2[i][h]);
 #pragma unroll
             for (int u = 0; u < 4; u++) {  // word u of the chunk: elements 8u .. 8u + 7
                 u32 q[MT][2][4];
@@ -159,13 +166,13 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
                 for (int i = 0; i < MT; i++)
 #pragma unroll
                     for (int h = 0; h < 2; h++) {
-                        const uint4 d = wa[i][h][v];
+                        const uint4 d = cur.w[i][h][v];
                         const u32 word = u == 0 ? d.x : u == 1 ? d.y : u == 2 ? d.z : d.w;
                         dequant_word(word, a2[i][h], b2[i][h], q[i][h]);
                     }
 #pragma unroll
                 for (int j = 0; j < NT; j++) {
-                    const uint4 xv = xa[j][v][u];
+                    const uint4 xv = cur.x[j][v][u];
                     const u32 x04 = prmt(xv.x, xv.z, 0x5410), x15 = prmt(xv.x, xv.z, 0x7632);
                     const u32 x26 = prmt(xv.y, xv.w, 0x5410), x37 = prmt(xv.y, xv.w, 0x7632);
 #pragma unroll
@@ -177,16 +184,7 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
             }
         }
 #pragma unroll
-        for (int v = 0; v < V; v++) {
-#pragma unroll
-            for (int i = 0; i < MT; i++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) wa[i][h][v] = wn[i][h][v], pa[i][h][v] = pn[i][h][v];
-#pragma unroll
-            for (int j = 0; j < NT; j++)
-#pragma unroll
-                for (int u = 0; u < 4; u++) xa[j][v][u] = xn[j][v][u];
-        }
+        for (int k = 0; k < D; k++) st[k] = st[k + 1];
     }
 
     store_tile(acc, y, M, N, ws, counters);

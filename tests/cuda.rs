@@ -92,7 +92,7 @@ fn gpu_quantized_weight_candidates_are_correct() {
     let q = p.with_weights(G128).unwrap();
     let e = b.resolve(&q, &gemmtune::backend::KernelId::new("cuda:cublas:default")).err().unwrap().to_string();
     assert!(e.contains("dense weights"), "{e}");
-    let e = b.resolve(&p, &gemmtune::backend::KernelId::new("cuda:qmma:mt1:w4:v1:n1:k1")).err().unwrap().to_string();
+    let e = b.resolve(&p, &gemmtune::backend::KernelId::new("cuda:qmma:mt1:w4:v1:n1:k1:p1")).err().unwrap().to_string();
     assert!(e.contains("int4 weights"), "{e}");
     let f32q = Problem::linear(DType::F32, 1, 256, 256).unwrap().with_weights(Q4_1).unwrap();
     assert!(b.candidates(&f32q).unwrap_err().to_string().contains("bf16/f16 activations"));
@@ -162,6 +162,45 @@ fn the_committed_h100_table_is_valid_and_every_kernel_id_decodes() {
     let (ok, skipped) = t.check_rows(&CpuBackend::new());
     assert!(ok.is_empty());
     assert!(skipped.iter().all(|s| s.reason.contains("backend differs")), "{:?}", skipped[0]);
+}
+
+#[test]
+fn every_committed_h100_table_names_kernels_that_decode_for_their_rows() {
+    use gemmtune::backend::cuda::{custom::Custom, lt, DQ_DEFAULT};
+    use gemmtune::table::Table;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tables");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if !path.file_name().unwrap().to_string_lossy().starts_with("h100-") {
+            continue;
+        }
+        let t = Table::load(&path).unwrap();
+        for r in &t.rows {
+            let v = &t.validators[&r.validators];
+            let lt_version: usize = v["lib.cublasLt"].parse().unwrap();
+            let dense = r.problem.wformat.is_dense();
+            assert_eq!(r.default_kernel.as_str(), if dense { "cuda:cublas:default" } else { DQ_DEFAULT }, "{}", path.display());
+            // `cuda:dq:<dense id>` runs that dense kernel on the dequantized weights.
+            let id = match r.kernel.as_str().strip_prefix("cuda:dq:") {
+                Some(rest) => {
+                    assert!(!dense, "{}: {} on dense weights", path.display(), r.kernel);
+                    format!("cuda:{rest}")
+                }
+                None => r.kernel.as_str().to_string(),
+            };
+            let p = r.problem.with_weights(gemmtune::problem::WeightFormat::Dense).unwrap();
+            if id.starts_with("cuda:cublaslt:") {
+                lt::decode_id(&id, lt_version).unwrap();
+            } else if id != "cuda:cublas:default" {
+                let c = Custom::parse(&id).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let target = if id.starts_with("cuda:qmma:") { r.problem } else { p };
+                assert!(c.unsupported(&target).is_none(), "{}: {id} cannot run {}", path.display(), r.problem);
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen > 300, "only {seen} rows in tables/h100-*.csv");
 }
 
 #[test]

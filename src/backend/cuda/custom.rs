@@ -4,7 +4,7 @@
 //! - `cuda:gemv:r<rows>:t<threads>:u<unroll>:m<max M>` — CUDA-core GEMV, M <= 4;
 //! - `cuda:mma:mt<m16 tiles>:w<warps>:v<vectors>:n<n8 tiles>:k<k split>` — tensor-core
 //!   GEMM for M <= 32 (mma.sync.m16n8k16);
-//! - `cuda:qmma:mt<m16 tiles>:w<warps>:v<chunks>:n<n8 tiles>:k<k split>` — the same on
+//! - `cuda:qmma:mt<m16 tiles>:w<warps>:v<chunks>:n<n8 tiles>:k<k split>:p<steps ahead>` — the same on
 //!   int4 weights (q4_1, g128) dequantized in registers, M <= 16 (kernels/qmma.cu). The
 //!   weight format comes from the problem, like the dtype.
 
@@ -42,6 +42,7 @@ pub static QMMA_SPEC: Spec = Spec {
         ("v", "MMA_V", &[1, 2, 4]),
         ("n", "MMA_NT", &[1, 2]),
         ("k", "MMA_KSPLIT", &[1, 2, 4]),
+        ("p", "QMMA_DEPTH", &[1, 2]),
     ],
 };
 
@@ -111,9 +112,10 @@ impl Custom {
         let tiles = p.n.div_ceil(16 * mt as usize);
         if p.m > 8 * nt as usize {
             Some(format!("compiled for M <= {}, got M = {}", 8 * nt, p.m))
-        } else if quant && 2 * (10 * mt * vv + 16 * nt * vv) + 4 * mt * nt > 176 {
-            // Double-buffered W, parameters and X plus accumulators, in 32-bit registers:
-            // beyond this the compiler spills or occupancy collapses.
+        } else if quant && (v.get("p") + 1) * (10 * mt * vv + 16 * nt * vv) + 4 * mt * nt > 176 {
+            // W, parameters and X of the steps in flight plus the one in use, and the
+            // accumulators, in 32-bit registers: beyond this the compiler spills or
+            // occupancy collapses.
             Some("keeps too many loads in registers".into())
         } else if warps * mt * 16 * (nt * 8 + 1) * 4 > 48 * 1024 {
             Some("needs more than 48 KiB of static shared memory".into())
@@ -209,7 +211,9 @@ mod tests {
         // int4 weights: only the qmma family, M <= 16, K any multiple of the block.
         let q = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap().with_weights(WeightFormat::G128).unwrap();
         let cq = Custom::candidates(&q);
-        assert_eq!(cq.len(), 5 * 3 * 3, "(mt, v) pairs within the register estimate, x warps, x k splits");
+        // (mt, v, depth) within the register estimate: depth 1 mt1v1 mt1v2 mt2v1 mt2v2 mt4v1,
+        // depth 2 mt1v1 mt1v2 mt2v1; x 3 warps x 3 k splits.
+        assert_eq!(cq.len(), 8 * 3 * 3);
         assert!(cq.iter().all(|c| c.0.spec.family == "qmma" && c.0.get("n") == 1 && Custom::parse(&c.id()).unwrap() == *c));
         assert!(c1.iter().all(|c| c.unsupported(&q).unwrap().contains("dense weights")));
         assert!(cq[0].unsupported(&p1).unwrap().contains("int4 weights"));
@@ -218,9 +222,9 @@ mod tests {
         let q8 = p1.with_weights(WeightFormat::Q8_0).unwrap();
         assert!(Custom::candidates(&q8).is_empty(), "no fused q8_0 kernel");
         let small = Problem::linear(DType::F16, 4, 576, 576).unwrap().with_weights(WeightFormat::Q4_1).unwrap();
-        assert_eq!(Custom::candidates(&small).len(), 45, "K = 576 is not a multiple of 128: tail chunks read as zero");
+        assert_eq!(Custom::candidates(&small).len(), 72, "K = 576 is not a multiple of 128: tail chunks read as zero");
         let (name, src) = cq[0].module(&q);
-        assert_eq!(name, "qmma_bf16_mt1_w4_v1_n1_k1_g128");
+        assert_eq!(name, "qmma_bf16_mt1_w4_v1_n1_k1_p1_g128");
         assert!(src.starts_with("#define QMMA_FORMAT 1\n#define MMA_DTYPE 0\n") && src.contains("qmma_kernel") && src.contains("store_tile"));
         for bad in ["cuda:gemv:r3:t128:u1:m1", "cuda:mma:mt1:w4:v1:n1", "cuda:mma:mt1:w5:v1:n1:k1", "cuda:mma:mt1:w4:v1:n1:k3", "cuda:mma:mt1:w32:v1:n1:k1", "cuda:gemv:x"] {
             assert!(Custom::parse(bad).is_err(), "{bad}");

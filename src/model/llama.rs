@@ -232,10 +232,13 @@ impl Llama {
                 start += toks.len();
             }
             let mut att = vec![0f32; m * qn];
-            att.par_chunks_mut(qn).enumerate().for_each(|(r, out)| {
+            // One task per (row, head): a decode step has one row, and its heads would
+            // otherwise run on one thread.
+            att.par_chunks_mut(hd).enumerate().for_each(|(i, out)| {
+                let (r, hq) = (i / c.heads, i % c.heads);
                 let (s, pos) = rows[r];
                 let cache = &seqs[s].0;
-                attend(&q[r * qn..(r + 1) * qn], &cache.k[li], &cache.v[li], pos + 1, c, out);
+                attend(&q[r * qn + hq * hd..r * qn + (hq + 1) * hd], hq, &cache.k[li], &cache.v[li], pos + 1, c, out);
             });
             let o = linear(d, &att, m, &l.wo, h, qn)?;
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
@@ -321,35 +324,31 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Causal grouped-query attention of one query row over the first `len` cached positions.
-fn attend(q: &[f32], k: &[f32], v: &[f32], len: usize, c: &Config, out: &mut [f32]) {
+/// Causal grouped-query attention of query head `hq` (`qh`, one row) over the first `len`
+/// cached positions, into `o` (`head_dim` values).
+fn attend(qh: &[f32], hq: usize, k: &[f32], v: &[f32], len: usize, c: &Config, o: &mut [f32]) {
     let hd = c.head_dim;
     let kvn = c.kv_heads * hd;
-    let group = c.heads / c.kv_heads;
+    let kvh = hq / (c.heads / c.kv_heads);
     let scale = 1.0 / (hd as f32).sqrt();
     let mut scores = vec![0f32; len];
-    for hq in 0..c.heads {
-        let kvh = hq / group;
-        let qh = &q[hq * hd..(hq + 1) * hd];
-        let mut max = f32::NEG_INFINITY;
-        for (t, s) in scores.iter_mut().enumerate() {
-            let kt = &k[t * kvn + kvh * hd..t * kvn + (kvh + 1) * hd];
-            *s = dot(qh, kt) * scale;
-            max = max.max(*s);
-        }
-        let mut sum = 0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        let o = &mut out[hq * hd..(hq + 1) * hd];
-        o.fill(0.0);
-        for (t, s) in scores.iter().enumerate() {
-            let vt = &v[t * kvn + kvh * hd..t * kvn + (kvh + 1) * hd];
-            let p = s / sum;
-            for (oi, vi) in o.iter_mut().zip(vt) {
-                *oi += p * vi;
-            }
+    let mut max = f32::NEG_INFINITY;
+    for (t, s) in scores.iter_mut().enumerate() {
+        let kt = &k[t * kvn + kvh * hd..t * kvn + (kvh + 1) * hd];
+        *s = dot(qh, kt) * scale;
+        max = max.max(*s);
+    }
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    o.fill(0.0);
+    for (t, s) in scores.iter().enumerate() {
+        let vt = &v[t * kvn + kvh * hd..t * kvn + (kvh + 1) * hd];
+        let p = s / sum;
+        for (oi, vi) in o.iter_mut().zip(vt) {
+            *oi += p * vi;
         }
     }
 }

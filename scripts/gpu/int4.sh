@@ -20,10 +20,15 @@ case "${1:-test}" in
     .dev/cuda-tests --ignored --test-threads 1 quantized tuned_winners 2>&1 | grep -v "^$" | tail -60
     ;;
   tune)
-    /usr/bin/time -f "tune wall %e s" $bin tune --backend cuda --shapes shapes/llama-h100-int4.csv --out "$out/h100-llama-int4.csv" --budget-ms 150 -q 2>&1 | tail -4
-    $bin bench --backend cuda --table "$out/h100-llama-int4.csv" --shapes shapes/llama-h100-int4.csv --json "$out/bench-int4.json" -q 2>&1 | tee "$out/bench-int4.log" | tail -64
-    $bin tune --backend cuda --shapes shapes/smollm2-135m-h100-q4_1.csv --out "$out/h100-smollm2-135m-q4_1.csv" --budget-ms 100 -q 2>&1 | tail -2
-    cp "$out/h100-llama-int4.csv" "$out/h100-smollm2-135m-q4_1.csv" tables/  # for a `bench` in the same call
+    # Tables are written under /tmp and copied: a table's lock file next to it would take
+    # one of the few file slots the device tool brings back from $OUT.
+    /usr/bin/time -f "tune wall %e s" $bin tune --backend cuda --shapes shapes/llama-h100-int4.csv --out /tmp/h100-llama-int4.csv --budget-ms 150 -q 2>&1 | tail -4
+    $bin bench --backend cuda --table /tmp/h100-llama-int4.csv --shapes shapes/llama-h100-int4.csv --json "$out/bench-int4.json" -q 2>&1 | tee "$out/bench-int4.log" | tail -64
+    $bin tune --backend cuda --shapes shapes/smollm2-135m-h100-q4_1.csv --out /tmp/sq.csv --budget-ms 100 -q 2>&1 | tail -2
+    rm -f tables/h100-smollm2-135m-q4_1.csv
+    $bin table merge tables/h100-smollm2-135m.csv /tmp/sq.csv --out tables/h100-smollm2-135m-q4_1.csv
+    cp /tmp/h100-llama-int4.csv tables/  # for a `bench` in the same call
+    cp tables/h100-llama-int4.csv tables/h100-smollm2-135m-q4_1.csv "$out/"
     ;;
   bench)
     $bin table merge tables/h100-llama-serving.csv tables/h100-llama-int4.csv --out /tmp/int4-serving.csv

@@ -101,11 +101,11 @@ impl Llama {
         Llama::load_with(path, WeightMode::F32)
     }
 
-    /// `load`, keeping GGUF Q4_1/Q8_0 weights packed when `mode` is native (Hugging Face
-    /// folders hold dense weights: `mode` does not apply).
+    /// `load`, keeping packed weights packed when `mode` is native: GGUF Q4_1/Q8_0 and the
+    /// 4-bit group-128 weights of GPTQ checkpoints (g128).
     pub fn load_with(path: &Path, mode: WeightMode) -> Result<Llama> {
         if path.is_dir() {
-            super::hf::load(path)
+            super::hf::load(path, mode)
         } else {
             Llama::load_gguf(path, mode)
         }

@@ -278,6 +278,10 @@ impl<'a> Launch<'a> {
     /// The arguments must match the kernel's parameters and the grid must only touch
     /// memory the caller owns.
     pub unsafe fn launch(&mut self, cfg: cudarc::driver::LaunchConfig) -> std::result::Result<(), dr::DriverError> {
+        if !self.pdl {
+            // The plain launch: no extended-launch entry point needed from the driver.
+            return dr::launch_kernel(self.f.cu_function(), cfg.grid_dim, cfg.block_dim, cfg.shared_mem_bytes, self.stream.cu_stream(), &mut self.args);
+        }
         let mut attr: ds::CUlaunchAttribute = std::mem::zeroed();
         attr.id = ds::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
         attr.value.programmaticStreamSerializationAllowed = 1;
@@ -291,7 +295,7 @@ impl<'a> Launch<'a> {
             sharedMemBytes: cfg.shared_mem_bytes,
             hStream: self.stream.cu_stream(),
             attrs: &mut attr,
-            numAttrs: self.pdl as u32,
+            numAttrs: 1,
         };
         ds::cuLaunchKernelEx(&c, self.f.cu_function(), self.args.as_mut_ptr(), std::ptr::null_mut()).result()
     }

@@ -131,18 +131,6 @@ pub fn planar(t: &QuantTensor) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Element `e` of row `r` of a planar tensor (see `planar`), dequantized: what the GPU
-/// kernels compute, for tests.
-pub fn planar_value(f: WeightFormat, data: &[u8], rows: usize, k: usize, r: usize, e: usize) -> f32 {
-    let byte = data[r * k / 2 + e / 2];
-    let q = if e % 2 == 0 { byte & 0x0f } else { byte >> 4 } as f32;
-    let w = rows * k / 2 + 4 * (r * (k / f.block()) + e / f.block());
-    let (a, b) = (f16_at(data, w), f16_at(data, w + 2));
-    match f {
-        WeightFormat::Q4_1 => a * q + b,
-        _ => (q - b) * a,
-    }
-}
 
 #[inline(always)]
 fn f16_at(b: &[u8], i: usize) -> f32 {
@@ -317,6 +305,19 @@ mod tests {
         let mut out = vec![0f32; k];
         dequantize_row(WeightFormat::G128, &row, &mut out);
         assert_eq!((out[0], out[1], out[2]), (0.0, 0.25, -0.25));
+    }
+
+    /// Element `e` of row `r` of a planar tensor (see `planar`), dequantized: what the GPU
+    /// kernels compute, for tests.
+    fn planar_value(f: WeightFormat, data: &[u8], rows: usize, k: usize, r: usize, e: usize) -> f32 {
+        let byte = data[r * k / 2 + e / 2];
+        let q = if e % 2 == 0 { byte & 0x0f } else { byte >> 4 } as f32;
+        let w = rows * k / 2 + 4 * (r * (k / f.block()) + e / f.block());
+        let (a, b) = (f16_at(data, w), f16_at(data, w + 2));
+        match f {
+            WeightFormat::Q4_1 => a * q + b,
+            _ => (q - b) * a,
+        }
     }
 
     #[test]

@@ -221,8 +221,3 @@ pub fn rope_row_order(heads: usize, d: usize) -> Vec<usize> {
     }
     src
 }
-
-/// `rope_row_order` applied to a row-major `[heads·d, cols]` matrix.
-pub fn interleave_rope_rows(w: Vec<f32>, heads: usize, d: usize, cols: usize) -> Vec<f32> {
-    rope_row_order(heads, d).iter().flat_map(|&r| w[r * cols..(r + 1) * cols].iter().copied()).collect()
-}

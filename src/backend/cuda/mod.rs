@@ -52,8 +52,9 @@ enum Kind {
     Cublas { tf32: bool },
     Lt { algo: cudarc::cublaslt::sys::cublasLtMatmulAlgo_t, desc: Arc<lt::Desc> },
     Custom { custom: custom::Custom, function: CudaFunction },
-    /// Dequantize W into `scratch` with `dequant`, then run `inner` on the dense problem.
-    Dequant { inner: Box<Kind>, dequant: CudaFunction, scratch: Arc<DevBuf> },
+    /// Dequantize W into `scratch` with `dequant`, then run `inner` on `dense`, the problem
+    /// with dense weights.
+    Dequant { inner: Box<Kind>, dense: Problem, dequant: CudaFunction, scratch: Arc<DevBuf> },
 }
 
 static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -236,9 +237,9 @@ impl CudaBackend {
                 p,
                 self.custom_ws.ptr,
                 self.custom_counters.ptr,
-                self.pdl.load(std::sync::atomic::Ordering::Relaxed),
+                self.pdl(),
             ),
-            Kind::Dequant { inner, dequant, scratch } => {
+            Kind::Dequant { inner, dense, dequant, scratch } => {
                 let (rows, k) = ((p.batch * p.n) as u64, p.k as i32);
                 let work = match p.wformat {
                     WeightFormat::Q8_0 => p.w_len() / 32,
@@ -248,7 +249,7 @@ impl CudaBackend {
                 // rows × k 16-bit values (sized when resolved).
                 unsafe {
                     self.gpu
-                        .launcher(dequant, self.pdl.load(std::sync::atomic::Ordering::Relaxed))
+                        .launcher(dequant, self.pdl())
                         .arg(&w.ptr)
                         .arg(&scratch.ptr)
                         .arg(&rows)
@@ -256,7 +257,7 @@ impl CudaBackend {
                         .launch(rtc::grid_for(work))
                         .map_err(device::drv)?;
                 }
-                self.launch_kind(inner, &p.with_weights(WeightFormat::Dense).map_err(Error::runtime)?, x, scratch, y)
+                self.launch_kind(inner, dense, x, scratch, y)
             }
         }
     }
@@ -348,10 +349,16 @@ impl CudaBackend {
                 attrs: format!("graph=1;workspace={ws}"),
             });
         }
+        out.extend(self.own_candidates(p));
+        Ok(out)
+    }
+
+    /// Our kernels for `p`, compiled now in parallel rather than one by one while
+    /// validating.
+    fn own_candidates(&self, p: &Problem) -> Vec<Candidate> {
         let own = custom::Custom::candidates(p);
         custom::Custom::prepare(&own, p, &self.rtc, &self.gpu);
-        out.extend(own.iter().map(|c| Candidate { id: KernelId::new(c.id()), attrs: "graph=1".into() }));
-        Ok(out)
+        own.iter().map(|c| Candidate { id: KernelId::new(c.id()), attrs: "graph=1".into() }).collect()
     }
 }
 
@@ -405,10 +412,7 @@ impl Backend for CudaBackend {
                 });
             }
         }
-        let own = custom::Custom::candidates(p);
-        // Compile them all now, in parallel, rather than one by one while validating.
-        custom::Custom::prepare(&own, p, &self.rtc, &self.gpu);
-        out.extend(own.iter().map(|c| Candidate { id: KernelId::new(c.id()), attrs: "graph=1".into() }));
+        out.extend(self.own_candidates(p));
         Ok(out)
     }
 
@@ -424,7 +428,7 @@ impl Backend for CudaBackend {
             let inner = self.resolve(&dense, &KernelId::new(format!("cuda:{dense_id}")))?;
             let f = format!("dequant_{}", p.wformat);
             let dequant = self.rtc.function(&self.gpu, &format!("quant_{}", p.dtype), || quant_source(p.dtype), &f)?;
-            return Ok(CudaKernel::new(Kind::Dequant { inner: Box::new(inner.kind), dequant, scratch: self.dq_scratch(p)? }));
+            return Ok(CudaKernel::new(Kind::Dequant { inner: Box::new(inner.kind), dense, dequant, scratch: self.dq_scratch(p)? }));
         }
         if !p.wformat.is_dense() && !s.starts_with("cuda:qmma:") {
             return Err(Error::input(format!("{s} runs dense weights; {p} has {} ones (cuda:qmma and cuda:dq kernels run them)", p.wformat)));

@@ -218,9 +218,7 @@ impl Llama {
         let (qn, kvn) = (c.heads * hd, c.kv_heads * hd);
         for (li, l) in self.layers.iter().enumerate() {
             let xn = rmsnorm(&x, &l.attn_norm, c.eps);
-            let mut q = linear(d, &xn, m, &l.wq, qn, h)?;
-            let mut k = linear(d, &xn, m, &l.wk, kvn, h)?;
-            let v = linear(d, &xn, m, &l.wv, kvn, h)?;
+            let [mut q, mut k, v] = linear_group(d, &xn, m, [(&l.wq, qn), (&l.wk, kvn), (&l.wv, kvn)], h)?;
             for (r, &(_, pos)) in rows.iter().enumerate() {
                 rope(&mut q[r * qn..(r + 1) * qn], pos, hd, c.rope_theta);
                 rope(&mut k[r * kvn..(r + 1) * kvn], pos, hd, c.rope_theta);
@@ -243,8 +241,7 @@ impl Llama {
             let o = linear(d, &att, m, &l.wo, h, qn)?;
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let xn = rmsnorm(&x, &l.ffn_norm, c.eps);
-            let g = linear(d, &xn, m, &l.wg, c.intermediate, h)?;
-            let u = linear(d, &xn, m, &l.wu, c.intermediate, h)?;
+            let [g, u] = linear_group(d, &xn, m, [(&l.wg, c.intermediate), (&l.wu, c.intermediate)], h)?;
             let a: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
             let dn = linear(d, &a, m, &l.wd, h, c.intermediate)?;
             x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
@@ -280,6 +277,21 @@ fn linear(d: &Dispatcher<CpuBackend>, x: &[f32], m: usize, w: &HostTensor, n: us
         HostTensor::F32(v) => Ok(v),
         _ => unreachable!("f32 problem"),
     }
+}
+
+/// Several `linear`s of the same input run side by side in the pool: a decode step's
+/// small GEMMs (k and v are 192 x 576 here, single-threaded by the table) would otherwise
+/// leave the other cores idle, and each would pay its own fork and join.
+fn linear_group<const G: usize>(
+    d: &Dispatcher<CpuBackend>,
+    x: &[f32],
+    m: usize,
+    ws: [(&HostTensor, usize); G],
+    k: usize,
+) -> Result<[Vec<f32>; G]> {
+    let ys: Vec<Result<Vec<f32>>> = ws.par_iter().map(|&(w, n)| linear(d, x, m, w, n, k)).collect();
+    let ys = ys.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(ys.try_into().unwrap_or_else(|_| unreachable!("one output per weight")))
 }
 
 fn rmsnorm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {

@@ -324,6 +324,7 @@ fn rope(v: &mut [f32], pos: usize, hd: usize, theta: f32) {
 
 /// Dot product in 8 independent partial sums, which the compiler vectorizes (one
 /// running sum is a chain of dependent adds it must keep in order).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -339,6 +340,26 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// Causal grouped-query attention of query head `hq` (`qh`, one row) over the first `len`
 /// cached positions, into `o` (`head_dim` values).
 fn attend(qh: &[f32], hq: usize, k: &[f32], v: &[f32], len: usize, c: &Config, o: &mut [f32]) {
+    // The crate is built for baseline x86-64 (SSE2): the same loops compiled for AVX2 run
+    // faster, and attention grows with the context (at 300 tokens it took 14 % of a SmolLM2
+    // decode step in its SSE2 form; 3 % less time per step with this). One task per query
+    // head stays: per KV head (3 tasks on 2 threads) measured slower.
+    #[cfg(target_arch = "x86_64")]
+    if crate::backend::cpu::sysinfo::Isa::Avx2.available() {
+        // SAFETY: the instruction sets were just checked.
+        return unsafe { attend_avx2(qh, hq, k, v, len, c, o) };
+    }
+    attend_body(qh, hq, k, v, len, c, o)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_avx2(qh: &[f32], hq: usize, k: &[f32], v: &[f32], len: usize, c: &Config, o: &mut [f32]) {
+    attend_body(qh, hq, k, v, len, c, o)
+}
+
+#[inline(always)]
+fn attend_body(qh: &[f32], hq: usize, k: &[f32], v: &[f32], len: usize, c: &Config, o: &mut [f32]) {
     let hd = c.head_dim;
     let kvn = c.kv_heads * hd;
     let kvh = hq / (c.heads / c.kv_heads);

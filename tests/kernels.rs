@@ -82,6 +82,7 @@ fn quantized_weights_every_kernel_every_format() {
         for (m, n, k, batch, layout, dtype) in [
             (1, 1, kb, 1, Layout::TN, DType::F32),
             (1, 37, 3 * kb, 1, Layout::TN, DType::F32),
+            (2, 21, 18 * kb, 1, Layout::TN, DType::F32),
             (3, 9, 5 * kb, 1, Layout::TN, DType::F32),
             (8, 64, 2 * kb, 2, Layout::TN, DType::F32),
             (16, 19, 4 * kb, 1, Layout::TN, DType::BF16),
@@ -96,6 +97,9 @@ fn quantized_weights_every_kernel_every_format() {
             assert!(ids.iter().all(|i| !i.contains(":gemm:") && !i.contains("skinny")), "{p}: dense kernels offered: {ids:?}");
             if m <= 16 && !layout.x_trans {
                 assert!(ids.iter().any(|i| i.contains(":qdot:")), "{p}: no fused kernel: {ids:?}");
+                if f != WeightFormat::G128 && gemmtune::backend::cpu::qpair::QPair::available() {
+                    assert!(ids.iter().any(|i| i.contains(":qpair:")), "{p}: no pair kernel: {ids:?}");
+                }
             }
             check_all(&b, &p);
         }

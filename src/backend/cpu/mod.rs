@@ -9,13 +9,16 @@
 //!   `cpu:qpanel:r<rows>:t<threads>` (dequantize panel by panel, prefill) and
 //!   `cpu:qdot:<isa>:m<tile>:n<rows>:t<threads>` (fused dequantize-dot, decode) and
 //!   `cpu:qsplit:avx2:x<terms>:m<tile>:n<rows>:t<threads>` (integer dot products on activations split into
-//!   three 8-bit terms, decode; see `qsplit.rs` for why it meets the f32 bound). The
+//!   three 8-bit terms, decode; see `qsplit.rs` for why it meets the f32 bound) and
+//!   `cpu:qpair:avx2:m<tile>:t<threads>` (q4_1/q8_0 decode: the fused sums with fewer
+//!   instructions per block, see `qpair.rs`). The
 //!   dense families refuse quantized problems and vice versa.
 //! - `cpu:test:<what>` — deliberately slow / wrong test doubles, offered only when the
 //!   backend is built with `with_test_kernels` (or `GEMMTUNE_CPU_TEST_KERNELS=1`), so
 //!   tests can show the tuner rejects wrong kernels and picks by speed.
 
 pub mod libs;
+pub mod qpair;
 pub mod qsplit;
 pub mod quant;
 pub mod skinny;
@@ -27,6 +30,7 @@ mod testing;
 use super::{Backend, Candidate, Identity, KernelId, Operands};
 use crate::error::{Error, Result};
 use crate::problem::{DType, Problem};
+use qpair::QPair;
 use qsplit::QSplit;
 use quant::QDot;
 use skinny::Skinny;
@@ -47,6 +51,7 @@ pub enum CpuKernel {
     QPanel { rows: usize, threads: usize },
     QDot(QDot),
     QSplit(QSplit),
+    QPair(QPair),
     Test(TestKernel),
 }
 
@@ -60,6 +65,7 @@ impl CpuKernel {
             CpuKernel::QPanel { rows, threads } => format!("cpu:qpanel:r{rows}:t{threads}"),
             CpuKernel::QDot(q) => format!("cpu:qdot:{}:m{}:n{}:t{}", q.isa.name(), q.mt, q.nr, q.threads),
             CpuKernel::QSplit(q) => format!("cpu:qsplit:avx2:x{}:m{}:n{}:t{}", q.terms, q.mt, q.nr, q.threads),
+            CpuKernel::QPair(q) => format!("cpu:qpair:avx2:m{}:t{}", q.mt, q.threads),
             CpuKernel::Test(t) => format!("cpu:test:{}", t.name()),
         })
     }
@@ -97,6 +103,9 @@ impl CpuKernel {
                     return Err(format!("'{id}': eight rows (n8) go with tile m1 only"));
                 }
                 Ok(CpuKernel::QSplit(QSplit { terms, mt, nr, threads: threads(t)? }))
+            }
+            ["cpu", "qpair", "avx2", mt, t] => {
+                Ok(CpuKernel::QPair(QPair { mt: param(mt, 'm', &qpair::TILES)?, threads: threads(t)? }))
             }
             ["cpu", "gemm", t] => Ok(CpuKernel::Gemm { threads: threads(t)? }),
             ["cpu", "matrixmultiply", t] => Ok(CpuKernel::MatrixMultiply { threads: threads(t)? }),
@@ -199,6 +208,7 @@ impl CpuBackend {
             CpuKernel::Skinny(s) => s.threads,
             CpuKernel::QDot(q) => q.threads,
             CpuKernel::QSplit(q) => q.threads,
+            CpuKernel::QPair(q) => q.threads,
             CpuKernel::Test(_) => self.threads,
         };
         let packed = || match w {
@@ -213,6 +223,7 @@ impl CpuBackend {
             CpuKernel::QPanel { rows, threads } => quant::panel_gemm(p, x, packed(), y, *rows, *threads),
             CpuKernel::QDot(q) => q.run(p, x, packed(), y),
             CpuKernel::QSplit(q) => q.run(p, x, packed(), y),
+            CpuKernel::QPair(q) => q.run(p, x, packed(), y),
             CpuKernel::Test(t) => t.run(p, x, w, y, self.threads),
         };
         if threads <= 1 {
@@ -260,6 +271,13 @@ impl CpuBackend {
                             }
                         }
                     }
+                }
+            }
+        }
+        if QPair::supports(p) && QPair::available() {
+            for mt in qpair::TILES.into_iter().filter(|&mt| mt == 1 || mt <= p.m) {
+                for &t in &self.thread_options() {
+                    ks.push(CpuKernel::QPair(QPair { mt, threads: t }));
                 }
             }
         }
@@ -332,12 +350,12 @@ impl Backend for CpuBackend {
     fn resolve(&self, p: &Problem, id: &KernelId) -> Result<CpuKernel> {
         let k = CpuKernel::parse(id.as_str()).map_err(Error::input)?;
         let for_packed =
-            matches!(k, CpuKernel::DequantGemm { .. } | CpuKernel::QPanel { .. } | CpuKernel::QDot(_) | CpuKernel::QSplit(_));
+            matches!(k, CpuKernel::DequantGemm { .. } | CpuKernel::QPanel { .. } | CpuKernel::QDot(_) | CpuKernel::QSplit(_) | CpuKernel::QPair(_));
         if for_packed == p.wformat.is_dense() {
             return Err(Error::runtime(if for_packed {
                 format!("{id}: needs quantized weights, {p} has dense ones")
             } else {
-                format!("{id}: needs dense weights, {p} has {} ones (cpu:dqgemm, cpu:qpanel, cpu:qdot and cpu:qsplit run them)", p.wformat)
+                format!("{id}: needs dense weights, {p} has {} ones (cpu:dqgemm, cpu:qpanel, cpu:qdot, cpu:qsplit and cpu:qpair run them)", p.wformat)
             }));
         }
         match k {
@@ -356,6 +374,17 @@ impl Backend for CpuBackend {
                     return Err(Error::runtime(format!(
                         "{id}: the split kernel needs X rows contiguous (TN) and M <= {} (got {p})",
                         qsplit::MAX_M
+                    )));
+                }
+            }
+            CpuKernel::QPair(_) => {
+                if !QPair::available() {
+                    return Err(Error::runtime(format!("{id}: this CPU lacks the avx2 instruction set")));
+                }
+                if !QPair::supports(p) {
+                    return Err(Error::runtime(format!(
+                        "{id}: the pair kernel runs q4_1 and q8_0 weights with X rows contiguous (TN) and M <= {} (got {p})",
+                        qpair::MAX_M
                     )));
                 }
             }

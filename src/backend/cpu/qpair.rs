@@ -74,6 +74,7 @@ impl QPair {
 /// 8 blocks, and (q4_1) each block's exact sum, in the lane order of the reduced vectors.
 struct PermutedX {
     x: Vec<f32>,
+    /// Per row: whole groups' sums in lane order, then the tail blocks' in block order.
     xsum: Vec<f32>,
     /// Floats per permuted row, sums per row.
     row: usize,
@@ -113,9 +114,10 @@ impl PermutedX {
             }
             if f == WeightFormat::Q4_1 {
                 let sums = &mut px.xsum[i * sums..(i + 1) * sums];
+                let whole = blocks / GROUP * GROUP;
                 for b in 0..blocks {
                     let (g, j) = (b / GROUP, b % GROUP);
-                    let lane = Q4_LANES.iter().position(|&q| q == j).expect("a lane per block");
+                    let lane = if b < whole { Q4_LANES.iter().position(|&q| q == j).expect("a lane per block") } else { j };
                     sums[g * GROUP + lane] = xr[32 * b..32 * b + 32].iter().sum();
                 }
             }
@@ -206,7 +208,8 @@ mod x86 {
         }
 
         /// `Y[i0..i0+T, j]`: group by group, 8 blocks' dot products in one vector, scaled
-        /// (and offset) by the group's parameters.
+        /// (and offset) by the group's parameters; the blocks past the last whole group
+        /// (K = 576: 2 of 18) scaled one by one.
         #[inline(always)]
         unsafe fn tile<const Q4: bool, const T: usize>(&self, j: usize, i0: usize) {
             let px = self.x;
@@ -220,33 +223,32 @@ mod x86 {
             let mut off = [_mm256_setzero_ps(); T];
             let full = px.blocks / GROUP;
             for g in 0..full {
-                self.group::<Q4, T, true>(row, g, &xq, &xs, &mut acc, &mut off);
+                self.group::<Q4, T>(row, g * GROUP, &xq, &xs, &mut acc, &mut off);
             }
-            if px.blocks % GROUP != 0 {
-                self.group::<Q4, T, false>(row, full, &xq, &xs, &mut acc, &mut off);
+            let mut tail_off = [0f32; T];
+            if full * GROUP < px.blocks {
+                self.tail::<Q4, T>(row, full * GROUP, &xq, &xs, &mut acc, &mut tail_off);
             }
             let y = self.y.get();
             for t in 0..T {
-                *y.add((i0 + t) * self.n + j) = hsum(_mm256_add_ps(acc[t], off[t]));
+                *y.add((i0 + t) * self.n + j) = hsum(_mm256_add_ps(acc[t], off[t])) + tail_off[t];
             }
         }
 
-        /// Group `g` (blocks 8g..8g+8, fewer in a tail group: `FULL` false) of W row `row`.
+        /// Blocks b0..b0+8 of W row `row`.
         #[inline(always)]
-        unsafe fn group<const Q4: bool, const T: usize, const FULL: bool>(
+        unsafe fn group<const Q4: bool, const T: usize>(
             &self,
             row: *const u8,
-            g: usize,
+            b0: usize,
             xq: &[*const f32; T],
             xs: &[*const f32; T],
             acc: &mut [__m256; T],
             off: &mut [__m256; T],
         ) {
-            let b0 = g * GROUP;
-            let have = if FULL { GROUP } else { self.x.blocks - b0 };
-            let red = if Q4 { self.reduce_pairs::<T, FULL>(row, b0, have, xq) } else { self.reduce_q8::<T, FULL>(row, b0, have, xq) };
+            let red = if Q4 { self.reduce_pairs::<T>(row, b0, xq) } else { self.reduce_q8::<T>(row, b0, xq) };
             // The group's parameters, in the lane order of `red`.
-            let (d, c) = if Q4 { params_q4_1::<FULL>(row, b0, have) } else { (params_q8_0::<FULL>(row, b0, have), _mm256_setzero_ps()) };
+            let (d, c) = if Q4 { params_q4_1(row, b0) } else { (params_q8_0(row, b0), _mm256_setzero_ps()) };
             let dq = _mm256_mul_ps(d, _mm256_set1_ps(Q_SCALE));
             for t in 0..T {
                 acc[t] = _mm256_fmadd_ps(dq, red[t], acc[t]);
@@ -256,75 +258,114 @@ mod x86 {
             }
         }
 
-        /// q4_1: the 8 blocks' dot products (unscaled, `·2^24`) of each X row, lane i holding
-        /// block `Q4_LANES[i]`: each widened vector holds blocks 2p (low lane) and 2p + 1,
-        /// and `vhaddps` of the four pair vectors leaves lanes [0, 2, 4, 6 | 1, 3, 5, 7].
+        /// Blocks b0.. to the end of the row (fewer than 8): each block's (or pair's)
+        /// partial sums scaled directly, lanes summed at the end with the rest.
         #[inline(always)]
-        unsafe fn reduce_pairs<const T: usize, const FULL: bool>(
+        unsafe fn tail<const Q4: bool, const T: usize>(
             &self,
             row: *const u8,
             b0: usize,
-            have: usize,
             xq: &[*const f32; T],
-        ) -> [__m256; T] {
+            xs: &[*const f32; T],
+            acc: &mut [__m256; T],
+            off: &mut [f32; T],
+        ) {
+            let blocks = self.x.blocks;
+            if !Q4 {
+                for b in b0..blocks {
+                    let s = self.q8_block::<T>(row, b, xq);
+                    let d = _mm256_set1_ps(f16_at(row.add(34 * b)) * Q_SCALE);
+                    for t in 0..T {
+                        acc[t] = _mm256_fmadd_ps(d, s[t], acc[t]);
+                    }
+                }
+                return;
+            }
+            let mut b = b0;
+            while b < blocks {
+                let two = b + 1 < blocks;
+                let s = self.pair_dot::<T>(row, b, two, xq);
+                // (d, m) of both blocks: lanes 0..4 take block b's d, lanes 4..8 the next's.
+                let (d0, m0) = (f16_at(row.add(20 * b)), f16_at(row.add(20 * b + 2)));
+                let (d1, m1) = if two { (f16_at(row.add(20 * b + 20)), f16_at(row.add(20 * b + 22))) } else { (0.0, 0.0) };
+                let dq = _mm256_setr_ps(d0, d0, d0, d0, d1, d1, d1, d1);
+                let dq = _mm256_mul_ps(dq, _mm256_set1_ps(Q_SCALE));
+                for t in 0..T {
+                    acc[t] = _mm256_fmadd_ps(dq, s[t], acc[t]);
+                    // Tail sums are in block order; the partner of a lone block counts zero.
+                    let s1 = if two { *xs[t].add(b + 1) } else { 0.0 };
+                    off[t] += (m0 + 8.0 * d0) * *xs[t].add(b) + (m1 + 8.0 * d1) * s1;
+                }
+                b += 2;
+            }
+        }
+
+        /// q4_1 blocks b and b + 1 (`two`; else b alone, its X lanes' partner zero) in one
+        /// vector per X row: lanes 0..4 block b's partial sums (unscaled, `·2^24`), 4..8
+        /// block b + 1's.
+        #[inline(always)]
+        unsafe fn pair_dot<const T: usize>(&self, row: *const u8, b: usize, two: bool, xq: &[*const f32; T]) -> [__m256; T] {
             let idx = [widen_index(0), widen_index(1), widen_index(2), widen_index(3)];
             let (mask, eight) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(8));
-            let mut s = [[_mm256_setzero_ps(); T]; 4];
-            for (p, sp) in s.iter_mut().enumerate() {
-                let b = b0 + 2 * p;
-                if !FULL && 2 * p >= have {
-                    break; // the remaining pairs stay zero
-                }
-                let nib = row.add(20 * b + 4) as *const __m128i;
-                let v = if FULL || 2 * p + 1 < have {
-                    _mm256_loadu2_m128i(nib.byte_add(20), nib)
-                } else {
-                    _mm256_castsi128_si256(_mm_loadu_si128(nib)) // its X lanes are zero
-                };
-                let lo = _mm256_sub_epi8(_mm256_and_si256(v, mask), eight);
-                let hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), mask), eight);
-                let q = [
-                    widen(lo, idx[0]),
-                    widen(lo, idx[1]),
-                    widen(lo, idx[2]),
-                    widen(lo, idx[3]),
-                    widen(hi, idx[0]),
-                    widen(hi, idx[1]),
-                    widen(hi, idx[2]),
-                    widen(hi, idx[3]),
-                ];
-                for t in 0..T {
-                    let x = xq[t].add(32 * b);
-                    let mut e = _mm256_mul_ps(q[0], _mm256_loadu_ps(x));
-                    let mut o = _mm256_mul_ps(q[1], _mm256_loadu_ps(x.add(8)));
-                    for u in (2..8).step_by(2) {
-                        e = _mm256_fmadd_ps(q[u], _mm256_loadu_ps(x.add(8 * u)), e);
-                        o = _mm256_fmadd_ps(q[u + 1], _mm256_loadu_ps(x.add(8 * u + 8)), o);
-                    }
-                    sp[t] = _mm256_add_ps(e, o);
-                }
-            }
-            let mut red = [_mm256_setzero_ps(); T];
+            let nib = row.add(20 * b + 4) as *const __m128i;
+            let v = if two {
+                _mm256_loadu2_m128i(nib.byte_add(20), nib)
+            } else {
+                _mm256_castsi128_si256(_mm_loadu_si128(nib)) // its X lanes are zero
+            };
+            let lo = _mm256_sub_epi8(_mm256_and_si256(v, mask), eight);
+            let hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), mask), eight);
+            let q = [
+                widen(lo, idx[0]),
+                widen(lo, idx[1]),
+                widen(lo, idx[2]),
+                widen(lo, idx[3]),
+                widen(hi, idx[0]),
+                widen(hi, idx[1]),
+                widen(hi, idx[2]),
+                widen(hi, idx[3]),
+            ];
+            let mut s = [_mm256_setzero_ps(); T];
             for t in 0..T {
-                red[t] = _mm256_hadd_ps(_mm256_hadd_ps(s[0][t], s[1][t]), _mm256_hadd_ps(s[2][t], s[3][t]));
+                let x = xq[t].add(32 * b);
+                let mut e = _mm256_mul_ps(q[0], _mm256_loadu_ps(x));
+                let mut o = _mm256_mul_ps(q[1], _mm256_loadu_ps(x.add(8)));
+                for u in (2..8).step_by(2) {
+                    e = _mm256_fmadd_ps(q[u], _mm256_loadu_ps(x.add(8 * u)), e);
+                    o = _mm256_fmadd_ps(q[u + 1], _mm256_loadu_ps(x.add(8 * u + 8)), o);
+                }
+                s[t] = _mm256_add_ps(e, o);
             }
-            red
+            s
+        }
+
+        /// q4_1: the 8 blocks' dot products (unscaled, `·2^24`) of each X row, lane i holding
+        /// block `Q4_LANES[i]`: each pair vector holds blocks 2p (low lane) and 2p + 1, and
+        /// `vhaddps` of the four pair vectors leaves lanes [0, 2, 4, 6 | 1, 3, 5, 7].
+        #[inline(always)]
+        unsafe fn reduce_pairs<const T: usize>(&self, row: *const u8, b0: usize, xq: &[*const f32; T]) -> [__m256; T] {
+            let s0 = self.pair_dot::<T>(row, b0, true, xq);
+            let s1 = self.pair_dot::<T>(row, b0 + 2, true, xq);
+            let mut h = [_mm256_setzero_ps(); T];
+            for t in 0..T {
+                h[t] = _mm256_hadd_ps(s0[t], s1[t]);
+            }
+            let s2 = self.pair_dot::<T>(row, b0 + 4, true, xq);
+            let s3 = self.pair_dot::<T>(row, b0 + 6, true, xq);
+            for t in 0..T {
+                h[t] = _mm256_hadd_ps(h[t], _mm256_hadd_ps(s2[t], s3[t]));
+            }
+            h
         }
 
         /// q8_0: the 8 blocks' dot products (unscaled, `·2^24`) of each X row in block
         /// order: a block's 32 bytes are one vector, its halves in the two lanes.
         #[inline(always)]
-        unsafe fn reduce_q8<const T: usize, const FULL: bool>(
-            &self,
-            row: *const u8,
-            b0: usize,
-            have: usize,
-            xq: &[*const f32; T],
-        ) -> [__m256; T] {
+        unsafe fn reduce_q8<const T: usize>(&self, row: *const u8, b0: usize, xq: &[*const f32; T]) -> [__m256; T] {
             // Pairs of blocks are added as they come (fewer live registers): after two
             // levels of vhaddps lane i of `lo4` holds block i's low-lane sum (i < 4) and
             // lane 4 + i its high-lane sum; the same for blocks 4..8 in `hi4`.
-            let (lo4, hi4) = (self.q8_quad::<T, FULL>(row, b0, 0, have, xq), self.q8_quad::<T, FULL>(row, b0, 4, have, xq));
+            let (lo4, hi4) = (self.q8_quad::<T>(row, b0, xq), self.q8_quad::<T>(row, b0 + 4, xq));
             let mut red = [_mm256_setzero_ps(); T];
             for t in 0..T {
                 let first = _mm256_permute2f128_ps(lo4[t], hi4[t], 0x20);
@@ -333,46 +374,25 @@ mod x86 {
             }
             red
         }
-    }
 
-    impl Job<'_> {
-        /// Blocks b0 + q0 .. b0 + q0 + 4 of a q8_0 group reduced by two levels of vhaddps.
-        /// (Methods, not closures: closures may not inherit the caller's target features.)
+        /// q8_0 blocks b..b+4 reduced by two levels of vhaddps.
         #[inline(always)]
-        unsafe fn q8_quad<const T: usize, const FULL: bool>(
-            &self,
-            row: *const u8,
-            b0: usize,
-            q0: usize,
-            have: usize,
-            xq: &[*const f32; T],
-        ) -> [__m256; T] {
-            let a = self.q8_block::<T, FULL>(row, b0 + q0, q0 < have, xq);
-            let b = self.q8_block::<T, FULL>(row, b0 + q0 + 1, q0 + 1 < have, xq);
+        unsafe fn q8_quad<const T: usize>(&self, row: *const u8, b: usize, xq: &[*const f32; T]) -> [__m256; T] {
+            let (s0, s1) = (self.q8_block::<T>(row, b, xq), self.q8_block::<T>(row, b + 1, xq));
             let mut h = [_mm256_setzero_ps(); T];
             for t in 0..T {
-                h[t] = _mm256_hadd_ps(a[t], b[t]);
+                h[t] = _mm256_hadd_ps(s0[t], s1[t]);
             }
-            let c = self.q8_block::<T, FULL>(row, b0 + q0 + 2, q0 + 2 < have, xq);
-            let d = self.q8_block::<T, FULL>(row, b0 + q0 + 3, q0 + 3 < have, xq);
+            let (s2, s3) = (self.q8_block::<T>(row, b + 2, xq), self.q8_block::<T>(row, b + 3, xq));
             for t in 0..T {
-                h[t] = _mm256_hadd_ps(h[t], _mm256_hadd_ps(c[t], d[t]));
+                h[t] = _mm256_hadd_ps(h[t], _mm256_hadd_ps(s2[t], s3[t]));
             }
             h
         }
 
-        /// One q8_0 block's dot products with each X row (zero for a block past the end).
+        /// One q8_0 block's dot products with each X row (partial sums per lane).
         #[inline(always)]
-        unsafe fn q8_block<const T: usize, const FULL: bool>(
-            &self,
-            row: *const u8,
-            b: usize,
-            present: bool,
-            xq: &[*const f32; T],
-        ) -> [__m256; T] {
-            if !FULL && !present {
-                return [_mm256_setzero_ps(); T];
-            }
+        unsafe fn q8_block<const T: usize>(&self, row: *const u8, b: usize, xq: &[*const f32; T]) -> [__m256; T] {
             let idx = [widen_index(0), widen_index(1), widen_index(2), widen_index(3)];
             let v = _mm256_loadu_si256(row.add(34 * b + 2) as *const __m256i);
             let q = [widen(v, idx[0]), widen(v, idx[1]), widen(v, idx[2]), widen(v, idx[3])];
@@ -387,27 +407,20 @@ mod x86 {
         }
     }
 
-    /// The (d, m + 8d) of a q4_1 group, lanes in `Q4_LANES` order; zero for blocks past
-    /// the row's end.
+    /// An f16 at `p` as f32.
     #[inline(always)]
-    unsafe fn params_q4_1<const FULL: bool>(row: *const u8, b0: usize, have: usize) -> (__m256, __m256) {
-        // Word i = (d, m) of block ORDER[i]: converting the low and high 4 words gives
-        // [d m d m ...] of blocks ORDER[0..4] and ORDER[4..8]; shuffling d's (and m's)
-        // of both leaves blocks [0, 2, 4, 6 | 1, 3, 5, 7].
-        const ORDER: [usize; 8] = [0, 2, 1, 3, 4, 6, 5, 7];
-        let base = row.add(20 * b0);
-        let words = if FULL {
-            let offs = _mm256_setr_epi32(0, 40, 20, 60, 80, 120, 100, 140);
-            _mm256_i32gather_epi32::<1>(base as *const i32, offs)
-        } else {
-            let mut w = [0u32; 8];
-            for (wi, &b) in w.iter_mut().zip(&ORDER) {
-                if b < have {
-                    *wi = (base.add(20 * b) as *const u32).read_unaligned();
-                }
-            }
-            _mm256_loadu_si256(w.as_ptr() as *const __m256i)
-        };
+    unsafe fn f16_at(p: *const u8) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((p as *const u16).read_unaligned() as i32)))
+    }
+
+    /// The (d, m + 8d) of the q4_1 blocks b0..b0+8, lanes in `Q4_LANES` order.
+    #[inline(always)]
+    unsafe fn params_q4_1(row: *const u8, b0: usize) -> (__m256, __m256) {
+        // Word i = (d, m) of block [0, 2, 1, 3, 4, 6, 5, 7][i]: converting the low and high
+        // 4 words gives [d m d m ...] of blocks 0, 2, 1, 3 and 4, 6, 5, 7; shuffling the
+        // d's (and m's) of both leaves blocks [0, 2, 4, 6 | 1, 3, 5, 7].
+        let offs = _mm256_setr_epi32(0, 40, 20, 60, 80, 120, 100, 140);
+        let words = _mm256_i32gather_epi32::<1>(row.add(20 * b0) as *const i32, offs);
         let a = _mm256_cvtph_ps(_mm256_castsi256_si128(words));
         let b = _mm256_cvtph_ps(_mm256_extracti128_si256(words, 1));
         let d = _mm256_shuffle_ps(a, b, 0x88);
@@ -415,15 +428,13 @@ mod x86 {
         (d, _mm256_fmadd_ps(d, _mm256_set1_ps(8.0), m))
     }
 
-    /// The d of a q8_0 group in block order; zero past the row's end.
+    /// The d of the q8_0 blocks b0..b0+8, in block order.
     #[inline(always)]
-    unsafe fn params_q8_0<const FULL: bool>(row: *const u8, b0: usize, have: usize) -> __m256 {
+    unsafe fn params_q8_0(row: *const u8, b0: usize) -> __m256 {
         let base = row.add(34 * b0);
         let mut h = [0u16; 8];
         for (i, hi) in h.iter_mut().enumerate() {
-            if FULL || i < have {
-                *hi = (base.add(34 * i) as *const u16).read_unaligned();
-            }
+            *hi = (base.add(34 * i) as *const u16).read_unaligned();
         }
         _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i))
     }

@@ -84,6 +84,7 @@ struct PermutedX {
 
 /// Lane i of a reduced q4_1 vector holds block `Q4_LANES[i]` of its group (two blocks per
 /// widened vector, one per 128-bit lane; see `reduce_pairs`).
+#[cfg_attr(not(test), allow(dead_code))]
 const Q4_LANES: [usize; 8] = [0, 2, 4, 6, 1, 3, 5, 7];
 
 impl PermutedX {
@@ -95,21 +96,22 @@ impl PermutedX {
         for i in 0..m {
             let xr = &x[i * k..(i + 1) * k];
             let out = &mut px.x[i * row..(i + 1) * row];
+            // Runs of 4 elements move together: element e of a block sits in byte e % 16
+            // of the low (e < 16) or high half, and vector `k4` of a lane takes bytes
+            // 4·k4..4·k4 + 4. (Called on every GEMM: a decode step makes 210 of them.)
             for b in 0..blocks {
-                let xb = &xr[32 * b..32 * b + 32];
-                for e in 0..32 {
-                    // Element e of a block sits in byte e % 16 of the low (e < 16) or high
-                    // half; vector `k4` of a lane takes bytes 4·k4..4·k4 + 4.
-                    let (half, byte) = (e / 16, e % 16);
-                    let (k4, l) = (byte / 4, byte % 4);
-                    let at = match f {
-                        // Two blocks per vector: block b in lane b % 2; low nibbles
-                        // (elements 0..16) in vectors 0..4, high ones in vectors 4..8.
-                        WeightFormat::Q4_1 => 64 * (b / 2) + 8 * (4 * half + k4) + 4 * (b % 2) + l,
-                        // One block per vector: bytes 0..16 in the low lane, 16..32 high.
-                        _ => 32 * b + 8 * k4 + 4 * half + l,
-                    };
-                    out[at] = xb[e];
+                for half in 0..2 {
+                    for k4 in 0..4 {
+                        let at = match f {
+                            // Two blocks per vector: block b in lane b % 2; low nibbles
+                            // (elements 0..16) in vectors 0..4, high ones in vectors 4..8.
+                            WeightFormat::Q4_1 => 64 * (b / 2) + 8 * (4 * half + k4) + 4 * (b % 2),
+                            // One block per vector: bytes 0..16 in the low lane, 16..32 high.
+                            _ => 32 * b + 8 * k4 + 4 * half,
+                        };
+                        let from = 32 * b + 16 * half + 4 * k4;
+                        out[at..at + 4].copy_from_slice(&xr[from..from + 4]);
+                    }
                 }
             }
             if f == WeightFormat::Q4_1 {
@@ -117,7 +119,8 @@ impl PermutedX {
                 let whole = blocks / GROUP * GROUP;
                 for b in 0..blocks {
                     let (g, j) = (b / GROUP, b % GROUP);
-                    let lane = if b < whole { Q4_LANES.iter().position(|&q| q == j).expect("a lane per block") } else { j };
+                    // Q4_LANES inverted: block j of a whole group sits in lane j / 2 + 4·(j % 2).
+                    let lane = if b < whole { j / 2 + 4 * (j % 2) } else { j };
                     sums[g * GROUP + lane] = xr[32 * b..32 * b + 32].iter().sum();
                 }
             }
@@ -437,5 +440,35 @@ mod x86 {
             *hi = (base.add(34 * i) as *const u16).read_unaligned();
         }
         _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_sums_sit_in_the_lanes_of_their_blocks() {
+        // The inverse PermutedX uses for whole groups, and where the sums land.
+        for (lane, &j) in Q4_LANES.iter().enumerate() {
+            assert_eq!(j / 2 + 4 * (j % 2), lane);
+        }
+        let (m, k) = (2, 32 * 11); // one whole group and a tail of 3 blocks
+        let x: Vec<f32> = (0..m * k).map(|i| (i % 97) as f32 - 40.0).collect();
+        let px = PermutedX::new(&x, m, k, WeightFormat::Q4_1);
+        for i in 0..m {
+            for b in 0..11 {
+                let want: f32 = x[i * k + 32 * b..i * k + 32 * b + 32].iter().sum();
+                let at = if b < 8 { b / 2 + 4 * (b % 2) } else { b };
+                assert_eq!(px.xsum[i * px.sums + at], want, "row {i} block {b}");
+            }
+            // Every element lands once.
+            let mut seen: Vec<f32> = px.x[i * px.row..(i + 1) * px.row].to_vec();
+            let mut orig: Vec<f32> = x[i * k..(i + 1) * k].to_vec();
+            orig.resize(px.row, 0.0);
+            seen.sort_by(f32::total_cmp);
+            orig.sort_by(f32::total_cmp);
+            assert_eq!(seen, orig);
+        }
     }
 }

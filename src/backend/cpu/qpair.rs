@@ -288,11 +288,14 @@ mod x86 {
             while b < blocks {
                 let two = b + 1 < blocks;
                 let s = self.pair_dot::<T>(row, b, two, xq);
-                // (d, m) of both blocks: lanes 0..4 take block b's d, lanes 4..8 the next's.
-                let (d0, m0) = (f16_at(row.add(20 * b)), f16_at(row.add(20 * b + 2)));
-                let (d1, m1) = if two { (f16_at(row.add(20 * b + 20)), f16_at(row.add(20 * b + 22))) } else { (0.0, 0.0) };
-                let dq = _mm256_setr_ps(d0, d0, d0, d0, d1, d1, d1, d1);
-                let dq = _mm256_mul_ps(dq, _mm256_set1_ps(Q_SCALE));
+                // (d, m) of both blocks converted together: [d0 m0 d1 m1]; lanes 0..4 of
+                // the scale take block b's d, lanes 4..8 the next's.
+                let w0 = (row.add(20 * b) as *const i32).read_unaligned();
+                let w1 = if two { (row.add(20 * b + 20) as *const i32).read_unaligned() } else { 0 };
+                let dm = _mm_cvtph_ps(_mm_insert_epi32::<1>(_mm_cvtsi32_si128(w0), w1));
+                let [d0, m0, d1, m1]: [f32; 4] = std::mem::transmute(dm);
+                let spread = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
+                let dq = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(dm, _mm_set1_ps(Q_SCALE))), spread);
                 for t in 0..T {
                     acc[t] = _mm256_fmadd_ps(dq, s[t], acc[t]);
                     // Tail sums are in block order; the partner of a lone block counts zero.
@@ -422,8 +425,12 @@ mod x86 {
         // Word i = (d, m) of block [0, 2, 1, 3, 4, 6, 5, 7][i]: converting the low and high
         // 4 words gives [d m d m ...] of blocks 0, 2, 1, 3 and 4, 6, 5, 7; shuffling the
         // d's (and m's) of both leaves blocks [0, 2, 4, 6 | 1, 3, 5, 7].
-        let offs = _mm256_setr_epi32(0, 40, 20, 60, 80, 120, 100, 140);
-        let words = _mm256_i32gather_epi32::<1>(row.add(20 * b0) as *const i32, offs);
+        // Eight 4-byte loads inserted (vpgatherdd is slow on AMD).
+        let base = row.add(20 * b0);
+        let w = |b: usize| (base.add(20 * b) as *const i32).read_unaligned();
+        let lo = _mm_insert_epi32::<3>(_mm_insert_epi32::<2>(_mm_insert_epi32::<1>(_mm_cvtsi32_si128(w(0)), w(2)), w(1)), w(3));
+        let hi = _mm_insert_epi32::<3>(_mm_insert_epi32::<2>(_mm_insert_epi32::<1>(_mm_cvtsi32_si128(w(4)), w(6)), w(5)), w(7));
+        let words = _mm256_set_m128i(hi, lo);
         let a = _mm256_cvtph_ps(_mm256_castsi256_si128(words));
         let b = _mm256_cvtph_ps(_mm256_extracti128_si256(words, 1));
         let d = _mm256_shuffle_ps(a, b, 0x88);
@@ -435,11 +442,16 @@ mod x86 {
     #[inline(always)]
     unsafe fn params_q8_0(row: *const u8, b0: usize) -> __m256 {
         let base = row.add(34 * b0);
-        let mut h = [0u16; 8];
-        for (i, hi) in h.iter_mut().enumerate() {
-            *hi = (base.add(34 * i) as *const u16).read_unaligned();
-        }
-        _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i))
+        let h = |i: usize| (base.add(34 * i) as *const u16).read_unaligned() as i32;
+        let mut v = _mm_cvtsi32_si128(h(0));
+        v = _mm_insert_epi16::<1>(v, h(1));
+        v = _mm_insert_epi16::<2>(v, h(2));
+        v = _mm_insert_epi16::<3>(v, h(3));
+        v = _mm_insert_epi16::<4>(v, h(4));
+        v = _mm_insert_epi16::<5>(v, h(5));
+        v = _mm_insert_epi16::<6>(v, h(6));
+        v = _mm_insert_epi16::<7>(v, h(7));
+        _mm256_cvtph_ps(v)
     }
 }
 

@@ -179,3 +179,41 @@ fn gptq_variants_outside_g128_are_refused_by_name() {
         assert!(e.contains("config.json"), "the error names the file: {e}");
     }
 }
+
+/// The packed g128 layers on the GPU (fused int4 kernels for decode, dequantize-then-GEMM
+/// otherwise): logits follow the f32 CPU reference of the dequantized model.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn gpu_gptq_checkpoint_runs_packed() {
+    use gemmtune::backend::cuda::CudaBackend;
+    use gemmtune::model::cuda::{CudaLlama, GpuOptions};
+    use gemmtune::model::runtime::Runtime;
+    use gemmtune::problem::DType;
+    let tmp = tempfile::tempdir().unwrap();
+    let (g, d) = (tmp.path().join("gptq"), tmp.path().join("dense"));
+    std::fs::create_dir_all(&g).unwrap();
+    std::fs::create_dir_all(&d).unwrap();
+    write_pair(&g, &d, gptq_config());
+    let tokens = [1u32, 5, 9, 2, 33, 7, 60, 12];
+    let dense = logits(&Llama::load(&d).unwrap(), &tokens);
+    let native = Llama::load_with(&g, WeightMode::Native).unwrap();
+    for (dtype, bound) in [(DType::F16, 0.01), (DType::BF16, 0.05)] {
+        let disp = Dispatcher::untuned(CudaBackend::new(0).expect("this test needs an NVIDIA GPU"));
+        let opt = GpuOptions { dtype, slots: 2, context: 64, max_rows: 16, graphs: true, ..Default::default() };
+        let mut rt = CudaLlama::from_host(&native, disp, opt).unwrap();
+        let dense_bytes = (H * (NH * D + 2 * KV * D) + H * NH * D + 3 * H * I) * L * 2;
+        assert!(rt.weight_bytes() < dense_bytes as u64 * 6 / 10, "{} bytes on the GPU: layers not packed", rt.weight_bytes());
+        let mut c = rt.new_cache().unwrap();
+        let mut gpu = vec![rt.forward(&mut [(&mut c, &tokens[..4])]).unwrap().remove(0)];
+        for &t in &tokens[4..] {
+            gpu.push(rt.forward(&mut [(&mut c, &[t])]).unwrap().remove(0));
+        }
+        for (i, (p, r)) in gpu.iter().zip(&dense).enumerate() {
+            let num: f64 = p.iter().zip(r).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+            let den: f64 = r.iter().map(|b| (*b as f64).powi(2)).sum();
+            let e = (num / den).sqrt();
+            assert!(e < bound, "{dtype} step {i}: GPU logits of the packed GPTQ model differ by {e:.2e} (relative RMS)");
+        }
+        eprintln!("{dtype}: packed GPTQ on the GPU follows the f32 reference ({} steps)", gpu.len());
+    }
+}

@@ -6,10 +6,13 @@ cd "$(dirname "$0")/../.."
 cargo build --release --locked
 mkdir -p .dev
 strip -o .dev/gemmtune target/release/gemmtune
-test_bin=$(cargo test --release --locked --test cuda --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import sys,json
+# The GPU test binaries: tests/cuda.rs (backend + runtime) and tests/gptq.rs (GPTQ on the GPU).
+for t in cuda gptq; do
+  bin=$(cargo test --release --locked --test $t --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import sys,json
 for l in sys.stdin:
     m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m["target"]["name"]=="cuda" and m.get("executable"): print(m["executable"])')
-strip -o .dev/cuda-tests "$test_bin"
+    if m.get("reason")=="compiler-artifact" and m["target"]["name"]=="'$t'" and m.get("executable"): print(m["executable"])')
+  strip -o .dev/$t-tests "$bin"
+done
 ls -la .dev

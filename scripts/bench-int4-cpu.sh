@@ -131,3 +131,10 @@ total = med(r[1] + r[3] for r in rows)
 print(f"{sys.argv[2]:<16} {len(rows):>8} {prompt:>14.1f} {decode:>14.1f} {total:>16.3f}")
 PYEOF
 done
+# Round by round (each round runs the three back to back, so they see the same load).
+python3 - "$OUT/gemmtune-native.times" "$OUT/llama.cpp.times" <<'PYEOF'
+import sys
+t = [[float(l.split()[1]) + float(l.split()[3]) for l in open(f) if l.strip()] for f in sys.argv[1:]]
+wins = sum(a < b for a, b in zip(*t))
+print(f"rounds where gemmtune native (prefill+40) beat llama.cpp: {wins} of {len(t[0])}")
+PYEOF

@@ -133,6 +133,13 @@ fn logits(m: &Llama, tokens: &[u32]) -> Vec<Vec<f32>> {
     out
 }
 
+/// `‖a − b‖ / ‖b‖`.
+fn rel_rms(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
 fn gptq_config() -> serde_json::Value {
     serde_json::json!({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": false, "sym": false})
 }
@@ -152,9 +159,8 @@ fn gptq_checkpoints_load_exactly_and_run_packed() {
     // Kept packed (g128 kernels, q/k rows reordered as packed rows): within the f32 bound.
     let packed = logits(&Llama::load_with(&g, WeightMode::Native).unwrap(), &tokens);
     for (i, (p, r)) in packed.iter().zip(&dense).enumerate() {
-        let num: f64 = p.iter().zip(r).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
-        let den: f64 = r.iter().map(|b| (*b as f64).powi(2)).sum();
-        assert!((num / den).sqrt() < 1e-4, "step {i}: packed g128 logits differ by {:.2e} (relative RMS)", (num / den).sqrt());
+        let e = rel_rms(p, r);
+        assert!(e < 1e-4, "step {i}: packed g128 logits differ by {e:.2e} (relative RMS)");
     }
 }
 
@@ -209,9 +215,7 @@ fn gpu_gptq_checkpoint_runs_packed() {
             gpu.push(rt.forward(&mut [(&mut c, &[t])]).unwrap().remove(0));
         }
         for (i, (p, r)) in gpu.iter().zip(&dense).enumerate() {
-            let num: f64 = p.iter().zip(r).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
-            let den: f64 = r.iter().map(|b| (*b as f64).powi(2)).sum();
-            let e = (num / den).sqrt();
+            let e = rel_rms(p, r);
             assert!(e < bound, "{dtype} step {i}: GPU logits of the packed GPTQ model differ by {e:.2e} (relative RMS)");
         }
         eprintln!("{dtype}: packed GPTQ on the GPU follows the f32 reference ({} steps)", gpu.len());

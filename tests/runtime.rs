@@ -173,7 +173,7 @@ fn native_weights_follow_the_f32_path_untuned_and_tuned() {
         }
     }
     // Every linear layer ran packed: q4_1 blocks, the q8_0 lm_head; decode on fused kernels
-    // (dequantize-dot or split-integer dot).
+    // (dequantize-dot, its pair-vector form, or split-integer dot).
     let cov = tuned.coverage();
     assert!(cov.hits > 0 && cov.default == 0, "{}", cov.summary());
     let untuned_cov = untuned.coverage();
@@ -182,6 +182,6 @@ fn native_weights_follow_the_f32_path_untuned_and_tuned() {
         let p = Problem::linear(DType::F32, 1, n, 576).unwrap().with_weights(f).unwrap();
         assert!(untuned_cov.unseen.contains_key(&p), "{p} was not dispatched");
         let (id, _) = tuned.choose(&p).unwrap();
-        assert!(["cpu:qdot:", "cpu:qsplit:"].iter().any(|f| id.as_str().starts_with(f)), "{p}: {id}");
+        assert!(["cpu:qdot:", "cpu:qpair:", "cpu:qsplit:"].iter().any(|f| id.as_str().starts_with(f)), "{p}: {id}");
     }
 }

@@ -193,19 +193,12 @@ mod x86 {
         #[inline(always)]
         pub(super) unsafe fn run<const Q4: bool>(&self) {
             for j in self.j0..self.j1 {
-                let mut i = 0;
-                while i < self.m {
-                    let step = match self.mt.min(self.m - i) {
-                        4.. => 4,
-                        2..=3 => 2,
-                        _ => 1,
-                    };
-                    match step {
+                for (i, rows) in crate::backend::cpu::quant::tiles_4_2_1(self.m, self.mt) {
+                    match rows {
                         4 => self.tile::<Q4, 4>(j, i),
                         2 => self.tile::<Q4, 2>(j, i),
                         _ => self.tile::<Q4, 1>(j, i),
                     }
-                    i += step;
                 }
             }
         }

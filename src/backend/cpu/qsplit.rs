@@ -218,19 +218,12 @@ mod x86 {
                 }
             }
             for j in j0..self.j1 {
-                let mut i = 0;
-                while i < self.m {
-                    let step = match self.mt.min(self.m - i) {
-                        4.. => 4,
-                        2..=3 => 2,
-                        _ => 1,
-                    };
-                    match step {
+                for (i, rows) in crate::backend::cpu::quant::tiles_4_2_1(self.m, self.mt) {
+                    match rows {
                         4 => self.tile::<F, 4, C>(j, i),
                         2 => self.tile::<F, 2, C>(j, i),
                         _ => self.tile::<F, 1, C>(j, i),
                     }
-                    i += step;
                 }
             }
         }

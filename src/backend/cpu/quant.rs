@@ -118,6 +118,23 @@ pub(crate) fn split_rows(n: usize, threads: usize, align: usize, job: impl Fn(us
     }
 }
 
+/// Tiles of X rows `(first row, rows)` covering `0..m`, each the largest of 4, 2 or 1 rows
+/// that fits both `mt` and the rows left (the split kernels' tiles).
+pub(crate) fn tiles_4_2_1(m: usize, mt: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        (i < m).then(|| {
+            let step = match mt.min(m - i) {
+                4.. => 4,
+                2..=3 => 2,
+                _ => 1,
+            };
+            i += step;
+            (i - step, step)
+        })
+    })
+}
+
 /// One thread's share: W rows `j0..j1` against all M rows of X.
 struct Job<'a> {
     f: WeightFormat,

@@ -10,24 +10,27 @@
 # 40 token ids; how far llama.cpp's (8-bit activations) follow them is reported.
 #
 # Runs are interleaved (round r: gemmtune native, gemmtune f32, llama.cpp, each a fresh
-# process), so drifting load from other processes hits all three alike. A gemmtune run's
-# timed generation is its process's first (thread pools and scratch buffers start
-# cold); the llama.cpp process generates once untimed before its timed generation, which
-# favours llama.cpp.
+# process), so drifting load from other processes hits all three alike. Each process
+# generates once untimed before its timed generation (gemmtune: `--warmup 1`), so both
+# are timed warm; with --cold gemmtune's timed generation is its process's first
+# (thread pool, scratch buffers and page mappings start cold: 15-25 ms more prefill
+# here), as in the runs before 2026-11-25 12:30 UTC, while llama.cpp keeps its warm-up.
 #
 # Threads: all CPUs for both (gemmtune's kernels use the thread counts its table names).
 # When tables/cpu-smollm2-135m.csv was tuned on another machine (its rows do not fit
 # here), the f32 runs use a table tuned here first into .bench/ (git-ignored).
 #
-# Usage: scripts/bench-int4-cpu.sh [--runs N]
+# Usage: scripts/bench-int4-cpu.sh [--runs N] [--cold]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=5
+WARMUP=1
 THREADS=$(nproc)
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
-    *) echo "usage: $0 [--runs N]" >&2; exit 2 ;;
+    --cold) WARMUP=0; shift ;;
+    *) echo "usage: $0 [--runs N] [--cold]" >&2; exit 2 ;;
   esac
 done
 scripts/fetch-model.sh
@@ -38,7 +41,7 @@ P="Write a short story about a robot who learns to paint. It should be about thr
 PY=.bench/llama-cpp-venv/bin/python
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs, threads $THREADS, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs, threads $THREADS, load $(cut -d' ' -f1-3 /proc/loadavg), gemmtune warm-up generations $WARMUP"
 
 F32_TABLE=tables/cpu-smollm2-135m.csv
 if ! target/release/gemmtune table validate --strict $F32_TABLE >/dev/null 2>&1; then
@@ -50,7 +53,7 @@ fi
 # gemmtune: `generate` prints the timings on stderr.
 gemmtune_run() { # name weights table run
   target/release/gemmtune generate --model $M --weights "$2" --table "$3" \
-    --prompt "$P" --max-tokens 40 --ignore-eos --ids >"$OUT/$1.$4.ids" 2>"$OUT/$1.$4.err"
+    --prompt "$P" --max-tokens 40 --ignore-eos --ids --warmup $WARMUP >"$OUT/$1.$4.ids" 2>"$OUT/$1.$4.err"
   line=$(grep '^prefill:' "$OUT/$1.$4.err")
   # prefill: 25 tokens in 0.092 s (272.6 tok/s); decode: 40 tokens in 1.263 s (30.9 tok/s)
   echo "$line" | sed -E 's/^prefill: ([0-9]+) tokens in ([0-9.]+) s.*decode: ([0-9]+) tokens in ([0-9.]+) s.*/\1 \2 \3 \4/' >>"$OUT/$1.times"

@@ -208,6 +208,12 @@ pub struct GenerateArgs {
     /// Keep generating past end-of-turn (for benchmarks: exactly --max-tokens tokens).
     #[arg(long)]
     pub ignore_eos: bool,
+    /// Run the same generation this many times untimed first (for benchmarks: the timed
+    /// run then starts warm, its thread pool, buffers and caches in place, as a serving
+    /// process is after its first request). Their GEMMs count in the dispatch coverage and
+    /// in --record.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
     /// Fail if table rows do not fit this machine.
     #[arg(long)]
     pub strict: bool,

@@ -185,3 +185,32 @@ fn native_weights_follow_the_f32_path_untuned_and_tuned() {
         assert!(["cpu:qdot:", "cpu:qpair:", "cpu:qsplit:"].iter().any(|f| id.as_str().starts_with(f)), "{p}: {id}");
     }
 }
+
+/// `generate` from the command line: the benchmark's invocation, with and without untimed
+/// warm-up generations, prints the same token ids and its timing line; `--warmup` with
+/// `--batch` is refused as a usage error.
+#[test]
+fn generate_command_with_warmup_prints_the_same_tokens() {
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gemmtune"))
+            .args(["generate", "--weights", "native", "--table", "tables/cpu-smollm2-135m-q.csv", "--prompt", "The capital of France is"])
+            .args(["--max-tokens", "6", "--ignore-eos", "--ids", "--model"])
+            .arg(model_path())
+            .args(extra)
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    let (cold, warm) = (run(&[]), run(&["--warmup", "2"]));
+    for o in [&cold, &warm] {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert!(err.lines().any(|l| l.starts_with("prefill: ") && l.contains("decode: 6 tokens")), "{err}");
+    }
+    let ids = String::from_utf8_lossy(&cold.stdout).split_whitespace().count();
+    assert_eq!(ids, 6, "{}", String::from_utf8_lossy(&cold.stdout));
+    assert_eq!(cold.stdout, warm.stdout, "warm-up changed the generated tokens");
+    let batch = run(&["--warmup", "1", "--batch", "2"]);
+    assert_eq!(batch.status.code(), Some(2), "{}", String::from_utf8_lossy(&batch.stderr));
+    assert!(String::from_utf8_lossy(&batch.stderr).contains("--warmup"));
+}

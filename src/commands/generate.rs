@@ -39,6 +39,9 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
 fn single<R: Runtime>(a: &GenerateArgs, rt: &mut R, tok: &Tokenizer, ids: &[u32]) -> Result<()> {
     let mut sampler = Sampler::new(a.temperature, a.top_p, a.seed);
     let stop: Vec<u32> = if a.ignore_eos { Vec::new() } else { tok.stop.clone() };
+    for _ in 0..a.warmup {
+        generate_on(rt, ids, a.max_tokens, &stop, &mut Sampler::new(a.temperature, a.top_p, a.seed), |_| Ok(true))?;
+    }
     let mut stream = StreamDecoder::new();
     let mut out = std::io::stdout().lock();
     let stats = generate_on(rt, ids, a.max_tokens, &stop, &mut sampler, |id| {
@@ -67,6 +70,9 @@ fn single<R: Runtime>(a: &GenerateArgs, rt: &mut R, tok: &Tokenizer, ids: &[u32]
 /// `--batch N`: N copies of the prompt, prefilled one by one, then decoded together.
 fn batched<R: Runtime>(a: &GenerateArgs, rt: &mut R, tok: &Tokenizer, ids: &[u32]) -> Result<()> {
     let n = a.batch;
+    if a.warmup > 0 {
+        return Err(Error::input("--warmup applies to single-sequence generation (without --batch)"));
+    }
     let mut caches = (0..n).map(|_| rt.new_cache()).collect::<Result<Vec<_>>>()?;
     let mut samplers: Vec<Sampler> = (0..n).map(|i| Sampler::new(a.temperature, a.top_p, a.seed + i as u64)).collect();
     let t = Instant::now();

@@ -103,6 +103,23 @@ __device__ __forceinline__ void store_tile(const float (&acc)[MMA_MT][MMA_NT][4]
     if (threadIdx.x == 0) counters[tile] = 0;
 }
 
+// The k steps of split `ks` (blockIdx.y) out of `steps`, and zeroed accumulator tiles: the
+// common prologue of mma_kernel and qmma_kernel.
+__device__ __forceinline__ void split_range(int steps, int ks, int& s_begin, int& s_end) {
+    const int per = (steps + MMA_KSPLIT - 1) / MMA_KSPLIT;
+    s_begin = ks * per;
+    s_end = min(steps, s_begin + per);
+}
+
+__device__ __forceinline__ void zero_acc(float (&acc)[MMA_MT][MMA_NT][4]) {
+#pragma unroll
+    for (int i = 0; i < MMA_MT; i++)
+#pragma unroll
+        for (int j = 0; j < MMA_NT; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
+}
+
 #if !defined(QMMA_FORMAT)
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     mma_kernel(const u16* __restrict__ x, const u16* __restrict__ w, u16* __restrict__ y, int M, int N, int K,
@@ -115,16 +132,11 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     const int tile = blockIdx.x, ks = blockIdx.y;
     const int row0 = tile * (MT * 16);
     const int steps = K / (32 * V);
-    const int per = (steps + KSPLIT - 1) / KSPLIT;
-    const int s_begin = ks * per, s_end = min(steps, s_begin + per);
+    int s_begin, s_end;
+    split_range(steps, ks, s_begin, s_end);
 
     float acc[MT][NT][4];
-#pragma unroll
-    for (int i = 0; i < MT; i++)
-#pragma unroll
-        for (int j = 0; j < NT; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
+    zero_acc(acc);
 
     // Rows this thread loads (clamped: rows past N compute values that are never stored).
     const u16* wrow[MT][2];

@@ -83,17 +83,12 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     const int row0 = blockIdx.x * (MT * 16), ks = blockIdx.y;
     const int chunks = K / 32;
     const int steps = (chunks + 4 * V - 1) / (4 * V);
-    const int per = (steps + KSPLIT - 1) / KSPLIT;
-    const int s_begin = ks * per, s_end = min(steps, s_begin + per);
+    int s_begin, s_end;
+    split_range(steps, ks, s_begin, s_end);
     const u32* params = (const u32*)(w + (size_t)N * (K / 2));
 
     float acc[MT][NT][4];
-#pragma unroll
-    for (int i = 0; i < MT; i++)
-#pragma unroll
-        for (int j = 0; j < NT; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
+    zero_acc(acc);
 
     // Rows this thread loads (clamped: rows past N compute values that are never stored).
     const unsigned char* wrow[MT][2];

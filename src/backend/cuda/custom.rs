@@ -22,7 +22,7 @@ pub static MMA_SPEC: Spec = Spec {
     entry: "mma_kernel",
     dtype_define: "MMA_DTYPE",
     params: &[
-        ("mt", "MMA_MT", &[1, 2, 4]),
+        ("mt", "MMA_MT", &[1, 2]),
         ("w", "MMA_WARPS", &[4, 8, 16]),
         ("v", "MMA_V", &[1, 2, 4]),
         ("n", "MMA_NT", &[1, 2, 4]),
@@ -75,10 +75,7 @@ impl Custom {
             return v;
         }
         if let Some(nt) = [1u32, 2, 4].into_iter().find(|&x| 8 * x as usize >= p.m) {
-            // Four m16 tiles a block only for M > 16, where X (M x K) is as large as a
-            // block's W rows and sharing it over 64 rows halves its reads.
-            let offered = |c: &Custom| c.0.get("n") == nt && (c.0.get("mt") < 4 || nt == 4);
-            v.extend(MMA_SPEC.all().into_iter().map(Custom).filter(|c| offered(c) && c.unsupported(p).is_none()));
+            v.extend(MMA_SPEC.all().into_iter().map(Custom).filter(|c| c.0.get("n") == nt && c.unsupported(p).is_none()));
         }
         v
     }
@@ -119,11 +116,6 @@ impl Custom {
             // W, parameters and X of the steps in flight plus the one in use, and the
             // accumulators, in 32-bit registers: beyond this the compiler spills or
             // occupancy collapses.
-            Some("keeps too many loads in registers".into())
-        } else if !quant && 4 * mt * nt + 8 * mt * vv + 4 * nt * vv > 176 {
-            // The same estimate for the dense kernel: accumulators, W (two rows per m16
-            // tile, V vectors each) and X vectors of a step. Only mt4 with many vectors
-            // exceeds it (mt4 exists to read X once for 64 rows at M = 32).
             Some("keeps too many loads in registers".into())
         } else if warps * mt * 16 * (nt * 8 + 1) * 4 > 48 * 1024 {
             Some("needs more than 48 KiB of static shared memory".into())
@@ -215,11 +207,7 @@ mod tests {
         assert!(Custom::candidates(&p1.with_m(33)).is_empty());
         assert!(Custom::candidates(&Problem::linear(DType::F32, 1, 64, 64).unwrap()).is_empty());
         assert!(Custom::candidates(&Problem::linear(DType::BF16, 1, 64, 40).unwrap()).iter().all(|c| c.0.spec.family == "gemv"));
-        // w16 with mt2 and n4 exceeds 48 KiB; mt4 (M > 16 only) fits with w4 and v1/v2.
-        let c32 = Custom::candidates(&p1.with_m(32));
-        assert_eq!(c32.len(), 72 - 12 + 8);
-        assert_eq!(c32.iter().filter(|c| c.0.get("mt") == 4).count(), 8);
-        assert!(Custom::parse("cuda:mma:mt4:w4:v4:n4:k1").unwrap().unsupported(&p1.with_m(32)).unwrap().contains("registers"));
+        assert_eq!(Custom::candidates(&p1.with_m(32)).len(), 72 - 12); // w16 with mt2 and n4 exceeds 48 KiB
         // int4 weights: only the qmma family, M <= 16, K any multiple of the block.
         let q = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap().with_weights(WeightFormat::G128).unwrap();
         let cq = Custom::candidates(&q);

@@ -102,7 +102,7 @@ pub fn type_bytes(t: u32, n: u64) -> std::result::Result<u64, String> {
         9 => (32, 36), // Q8_1
         _ => return Err(format!("ggml type {t} is not supported")),
     };
-    if n % block != 0 {
+    if !n.is_multiple_of(block) {
         return Err(format!("{n} elements is not a whole number of {block}-element blocks"));
     }
     (n / block).checked_mul(bytes).ok_or_else(|| "tensor size overflows".into())

@@ -290,7 +290,7 @@ impl Problem {
         }
         if !self.wformat.is_dense() {
             let f = self.wformat;
-            if self.k % f.block() != 0 {
+            if !self.k.is_multiple_of(f.block()) {
                 return Err(format!("k = {} is not a multiple of the {f} block of {}", self.k, f.block()));
             }
             if !self.layout.w_trans {

@@ -304,7 +304,7 @@ struct Layer {
 }
 
 fn split(what: &str, value: usize, tp: usize) -> Result<usize> {
-    if value % tp != 0 {
+    if !value.is_multiple_of(tp) {
         return Err(Error::input(format!("{what} = {value} is not divisible by --tp {tp}")));
     }
     Ok(value / tp)
@@ -316,9 +316,9 @@ fn split(what: &str, value: usize, tp: usize) -> Result<usize> {
 pub fn rank_shard(c: &ModelConfig, tp: usize) -> Result<ModelConfig> {
     let tp = tp.max(1);
     let heads = split("num_attention_heads", c.heads, tp)?;
-    let kv = if c.kv_heads % tp == 0 {
+    let kv = if c.kv_heads.is_multiple_of(tp) {
         c.kv_heads / tp
-    } else if tp % c.kv_heads == 0 {
+    } else if tp.is_multiple_of(c.kv_heads) {
         1
     } else {
         return Err(Error::input(format!(

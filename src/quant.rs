@@ -30,7 +30,7 @@ use rayon::prelude::*;
 
 /// Packed bytes of one row of `k` elements.
 pub fn row_bytes(f: WeightFormat, k: usize) -> usize {
-    assert!(!f.is_dense() && k % f.block() == 0, "row_bytes: {f} with k = {k}");
+    assert!(!f.is_dense() && k.is_multiple_of(f.block()), "row_bytes: {f} with k = {k}");
     k / f.block() * f.block_bytes()
 }
 
@@ -46,7 +46,7 @@ pub struct QuantTensor {
 impl QuantTensor {
     /// Wraps packed bytes, checking their length.
     pub fn new(format: WeightFormat, rows: usize, k: usize, data: Vec<u8>) -> Result<QuantTensor, String> {
-        if format.is_dense() || k % format.block() != 0 {
+        if format.is_dense() || !k.is_multiple_of(format.block()) {
             return Err(format!("{format} weights need k a multiple of {} (got {k})", format.block()));
         }
         let want = rows * row_bytes(format, k);
@@ -311,7 +311,7 @@ mod tests {
     /// kernels compute, for tests.
     fn planar_value(f: WeightFormat, data: &[u8], rows: usize, k: usize, r: usize, e: usize) -> f32 {
         let byte = data[r * k / 2 + e / 2];
-        let q = if e % 2 == 0 { byte & 0x0f } else { byte >> 4 } as f32;
+        let q = if e.is_multiple_of(2) { byte & 0x0f } else { byte >> 4 } as f32;
         let w = rows * k / 2 + 4 * (r * (k / f.block()) + e / f.block());
         let (a, b) = (f16_at(data, w), f16_at(data, w + 2));
         match f {

@@ -198,7 +198,7 @@ impl Table {
             .has_headers(true)
             .flexible(true)
             .comment(Some(b'#'))
-            .from_reader(text[body_start..].as_bytes());
+            .from_reader(&text.as_bytes()[body_start..]);
         let headers = rdr
             .headers()
             .map_err(|e| Error::at(path, header_line, None, format!("unreadable header: {e}")))?

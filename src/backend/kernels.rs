@@ -295,7 +295,7 @@ impl Variant {
 /// What every kernel of ours requires: 16-bit types, the linear layer's layout, one
 /// batch, 16-byte aligned rows (K % 8), decode-sized M.
 pub fn base_ok(p: &Problem) -> bool {
-    p.dtype != DType::F32 && p.layout == Layout::TN && p.batch == 1 && p.k % 8 == 0 && p.m <= 32
+    p.dtype != DType::F32 && p.layout == Layout::TN && p.batch == 1 && p.k.is_multiple_of(8) && p.m <= 32
 }
 
 pub fn base_requirement(p: &Problem) -> String {

@@ -305,7 +305,7 @@ impl CudaLlama {
         if !matches!(opt.dtype, DType::BF16 | DType::F16) {
             return Err(Error::input(format!("the GPU runtime keeps weights in bf16 or f16, not {}", opt.dtype)));
         }
-        if cfg.head_dim % 32 != 0 || cfg.head_dim > 256 || cfg.heads % cfg.kv_heads != 0 {
+        if !cfg.head_dim.is_multiple_of(32) || cfg.head_dim > 256 || !cfg.heads.is_multiple_of(cfg.kv_heads) {
             return Err(Error::input(format!(
                 "the GPU attention kernel needs head_dim a multiple of 32 up to 256 and heads a multiple of kv_heads (got {} and {}/{})",
                 cfg.head_dim, cfg.heads, cfg.kv_heads

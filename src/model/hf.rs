@@ -61,8 +61,8 @@ fn gptq_to_g128(qweight: &[i32], qzeros: &[i32], scales: &[f32], n: usize, k: us
     let rb = t.row_bytes();
     t.data.par_chunks_mut(rb).enumerate().for_each(|(r, row)| {
         let q = |kk: usize| ((qweight[(kk / 8) * n + r] as u32) >> (4 * (kk % 8))) & 15;
-        for i in 0..k / 2 {
-            row[i] = (q(2 * i) | (q(2 * i + 1) << 4)) as u8;
+        for (i, byte) in row[..k / 2].iter_mut().enumerate() {
+            *byte = (q(2 * i) | (q(2 * i + 1) << 4)) as u8;
         }
         for g in 0..groups {
             let z = (((qzeros[g * (n / 8) + r / 8] as u32) >> (4 * (r % 8))) & 15) + zero_offset;
@@ -182,7 +182,7 @@ impl Store<'_> {
             let w = self.take(&name("weight"), &[n, k])?;
             return Ok(HostTensor::F32(order.iter().flat_map(|&r| w[r * k..(r + 1) * k].iter().copied()).collect()));
         };
-        if n % 8 != 0 || k % 128 != 0 {
+        if !n.is_multiple_of(8) || !k.is_multiple_of(128) {
             return Err(Error::input(format!("{}: GPTQ layer '{prefix}' is {n} x {k}: needs N % 8 == 0 and K % 128 == 0", self.dir.display())));
         }
         if let Some(gi) = self.ints.get(&name("g_idx")) {

@@ -430,7 +430,7 @@ mod simd {
             Q8_0 => *qs.add(j) as i8 as f32,
             _ => {
                 let b = *qs.add(j / 2);
-                (if j % 2 == 0 { b & 0x0f } else { b >> 4 }) as f32 - 8.0
+                (if j.is_multiple_of(2) { b & 0x0f } else { b >> 4 }) as f32 - 8.0
             }
         }
     }

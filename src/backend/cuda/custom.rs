@@ -92,7 +92,7 @@ impl Custom {
     pub fn unsupported(&self, p: &Problem) -> Option<String> {
         let v = &self.0;
         let quant = v.spec.family == QMMA_SPEC.family;
-        if quant != !p.wformat.is_dense() {
+        if quant == p.wformat.is_dense() {
             return Some(if quant {
                 format!("runs int4 weights (q4_1, g128), {p} has dense ones")
             } else {
@@ -119,7 +119,7 @@ impl Custom {
             Some("keeps too many loads in registers".into())
         } else if warps * mt * 16 * (nt * 8 + 1) * 4 > 48 * 1024 {
             Some("needs more than 48 KiB of static shared memory".into())
-        } else if !quant && p.k % (32 * vv as usize) != 0 {
+        } else if !quant && !p.k.is_multiple_of(32 * vv as usize) {
             Some(format!("needs K % {} == 0, got K = {}", 32 * vv, p.k))
         } else if ksplit > 1 && (tiles > COUNTERS || tiles * (ksplit * mt * 16 * nt * 8) as usize * 4 > WS_BYTES) {
             Some("the split-K workspace is too small for this N".into())

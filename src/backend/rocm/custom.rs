@@ -81,7 +81,7 @@ impl Custom {
             Some(format!("compiled for M <= {}, got M = {}", 16 * nt, p.m))
         } else if warps * mt * 16 * (nt * 16 + 1) * 4 > LDS_BYTES {
             Some("needs more than 64 KiB of LDS".into())
-        } else if p.k % (32 * vv as usize) != 0 {
+        } else if !p.k.is_multiple_of(32 * vv as usize) {
             Some(format!("needs K % {} == 0, got K = {}", 32 * vv, p.k))
         } else if ksplit > 1 && (tiles > COUNTERS || tiles * (ksplit * mt * 16 * nt * 16) as usize * 4 > WS_BYTES) {
             Some("the split-K workspace is too small for this N".into())

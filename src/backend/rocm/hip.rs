@@ -356,7 +356,7 @@ pub struct Args {
 impl Args {
     fn push(mut self, v: &[u8]) -> Args {
         let align = v.len();
-        while self.bytes.len() % align != 0 {
+        while !self.bytes.len().is_multiple_of(align) {
             self.bytes.push(0);
         }
         self.bytes.extend_from_slice(v);
@@ -371,7 +371,7 @@ impl Args {
     /// The buffer size HIP is told: padded to the largest alignment (8).
     fn finish(&self) -> Vec<u8> {
         let mut b = self.bytes.clone();
-        while b.len() % 8 != 0 {
+        while !b.len().is_multiple_of(8) {
             b.push(0);
         }
         b

@@ -12,9 +12,12 @@
 //!   blocks' `d` (f16 → f32 eight at a time) with one FMA, and the offset term `c·Σx` is
 //!   one more FMA per 8 blocks.
 //!
-//! Against `cpu:qdot` on Zen 3 (in isolation, one core): ~18 instead of ~27 vector
-//! instructions per q4_1 block; the block parameters, gathered 8 at a time, replace ~6
-//! scalar instructions per block.
+//! Against `cpu:qdot` on Zen 3: ~20 instead of ~27 instructions per q4_1 block, the block
+//! parameters read 8 at a time (4-byte loads and inserts: `vpgatherdd` measured 12 %
+//! slower overall) instead of ~6 scalar instructions per block; 2.44 against 3.08 ns per
+//! block on one core (`examples/qbench.rs`). Tried and not kept: four accumulator chains
+//! per pair (slower), software prefetch of the next W rows (no change: the kernel is
+//! compute-bound), two W rows per pass sharing X loads (2-6 %, not worth a second code path).
 //!
 //! AVX2 only (machines with AVX-512 have it too). g128 stays with `cpu:qdot`/`cpu:qsplit`.
 

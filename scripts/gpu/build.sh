@@ -6,8 +6,9 @@ cd "$(dirname "$0")/../.."
 cargo build --release --locked
 mkdir -p .dev
 strip -o .dev/gemmtune target/release/gemmtune
-# The GPU test binaries: tests/cuda.rs (backend + runtime) and tests/gptq.rs (GPTQ on the GPU).
-for t in cuda gptq; do
+# The test binaries run there: tests/cuda.rs (backend + runtime), tests/gptq.rs (GPTQ on the
+# GPU) and tests/kernels.rs (the CPU kernels on that host's AVX-512 Xeon).
+for t in cuda gptq kernels; do
   bin=$(cargo test --release --locked --test $t --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import sys,json
 for l in sys.stdin:

@@ -42,7 +42,7 @@ pub static QMMA_SPEC: Spec = Spec {
         ("v", "MMA_V", &[1, 2, 4]),
         ("n", "MMA_NT", &[1, 2]),
         ("k", "MMA_KSPLIT", &[1, 2, 4]),
-        ("p", "QMMA_DEPTH", &[1, 2]),
+        ("p", "QMMA_DEPTH", &[1, 2, 3, 4]),
     ],
 };
 
@@ -212,8 +212,8 @@ mod tests {
         let q = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap().with_weights(WeightFormat::G128).unwrap();
         let cq = Custom::candidates(&q);
         // (mt, v, depth) within the register estimate: depth 1 mt1v1 mt1v2 mt2v1 mt2v2 mt4v1,
-        // depth 2 mt1v1 mt1v2 mt2v1; x 3 warps x 3 k splits.
-        assert_eq!(cq.len(), 8 * 3 * 3);
+        // depth 2 mt1v1 mt1v2 mt2v1, depth 3 mt1v1 mt2v1, depth 4 mt1v1; x 3 warps x 3 k splits.
+        assert_eq!(cq.len(), 11 * 3 * 3);
         assert!(cq.iter().all(|c| c.0.spec.family == "qmma" && c.0.get("n") == 1 && Custom::parse(&c.id()).unwrap() == *c));
         assert!(c1.iter().all(|c| c.unsupported(&q).unwrap().contains("dense weights")));
         assert!(cq[0].unsupported(&p1).unwrap().contains("int4 weights"));
@@ -222,7 +222,7 @@ mod tests {
         let q8 = p1.with_weights(WeightFormat::Q8_0).unwrap();
         assert!(Custom::candidates(&q8).is_empty(), "no fused q8_0 kernel");
         let small = Problem::linear(DType::F16, 4, 576, 576).unwrap().with_weights(WeightFormat::Q4_1).unwrap();
-        assert_eq!(Custom::candidates(&small).len(), 72, "K = 576 is not a multiple of 128: tail chunks read as zero");
+        assert_eq!(Custom::candidates(&small).len(), 99, "K = 576 is not a multiple of 128: tail chunks read as zero");
         let (name, src) = cq[0].module(&q);
         assert_eq!(name, "qmma_bf16_mt1_w4_v1_n1_k1_p1_g128");
         assert!(src.starts_with("#define QMMA_FORMAT 1\n#define MMA_DTYPE 0\n") && src.contains("qmma_kernel") && src.contains("store_tile"));

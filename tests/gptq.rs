@@ -140,17 +140,24 @@ fn rel_rms(a: &[f32], b: &[f32]) -> f64 {
     (num / den).sqrt()
 }
 
+/// A GPTQ checkpoint and its dense twin in a fresh temporary folder (kept while the
+/// returned guard lives).
+fn checkpoint_pair(quant: serde_json::Value) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (g, d) = (tmp.path().join("gptq"), tmp.path().join("dense"));
+    std::fs::create_dir_all(&g).unwrap();
+    std::fs::create_dir_all(&d).unwrap();
+    write_pair(&g, &d, quant);
+    (tmp, g, d)
+}
+
 fn gptq_config() -> serde_json::Value {
     serde_json::json!({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": false, "sym": false})
 }
 
 #[test]
 fn gptq_checkpoints_load_exactly_and_run_packed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (g, d) = (tmp.path().join("gptq"), tmp.path().join("dense"));
-    std::fs::create_dir_all(&g).unwrap();
-    std::fs::create_dir_all(&d).unwrap();
-    write_pair(&g, &d, gptq_config());
+    let (_tmp, g, d) = checkpoint_pair(gptq_config());
     let tokens = [1u32, 5, 9, 2, 33, 7, 60, 12];
     let dense = logits(&Llama::load(&d).unwrap(), &tokens);
     // Dequantized at load: exactly the weights s·(q − z), so exactly the same logits.
@@ -173,13 +180,9 @@ fn gptq_variants_outside_g128_are_refused_by_name() {
         ("checkpoint_format", serde_json::json!("marlin"), "checkpoint_format 'marlin'"),
         ("quant_method", serde_json::json!("awq"), "quant_method 'awq'"),
     ] {
-        let tmp = tempfile::tempdir().unwrap();
-        let (g, d) = (tmp.path().join("gptq"), tmp.path().join("dense"));
-        std::fs::create_dir_all(&g).unwrap();
-        std::fs::create_dir_all(&d).unwrap();
         let mut q = gptq_config();
         q[field] = value;
-        write_pair(&g, &d, q);
+        let (_tmp, g, _) = checkpoint_pair(q);
         let e = Llama::load(&g).err().unwrap_or_else(|| panic!("{field}: loaded")).to_string();
         assert!(e.contains("quantization_config") && e.contains(says), "{field}: {e}");
         assert!(e.contains("config.json"), "the error names the file: {e}");
@@ -195,11 +198,7 @@ fn gpu_gptq_checkpoint_runs_packed() {
     use gemmtune::model::cuda::{CudaLlama, GpuOptions};
     use gemmtune::model::runtime::Runtime;
     use gemmtune::problem::DType;
-    let tmp = tempfile::tempdir().unwrap();
-    let (g, d) = (tmp.path().join("gptq"), tmp.path().join("dense"));
-    std::fs::create_dir_all(&g).unwrap();
-    std::fs::create_dir_all(&d).unwrap();
-    write_pair(&g, &d, gptq_config());
+    let (_tmp, g, d) = checkpoint_pair(gptq_config());
     let tokens = [1u32, 5, 9, 2, 33, 7, 60, 12];
     let dense = logits(&Llama::load(&d).unwrap(), &tokens);
     let native = Llama::load_with(&g, WeightMode::Native).unwrap();

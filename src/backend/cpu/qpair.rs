@@ -162,6 +162,7 @@ unsafe fn job_avx2(_job: &Job<'_>) {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Job, GROUP};
+    use crate::backend::cpu::vector::{Avx2, F32s};
     use std::arch::x86_64::*;
 
     /// `1/2^24`: the widened values are `q·2^24` (see the module docs).
@@ -183,13 +184,6 @@ mod x86 {
     #[inline(always)]
     unsafe fn widen(v: __m256i, idx: __m256i) -> __m256 {
         _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, idx))
-    }
-
-    #[inline(always)]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
     }
 
     impl Job<'_> {
@@ -230,7 +224,7 @@ mod x86 {
             }
             let y = self.y.get();
             for t in 0..T {
-                *y.add((i0 + t) * self.n + j) = hsum(_mm256_add_ps(acc[t], off[t])) + tail_off[t];
+                *y.add((i0 + t) * self.n + j) = Avx2::hsum(_mm256_add_ps(acc[t], off[t])) + tail_off[t];
             }
         }
 

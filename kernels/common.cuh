@@ -23,6 +23,9 @@ __device__ __forceinline__ u16 f32_to_bf16(float f) {
 __device__ __forceinline__ u16 f32_to_f16(float f) { return __builtin_bit_cast(u16, (_Float16)f); }
 #define SHFL_XOR(v, o) __shfl_xor((v), (o))
 #define LDG(p) (*(p))
+// Another block's split-K partials: agent-scope loads (on MI300 they may sit in another
+// XCD's L2).
+#define LD_PARTIAL(p) __hip_atomic_load((p), __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT)
 #define PDL_ENTRY()
 #else
 #define WARP_SIZE 32
@@ -45,6 +48,7 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
 
 #define SHFL_XOR(v, o) __shfl_xor_sync(0xffffffffu, (v), (o))
 #define LDG(p) __ldg(p)
+#define LD_PARTIAL(p) __ldcg(p)  // another block's split-K partials: past the (incoherent) L1
 // Programmatic dependent launch (sm_90+): wait until the kernel before this one on the
 // stream has finished and its writes are visible, then let the next kernel be scheduled
 // (its blocks in turn wait here). A no-op for kernels launched without the PDL attribute.
@@ -59,6 +63,66 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
 // DT selects the 16-bit storage type: 0 = bf16, 1 = f16.
 template <int DT> __device__ __forceinline__ float to_f32(u16 v) { return DT == 0 ? bf16_to_f32(v) : f16_to_f32(v); }
 template <int DT> __device__ __forceinline__ u16 from_f32(float f) { return DT == 0 ? f32_to_bf16(f) : f32_to_f16(f); }
+
+// The k steps of split `ks` (blockIdx.y) out of `steps` split `ksplit` ways.
+__device__ __forceinline__ void split_range(int steps, int ks, int ksplit, int& s_begin, int& s_end) {
+    const int per = (steps + ksplit - 1) / ksplit;
+    s_begin = ks * per;
+    s_end = min(steps, s_begin + per);
+}
+
+// The end of the tensor-core decode kernels (mma.cu, qmma.cu, hip/mfma.cu), whose warps
+// split K inside a block and whose KSPLIT blocks of a tile split it further: `part` holds
+// each warp's partial tile, [WARPS][ROWS][COLS + 1] floats, W row r and token m at [r][m]
+// (rows from row0 = blockIdx.x · ROWS). Sums the warps' partials and writes Y; with
+// KSPLIT > 1 each block writes its sum to its workspace slot, and the last block of the
+// tile to arrive (a per-tile counter) sums all slots into Y and resets the counter so
+// graph replays start from zero. Call after the block's __syncthreads.
+template <int WARPS, int ROWS, int COLS, int KSPLIT, int DT>
+__device__ __forceinline__ void finish_tile(const float* part, u16* __restrict__ y, int M, int N,
+                                            float* __restrict__ ws, unsigned* __restrict__ counters) {
+    constexpr int TILE = ROWS * COLS, THREADS = WARPS * WARP_SIZE, LD = COLS + 1;
+    const int tile = blockIdx.x, ks = blockIdx.y;
+    const int row0 = tile * ROWS;
+    __shared__ int last;
+    if (KSPLIT == 1) {
+        for (int o = threadIdx.x; o < TILE; o += THREADS) {
+            const int r = o % ROWS, m = o / ROWS;
+            if (m < M && row0 + r < N) {
+                float sum = 0.f;
+#pragma unroll
+                for (int q = 0; q < WARPS; q++) sum += part[(q * ROWS + r) * LD + m];
+                y[(size_t)m * N + row0 + r] = from_f32<DT>(sum);
+            }
+        }
+        return;
+    }
+    float* mine = ws + ((size_t)tile * KSPLIT + ks) * TILE;
+    for (int o = threadIdx.x; o < TILE; o += THREADS) {
+        const int r = o % ROWS, m = o / ROWS;
+        float sum = 0.f;
+#pragma unroll
+        for (int q = 0; q < WARPS; q++) sum += part[(q * ROWS + r) * LD + m];
+        mine[o] = sum;
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&counters[tile], 1u) == KSPLIT - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const float* all = ws + (size_t)tile * KSPLIT * TILE;
+    for (int o = threadIdx.x; o < TILE; o += THREADS) {
+        const int r = o % ROWS, m = o / ROWS;
+        if (m < M && row0 + r < N) {
+            float sum = 0.f;
+#pragma unroll
+            for (int q = 0; q < KSPLIT; q++) sum += LD_PARTIAL(all + (size_t)q * TILE + o);
+            y[(size_t)m * N + row0 + r] = from_f32<DT>(sum);
+        }
+    }
+    if (threadIdx.x == 0) counters[tile] = 0;
+}
 
 // SplitMix64 finaliser and the value mapping of src/random.rs, bit for bit: element i
 // of an operand drawn with `seed` is uniform in [-1, 1) from 24 random bits.

@@ -41,19 +41,14 @@ __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// Sums the warps' partial tiles (block-level split-K) and writes Y; with KSPLIT > 1 the
-// blocks sharing a tile meet in the workspace and the last to arrive writes Y.
+// The warps' partial tiles through shared memory into `finish_tile` (common.cuh).
 __device__ __forceinline__ void store_tile(const float (&acc)[MMA_MT][MMA_NT][4], u16* __restrict__ y, int M, int N,
                                            float* __restrict__ ws, unsigned* __restrict__ counters) {
-    constexpr int MT = MMA_MT, NT = MMA_NT, WARPS = MMA_WARPS, KSPLIT = MMA_KSPLIT;
-    constexpr int TILE = MT * 16 * NT * 8;
+    constexpr int MT = MMA_MT, NT = MMA_NT, WARPS = MMA_WARPS;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int tile = blockIdx.x, ks = blockIdx.y;
-    const int row0 = tile * (MT * 16);
     // C fragment: c0,c1 = (row g, tokens 2t, 2t+1), c2,c3 = (row g+8, same tokens).
     __shared__ float part[WARPS][MT * 16][NT * 8 + 1];
-    __shared__ int last;
 #pragma unroll
     for (int i = 0; i < MT; i++)
 #pragma unroll
@@ -64,53 +59,10 @@ __device__ __forceinline__ void store_tile(const float (&acc)[MMA_MT][MMA_NT][4]
             part[warp][i * 16 + g + 8][j * 8 + 2 * t + 1] = acc[i][j][3];
         }
     __syncthreads();
-    if (KSPLIT == 1) {
-        for (int o = threadIdx.x; o < TILE; o += WARPS * 32) {
-            const int r = o % (MT * 16), m = o / (MT * 16);
-            if (m < M && row0 + r < N) {
-                float sum = 0.f;
-#pragma unroll
-                for (int q = 0; q < WARPS; q++) sum += part[q][r][m];
-                y[(size_t)m * N + row0 + r] = from_f32<MMA_DTYPE>(sum);
-            }
-        }
-        return;
-    }
-    float* mine = ws + ((size_t)tile * KSPLIT + ks) * TILE;
-    for (int o = threadIdx.x; o < TILE; o += WARPS * 32) {
-        const int r = o % (MT * 16), m = o / (MT * 16);
-        float sum = 0.f;
-#pragma unroll
-        for (int q = 0; q < WARPS; q++) sum += part[q][r][m];
-        mine[o] = sum;
-    }
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&counters[tile], 1u) == KSPLIT - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    const float* all = ws + (size_t)tile * KSPLIT * TILE;
-    for (int o = threadIdx.x; o < TILE; o += WARPS * 32) {
-        const int r = o % (MT * 16), m = o / (MT * 16);
-        if (m < M && row0 + r < N) {
-            float sum = 0.f;
-#pragma unroll
-            for (int q = 0; q < KSPLIT; q++) sum += __ldcg(all + (size_t)q * TILE + o);
-            y[(size_t)m * N + row0 + r] = from_f32<MMA_DTYPE>(sum);
-        }
-    }
-    if (threadIdx.x == 0) counters[tile] = 0;
+    finish_tile<WARPS, MT * 16, NT * 8, MMA_KSPLIT, MMA_DTYPE>(&part[0][0][0], y, M, N, ws, counters);
 }
 
-// The k steps of split `ks` (blockIdx.y) out of `steps`, and zeroed accumulator tiles: the
-// common prologue of mma_kernel and qmma_kernel.
-__device__ __forceinline__ void split_range(int steps, int ks, int& s_begin, int& s_end) {
-    const int per = (steps + MMA_KSPLIT - 1) / MMA_KSPLIT;
-    s_begin = ks * per;
-    s_end = min(steps, s_begin + per);
-}
-
+// Zeroed accumulator tiles (mma_kernel and qmma_kernel).
 __device__ __forceinline__ void zero_acc(float (&acc)[MMA_MT][MMA_NT][4]) {
 #pragma unroll
     for (int i = 0; i < MMA_MT; i++)
@@ -126,14 +78,13 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
                float* __restrict__ ws, unsigned* __restrict__ counters) {
     PDL_ENTRY();
     constexpr int MT = MMA_MT, NT = MMA_NT, WARPS = MMA_WARPS, V = MMA_V, KSPLIT = MMA_KSPLIT;
-    constexpr int TILE = MT * 16 * NT * 8;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int tile = blockIdx.x, ks = blockIdx.y;
     const int row0 = tile * (MT * 16);
     const int steps = K / (32 * V);
     int s_begin, s_end;
-    split_range(steps, ks, s_begin, s_end);
+    split_range(steps, ks, KSPLIT, s_begin, s_end);
 
     float acc[MT][NT][4];
     zero_acc(acc);

@@ -84,7 +84,7 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     const int chunks = K / 32;
     const int steps = (chunks + 4 * V - 1) / (4 * V);
     int s_begin, s_end;
-    split_range(steps, ks, s_begin, s_end);
+    split_range(steps, ks, KSPLIT, s_begin, s_end);
     const u32* params = (const u32*)(w + (size_t)N * (K / 2));
 
     float acc[MT][NT][4];

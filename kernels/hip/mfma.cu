@@ -43,14 +43,13 @@ extern "C" __global__ void __launch_bounds__(MFMA_WARPS * WARP_SIZE)
     mfma_kernel(const u16* __restrict__ x, const u16* __restrict__ w, u16* __restrict__ y, int M, int N, int K,
                 float* __restrict__ ws, unsigned* __restrict__ counters) {
     constexpr int MT = MFMA_MT, NT = MFMA_NT, WARPS = MFMA_WARPS, V = MFMA_V, KSPLIT = MFMA_KSPLIT;
-    constexpr int TILE = MT * 16 * NT * 16;
     const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
     const int r = lane % 16, q = lane / 16;
     const int tile = blockIdx.x, ks = blockIdx.y;
     const int row0 = tile * (MT * 16);
     const int steps = K / (32 * V);
-    const int per = (steps + KSPLIT - 1) / KSPLIT;
-    const int s_begin = ks * per, s_end = min(steps, s_begin + per);
+    int s_begin, s_end;
+    split_range(steps, ks, KSPLIT, s_begin, s_end);
 
     f32x4 acc[MT][NT];
 #pragma unroll
@@ -114,7 +113,6 @@ extern "C" __global__ void __launch_bounds__(MFMA_WARPS * WARP_SIZE)
 
     // D fragment: element e of lane (r, q) is W row 4q + e of the tile, token r.
     __shared__ float part[WARPS][MT * 16][NT * 16 + 1];
-    __shared__ int last;
 #pragma unroll
     for (int i = 0; i < MT; i++)
 #pragma unroll
@@ -122,42 +120,5 @@ extern "C" __global__ void __launch_bounds__(MFMA_WARPS * WARP_SIZE)
 #pragma unroll
             for (int e = 0; e < 4; e++) part[warp][i * 16 + 4 * q + e][j * 16 + r] = acc[i][j][e];
     __syncthreads();
-    if (KSPLIT == 1) {
-        for (int o = threadIdx.x; o < TILE; o += WARPS * WARP_SIZE) {
-            const int rr = o % (MT * 16), m = o / (MT * 16);
-            if (m < M && row0 + rr < N) {
-                float sum = 0.f;
-#pragma unroll
-                for (int p = 0; p < WARPS; p++) sum += part[p][rr][m];
-                y[(size_t)m * N + row0 + rr] = from_f32<MFMA_DTYPE>(sum);
-            }
-        }
-        return;
-    }
-    float* mine = ws + ((size_t)tile * KSPLIT + ks) * TILE;
-    for (int o = threadIdx.x; o < TILE; o += WARPS * WARP_SIZE) {
-        const int rr = o % (MT * 16), m = o / (MT * 16);
-        float sum = 0.f;
-#pragma unroll
-        for (int p = 0; p < WARPS; p++) sum += part[p][rr][m];
-        mine[o] = sum;
-    }
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&counters[tile], 1u) == KSPLIT - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    const float* all = ws + (size_t)tile * KSPLIT * TILE;
-    for (int o = threadIdx.x; o < TILE; o += WARPS * WARP_SIZE) {
-        const int rr = o % (MT * 16), m = o / (MT * 16);
-        if (m < M && row0 + rr < N) {
-            float sum = 0.f;
-#pragma unroll
-            for (int p = 0; p < KSPLIT; p++)
-                sum += __hip_atomic_load(all + (size_t)p * TILE + o, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
-            y[(size_t)m * N + row0 + rr] = from_f32<MFMA_DTYPE>(sum);
-        }
-    }
-    if (threadIdx.x == 0) counters[tile] = 0;
+    finish_tile<WARPS, MT * 16, NT * 16, KSPLIT, MFMA_DTYPE>(&part[0][0][0], y, M, N, ws, counters);
 }

@@ -222,7 +222,7 @@ impl CudaLlama {
     pub fn random(cfg: Config, d: Dispatcher<CudaBackend>, opt: GpuOptions, seed: u64) -> Result<CudaLlama> {
         let gpu = gpu_of(&d);
         let dt = opt.dtype;
-        let fill = d.backend().rtc().function(gpu, &module_name(dt), || source(dt), "fill_scaled")?;
+        let fill = d.backend().rtc().function(gpu, &module_name(dt), || llama_source(dt), "fill_scaled")?;
         let mut next_seed = seed;
         // Uniform in [-scale, scale): variance scale²/3, so sqrt(3/k) gives unit-variance
         // outputs for fan-in k.
@@ -236,7 +236,7 @@ impl CudaLlama {
             }
             Ok(b)
         };
-        let planar = d.backend().rtc().function(gpu, &module_name(dt), || source(dt), "fill_planar")?;
+        let planar = d.backend().rtc().function(gpu, &module_name(dt), || llama_source(dt), "fill_planar")?;
         let wf = opt.weights;
         if !(wf.is_dense() || gpu_packs(wf)) {
             return Err(Error::input(format!("random GPU models hold dense, q4_1 or g128 weights, not {wf}")));
@@ -343,7 +343,7 @@ impl CudaLlama {
         let inv_freq = gpu.alloc_bytes(8 * inv.len())?;
         gpu.upload(&inv_freq, &inv)?;
         let rtc = d.backend().rtc();
-        let f = |name: &str| rtc.function(gpu, &module_name(dt), || source(dt), name);
+        let f = |name: &str| rtc.function(gpu, &module_name(dt), || llama_source(dt), name);
         let k = Kernels {
             embed: f("embed_rows")?,
             rmsnorm: f("rmsnorm_rows")?,
@@ -490,7 +490,8 @@ fn module_name(dt: DType) -> String {
     format!("llama_{}", dt.name())
 }
 
-fn source(dt: DType) -> String {
+/// The runtime's kernels (kernels/llama.cu) for one 16-bit type.
+pub(crate) fn llama_source(dt: DType) -> String {
     assemble(LLAMA, &[("LL_DTYPE", if dt == DType::BF16 { "0" } else { "1" })])
 }
 

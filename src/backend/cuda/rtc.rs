@@ -212,4 +212,43 @@ mod tests {
         }
         assert_eq!(arch_name((9, 0)), Some("sm_90"));
     }
+
+    /// Every kernel source the tuner and the runtime compile at run time compiles for
+    /// sm_90: each variant of our GEMM families that is a candidate for some problem (every
+    /// M bound, both 16-bit types, both int4 formats), the runtime's kernels, the
+    /// utilities. Needs NVRTC only, no GPU: scripts/dev/check-cuda-kernels.sh runs it with
+    /// the NVRTC of the `nvidia-cuda-nvrtc` wheel.
+    #[test]
+    #[ignore = "needs libnvrtc (scripts/dev/check-cuda-kernels.sh)"]
+    fn nvrtc_compiles_every_kernel_for_sm90() {
+        use super::super::custom::Custom;
+        use crate::problem::{DType, Problem, WeightFormat};
+        use rayon::prelude::*;
+        use std::collections::BTreeMap;
+        // SAFETY: only tries to dlopen the library's candidate names.
+        assert!(unsafe { cudarc::nvrtc::sys::is_culib_present() }, "libnvrtc not found (set LD_LIBRARY_PATH)");
+        let mut jobs: BTreeMap<String, String> = BTreeMap::new();
+        for d in [DType::BF16, DType::F16] {
+            for m in [1, 2, 4, 8, 16, 32] {
+                let dense = Problem::linear(d, m, 4096, 4096).unwrap();
+                let mut problems = vec![dense];
+                problems.extend([WeightFormat::Q4_1, WeightFormat::G128].map(|f| dense.with_weights(f).unwrap()));
+                for p in problems {
+                    jobs.extend(Custom::candidates(&p).into_iter().map(|c| c.module(&p)));
+                }
+            }
+            jobs.insert(format!("llama_{d}"), crate::model::cuda::llama_source(d));
+            jobs.insert(format!("quant_{d}"), super::super::quant_source(d));
+        }
+        jobs.insert("util".into(), assemble(UTIL, &[]));
+        // NVRTC_CHECK_ONLY=<substring>: only the modules whose name contains it (quick checks).
+        let only = std::env::var("NVRTC_CHECK_ONLY").unwrap_or_default();
+        let jobs: Vec<(String, String)> = jobs.into_iter().filter(|(name, _)| name.contains(&only)).collect();
+        let failed: Vec<String> = jobs
+            .par_iter()
+            .filter_map(|(name, src)| compile_cubin(src, name, "sm_90").err().map(|e| e.to_string()))
+            .collect();
+        assert!(failed.is_empty(), "{} of {} modules failed:\n{}", failed.len(), jobs.len(), failed.join("\n"));
+        eprintln!("{} modules compiled for sm_90", jobs.len());
+    }
 }

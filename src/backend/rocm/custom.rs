@@ -203,7 +203,9 @@ mod tests {
             let keeping = stack.iter().all(|&(_, keep)| keep);
             if t.starts_with("#if") {
                 let hip = t.contains("GEMMTUNE_HIP");
-                stack.push((hip, !hip || !t.starts_with("#ifndef")));
+                // `#ifndef GEMMTUNE_HIP` and `... !defined(GEMMTUNE_HIP)` are false on HIP.
+                let negated = t.starts_with("#ifndef") || t.contains("!defined(GEMMTUNE_HIP)");
+                stack.push((hip, !hip || !negated));
             } else if t.starts_with("#else") {
                 if let Some(top) = stack.last_mut() {
                     if top.0 {

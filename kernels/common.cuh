@@ -71,30 +71,6 @@ __device__ __forceinline__ void split_range(int steps, int ks, int ksplit, int& 
     s_end = min(steps, s_begin + per);
 }
 
-#if !defined(GEMMTUNE_HIP)
-// Thread block clusters (sm_90): this block's rank in its cluster, a barrier over the
-// cluster's blocks (release/acquire: shared-memory writes before it are visible to the
-// other blocks after it), and a load from another block's shared memory (the address of
-// `local` in this block mapped to block `rank`'s copy).
-__device__ __forceinline__ u32 cluster_rank() {
-    u32 r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-    return r;
-}
-__device__ __forceinline__ void cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-__device__ __forceinline__ float ld_cluster(const float* local, u32 rank) {
-    u64 g;
-    asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(local));
-    u32 remote;
-    float v;
-    asm("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"((u32)g), "r"(rank));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
-    return v;
-}
-#endif
-
 // The end of the tensor-core decode kernels (mma.cu, qmma.cu, hip/mfma.cu), whose warps
 // split K inside a block and whose KSPLIT blocks of a tile split it further: `part` holds
 // each warp's partial tile, [WARPS][ROWS][COLS + 1] floats, W row r and token m at [r][m]
@@ -102,11 +78,6 @@ __device__ __forceinline__ float ld_cluster(const float* local, u32 rank) {
 // KSPLIT > 1 each block writes its sum to its workspace slot, and the last block of the
 // tile to arrive (a per-tile counter) sums all slots into Y and resets the counter so
 // graph replays start from zero. Call after the block's __syncthreads.
-// With MMA_CLUSTER (CUDA, launched as clusters of (1, KSPLIT, 1)) the KSPLIT blocks of a
-// tile are one cluster instead: each sums its warps' partials in shared memory, and after
-// a cluster barrier each block sums its share of the tile over the blocks' shared memory
-// (fixed order: deterministic) and writes Y. No workspace, fence or atomic: the tail after
-// the last load is two cluster barriers and a few distributed-shared-memory loads.
 template <int WARPS, int ROWS, int COLS, int KSPLIT, int DT>
 __device__ __forceinline__ void finish_tile(const float* part, u16* __restrict__ y, int M, int N,
                                             float* __restrict__ ws, unsigned* __restrict__ counters) {
@@ -126,33 +97,6 @@ __device__ __forceinline__ void finish_tile(const float* part, u16* __restrict__
         }
         return;
     }
-#if defined(MMA_CLUSTER) && !defined(GEMMTUNE_HIP)
-    {
-        // Warp sums in place into warp 0's slots: element (r, m) is read and written by
-        // one thread only.
-        float* sums = const_cast<float*>(part);
-        for (int o = threadIdx.x; o < TILE; o += THREADS) {
-            const int r = o % ROWS, m = o / ROWS;
-            float sum = 0.f;
-#pragma unroll
-            for (int q = 0; q < WARPS; q++) sum += part[(q * ROWS + r) * LD + m];
-            sums[r * LD + m] = sum;
-        }
-        cluster_sync();
-        const int me = (int)cluster_rank();
-        for (int o = me * THREADS + threadIdx.x; o < TILE; o += KSPLIT * THREADS) {
-            const int r = o % ROWS, m = o / ROWS;
-            if (m < M && row0 + r < N) {
-                float sum = 0.f;
-#pragma unroll
-                for (int q = 0; q < KSPLIT; q++) sum += ld_cluster(sums + r * LD + m, (u32)q);
-                y[(size_t)m * N + row0 + r] = from_f32<DT>(sum);
-            }
-        }
-        cluster_sync();  // no block leaves while another still reads its shared memory
-        return;
-    }
-#endif
     float* mine = ws + ((size_t)tile * KSPLIT + ks) * TILE;
     for (int o = threadIdx.x; o < TILE; o += THREADS) {
         const int r = o % ROWS, m = o / ROWS;

@@ -22,8 +22,8 @@ case "$mode" in
     $bin tune --backend cuda --shapes scripts/gpu/smoke.csv --out "$out/smoke.csv" --budget-ms "${2:-200}" --seed 1 -v 2>&1 | tail -c 20000
     ;;
   full|all)
-    /usr/bin/time -v $bin tune --backend cuda --shapes shapes/llama-h100-63.csv --out "$out/$gpu.csv" --budget-ms "${2:-250}" -v 2>&1 \
-      > "$out/tune-$gpu.log"
+    /usr/bin/time -v $bin tune --backend cuda --shapes shapes/llama-h100-63.csv --out "$out/$gpu.csv" --budget-ms "${2:-250}" -v \
+      > "$out/tune-$gpu.log" 2>&1
     grep -E "^(tuned|Elapsed|  Maximum resident)|wall" "$out/tune-$gpu.log" | tail -5
     $bin bench --backend cuda --table "$out/$gpu.csv" --shapes shapes/llama-h100-63.csv --json "$out/bench-$gpu.json" -q 2>&1 | tee "$out/bench-$gpu.log"
     ;;

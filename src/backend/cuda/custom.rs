@@ -4,8 +4,6 @@
 //! - `cuda:gemv:r<rows>:t<threads>:u<unroll>:m<max M>` — CUDA-core GEMV, M <= 4;
 //! - `cuda:mma:mt<m16 tiles>:w<warps>:v<vectors>:n<n8 tiles>:k<k split>` — tensor-core
 //!   GEMM for M <= 32 (mma.sync.m16n8k16);
-//! - `cuda:cmma:...` — the same with its k split blocks as one thread block cluster,
-//!   reduced through distributed shared memory (sm_90+);
 //! - `cuda:qmma:mt<m16 tiles>:w<warps>:v<chunks>:n<n8 tiles>:k<k split>:p<steps ahead>` — the same on
 //!   int4 weights (q4_1, g128) dequantized in registers, M <= 16 (kernels/qmma.cu). The
 //!   weight format comes from the problem, like the dtype.
@@ -29,24 +27,6 @@ pub static MMA_SPEC: Spec = Spec {
         ("v", "MMA_V", &[1, 2, 4]),
         ("n", "MMA_NT", &[1, 2, 4]),
         ("k", "MMA_KSPLIT", &[1, 2, 4, 8]),
-    ],
-};
-
-/// The same kernel with its split-K blocks as one thread block cluster (sm_90+): the
-/// partial tiles are summed through distributed shared memory instead of a global
-/// workspace and a per-tile counter (`finish_tile` with MMA_CLUSTER, common.cuh). k >= 2
-/// only; the cluster is (1, k, 1), at most 8 blocks (the portable cluster size).
-pub static CMMA_SPEC: Spec = Spec {
-    family: "cmma",
-    source: MMA,
-    entry: "mma_kernel",
-    dtype_define: "MMA_DTYPE",
-    params: &[
-        ("mt", "MMA_MT", &[1, 2]),
-        ("w", "MMA_WARPS", &[4, 8, 16]),
-        ("v", "MMA_V", &[1, 2, 4]),
-        ("n", "MMA_NT", &[1, 2, 4]),
-        ("k", "MMA_KSPLIT", &[2, 4, 8]),
     ],
 };
 
@@ -95,9 +75,7 @@ impl Custom {
             return v;
         }
         if let Some(nt) = [1u32, 2, 4].into_iter().find(|&x| 8 * x as usize >= p.m) {
-            for spec in [&MMA_SPEC, &CMMA_SPEC] {
-                v.extend(spec.all().into_iter().map(Custom).filter(|c| c.0.get("n") == nt && c.unsupported(p).is_none()));
-            }
+            v.extend(MMA_SPEC.all().into_iter().map(Custom).filter(|c| c.0.get("n") == nt && c.unsupported(p).is_none()));
         }
         v
     }
@@ -107,12 +85,7 @@ impl Custom {
     }
 
     pub fn parse(id: &str) -> std::result::Result<Custom, String> {
-        Variant::parse("cuda", &[&GEMV_SPEC, &MMA_SPEC, &CMMA_SPEC, &QMMA_SPEC], id).map(Custom)
-    }
-
-    /// The thread block cluster this variant launches as, if any (needs sm_90+).
-    pub fn cluster(&self) -> Option<(u32, u32, u32)> {
-        (self.0.spec.family == CMMA_SPEC.family).then(|| (1, self.0.get("k"), 1))
+        Variant::parse("cuda", &[&GEMV_SPEC, &MMA_SPEC, &QMMA_SPEC], id).map(Custom)
     }
 
     /// Why this variant cannot run `p`, if it cannot.
@@ -148,7 +121,7 @@ impl Custom {
             Some("needs more than 48 KiB of static shared memory".into())
         } else if !quant && !p.k.is_multiple_of(32 * vv as usize) {
             Some(format!("needs K % {} == 0, got K = {}", 32 * vv, p.k))
-        } else if ksplit > 1 && self.cluster().is_none() && (tiles > COUNTERS || tiles * (ksplit * mt * 16 * nt * 8) as usize * 4 > WS_BYTES) {
+        } else if ksplit > 1 && (tiles > COUNTERS || tiles * (ksplit * mt * 16 * nt * 8) as usize * 4 > WS_BYTES) {
             Some("the split-K workspace is too small for this N".into())
         } else {
             None
@@ -161,7 +134,6 @@ impl Custom {
         let d = p.dtype;
         match qmma_format(p.wformat).filter(|_| self.0.spec.family == QMMA_SPEC.family) {
             Some(f) => (format!("{}_{}", self.0.module_name(d), p.wformat), self.0.source(d, &[("QMMA_FORMAT", f)])),
-            None if self.cluster().is_some() => (self.0.module_name(d), self.0.source(d, &[("MMA_CLUSTER", "1")])),
             None => (self.0.module_name(d), self.0.source(d, &[])),
         }
     }
@@ -196,9 +168,6 @@ impl Custom {
         // workspace large enough).
         unsafe {
             let mut b = gpu.launcher(f, pdl);
-            if let Some(c) = self.cluster() {
-                b.cluster(c);
-            }
             b.arg(&x).arg(&w).arg(&y).arg(&m).arg(&n).arg(&k);
             if is_mma {
                 b.arg(&ws).arg(&counters);
@@ -222,24 +191,14 @@ mod tests {
     fn ids_round_trip_and_applicability() {
         let p1 = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap();
         let c1 = Custom::candidates(&p1);
-        assert_eq!(c1.len(), 18 + 72 + 54);
+        assert_eq!(c1.len(), 18 + 72);
         for c in &c1 {
             assert_eq!(Custom::parse(&c.id()).unwrap(), *c);
             assert!(c.unsupported(&p1).is_none());
         }
         let p8 = p1.with_m(8);
         let c8 = Custom::candidates(&p8);
-        assert!(c8.iter().all(|c| ["mma", "cmma"].contains(&c.0.spec.family) && c.0.get("n") == 1), "{c8:?}");
-        // Cluster variants: split K only, cluster (1, k, 1), compiled with MMA_CLUSTER.
-        let cm = Custom::parse("cuda:cmma:mt2:w8:v2:n1:k4").unwrap();
-        assert!(c8.contains(&cm) && cm.unsupported(&p8).is_none());
-        assert_eq!(cm.cluster(), Some((1, 4, 1)));
-        assert_eq!(Custom::parse("cuda:mma:mt2:w8:v2:n1:k4").unwrap().cluster(), None);
-        let (name, src) = cm.module(&p8);
-        assert_eq!(name, "cmma_bf16_mt2_w8_v2_n1_k4");
-        assert!(src.starts_with("#define MMA_CLUSTER 1\n") && src.contains("mma_kernel"));
-        assert!(!Custom::parse("cuda:mma:mt2:w8:v2:n1:k4").unwrap().module(&p8).1.contains("#define MMA_CLUSTER"));
-        assert!(Custom::parse("cuda:cmma:mt1:w4:v1:n1:k1").is_err(), "no cluster of one block");
+        assert!(c8.iter().all(|c| c.0.spec.family == "mma" && c.0.get("n") == 1), "{c8:?}");
         let m8 = Custom::parse("cuda:mma:mt1:w4:v4:n1:k2").unwrap();
         assert!(m8.unsupported(&p1.with_m(9)).unwrap().contains("M <= 8"));
         let k96 = Problem::linear(DType::BF16, 8, 1280, 96).unwrap();
@@ -248,8 +207,7 @@ mod tests {
         assert!(Custom::candidates(&p1.with_m(33)).is_empty());
         assert!(Custom::candidates(&Problem::linear(DType::F32, 1, 64, 64).unwrap()).is_empty());
         assert!(Custom::candidates(&Problem::linear(DType::BF16, 1, 64, 40).unwrap()).iter().all(|c| c.0.spec.family == "gemv"));
-        // w16 with mt2 and n4 exceeds 48 KiB: 12 of the mma variants, 9 of the cmma ones.
-        assert_eq!(Custom::candidates(&p1.with_m(32)).len(), 72 - 12 + 54 - 9);
+        assert_eq!(Custom::candidates(&p1.with_m(32)).len(), 72 - 12); // w16 with mt2 and n4 exceeds 48 KiB
         // int4 weights: only the qmma family, M <= 16, K any multiple of the block.
         let q = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap().with_weights(WeightFormat::G128).unwrap();
         let cq = Custom::candidates(&q);

@@ -266,7 +266,6 @@ pub struct Launch<'a> {
     f: &'a cudarc::driver::CudaFunction,
     args: Vec<*mut std::ffi::c_void>,
     pdl: bool,
-    cluster: Option<(u32, u32, u32)>,
 }
 
 impl<'a> Launch<'a> {
@@ -275,35 +274,17 @@ impl<'a> Launch<'a> {
         self
     }
 
-    /// Launch as thread block clusters of these dimensions (sm_90+; the grid must be a
-    /// multiple of them).
-    pub fn cluster(&mut self, dims: (u32, u32, u32)) -> &mut Self {
-        self.cluster = Some(dims);
-        self
-    }
-
     /// # Safety
     /// The arguments must match the kernel's parameters and the grid must only touch
     /// memory the caller owns.
     pub unsafe fn launch(&mut self, cfg: cudarc::driver::LaunchConfig) -> std::result::Result<(), dr::DriverError> {
-        if !self.pdl && self.cluster.is_none() {
+        if !self.pdl {
             // The plain launch: no extended-launch entry point needed from the driver.
             return dr::launch_kernel(self.f.cu_function(), cfg.grid_dim, cfg.block_dim, cfg.shared_mem_bytes, self.stream.cu_stream(), &mut self.args);
         }
-        let mut attrs: [ds::CUlaunchAttribute; 2] = std::mem::zeroed();
-        let mut n = 0;
-        if self.pdl {
-            attrs[n].id = ds::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-            attrs[n].value.programmaticStreamSerializationAllowed = 1;
-            n += 1;
-        }
-        if let Some((x, y, z)) = self.cluster {
-            attrs[n].id = ds::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-            attrs[n].value.clusterDim.x = x;
-            attrs[n].value.clusterDim.y = y;
-            attrs[n].value.clusterDim.z = z;
-            n += 1;
-        }
+        let mut attr: ds::CUlaunchAttribute = std::mem::zeroed();
+        attr.id = ds::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
         let c = ds::CUlaunchConfig {
             gridDimX: cfg.grid_dim.0,
             gridDimY: cfg.grid_dim.1,
@@ -313,8 +294,8 @@ impl<'a> Launch<'a> {
             blockDimZ: cfg.block_dim.2,
             sharedMemBytes: cfg.shared_mem_bytes,
             hStream: self.stream.cu_stream(),
-            attrs: attrs.as_mut_ptr(),
-            numAttrs: n as u32,
+            attrs: &mut attr,
+            numAttrs: 1,
         };
         ds::cuLaunchKernelEx(&c, self.f.cu_function(), self.args.as_mut_ptr(), std::ptr::null_mut()).result()
     }
@@ -323,7 +304,7 @@ impl<'a> Launch<'a> {
 impl Gpu {
     /// A launch of `f` on the stream, programmatic-dependent when `pdl` and the GPU has it.
     pub fn launcher<'a>(&'a self, f: &'a cudarc::driver::CudaFunction, pdl: bool) -> Launch<'a> {
-        Launch { stream: &self.stream, f, args: Vec::with_capacity(12), pdl: pdl && self.cc.0 >= 9, cluster: None }
+        Launch { stream: &self.stream, f, args: Vec::with_capacity(12), pdl: pdl && self.cc.0 >= 9 }
     }
 }
 

@@ -7,9 +7,8 @@
 //! Kernel ids:
 //! - `cuda:cublas:default` — `cublasGemmEx` with the default algorithm (what PyTorch runs);
 //! - `cuda:cublaslt:<version>:<config>:<blob hex>` — one cuBLASLt algorithm (lt.rs);
-//! - `cuda:gemv:...`, `cuda:mma:...`, `cuda:cmma:...` and `cuda:qmma:...` — kernels/gemv.cu,
-//!   kernels/mma.cu (cmma: its split-K blocks as a thread block cluster) and
-//!   kernels/qmma.cu (custom.rs);
+//! - `cuda:gemv:...`, `cuda:mma:...` and `cuda:qmma:...` — kernels/gemv.cu, kernels/mma.cu
+//!   and kernels/qmma.cu (custom.rs);
 //! - `cuda:dq:<dense id without "cuda:">` — for quantized weights: dequantize W into a
 //!   16-bit scratch (kernels/quant.cu), then run that dense kernel; `cuda:dq:cublas:default`
 //!   is the default of quantized problems (what a framework without int4 kernels does).
@@ -357,8 +356,7 @@ impl CudaBackend {
     /// Our kernels for `p`, compiled now in parallel rather than one by one while
     /// validating.
     fn own_candidates(&self, p: &Problem) -> Vec<Candidate> {
-        let clusters = self.gpu.cc.0 >= 9;
-        let own: Vec<_> = custom::Custom::candidates(p).into_iter().filter(|c| clusters || c.cluster().is_none()).collect();
+        let own = custom::Custom::candidates(p);
         custom::Custom::prepare(&own, p, &self.rtc, &self.gpu);
         own.iter().map(|c| Candidate { id: KernelId::new(c.id()), attrs: "graph=1".into() }).collect()
     }
@@ -450,13 +448,10 @@ impl Backend for CudaBackend {
                 desc.check(&self.lt, &algo).map_err(|e| Error::runtime(format!("{s}: not usable for {p}: {e}")))?;
                 Ok(CudaKernel::new(Kind::Lt { algo, desc }))
             }
-            ["cuda", "gemv" | "mma" | "cmma" | "qmma", ..] => {
+            ["cuda", "gemv" | "mma" | "qmma", ..] => {
                 let c = custom::Custom::parse(s).map_err(Error::input)?;
                 if let Some(why) = c.unsupported(p) {
                     return Err(custom::not_usable(s, why));
-                }
-                if c.cluster().is_some() && self.gpu.cc.0 < 9 {
-                    return Err(custom::not_usable(s, format!("needs thread block clusters (sm_90+), this GPU is sm_{}{}", self.gpu.cc.0, self.gpu.cc.1)));
                 }
                 let function = c.load(p, &self.rtc, &self.gpu)?;
                 Ok(CudaKernel::new(Kind::Custom { custom: c, function }))

@@ -52,25 +52,26 @@ fn greedy_with(m: &Llama, d: &Dispatcher<CpuBackend>, ids: &[u32], n: usize) -> 
     out
 }
 
-/// The committed CPU table when its rows fit this CPU (same instruction set), else a
-/// table tuned here and now for the same shapes (CI machines differ: AVX-512 or not).
-fn cpu_table_for_this_machine() -> Dispatcher<CpuBackend> {
-    let committed = root().join("tables/cpu-smollm2-135m.csv");
+/// The committed CPU table `name` (tables/) when its rows fit this CPU (same instruction
+/// set and CPU model), else a table tuned here and now from `shapes` (CI machines differ:
+/// AVX2-only Zen 3 and AVX-512 Zen 4 VMs both run this suite).
+fn cpu_table_for_this_machine(name: &str, shapes: &str) -> Dispatcher<CpuBackend> {
+    let committed = root().join("tables").join(name);
     let d = Dispatcher::from_table(&committed, CpuBackend::new(), false).unwrap();
     if d.tuned_rows() > 0 {
         return d;
     }
-    eprintln!("{}: no row fits this CPU ({}); tuning the shapes here", committed.display(), d.warnings().join("; "));
+    eprintln!("{}: no row fits this CPU ({}); tuning {shapes} here", committed.display(), d.warnings().join("; "));
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("cpu.csv");
     let ok = std::process::Command::new(env!("CARGO_BIN_EXE_gemmtune"))
-        .args(["tune", "--shapes", "shapes/smollm2-135m.csv", "--budget-ms", "20", "-q", "--out"])
+        .args(["tune", "--shapes", shapes, "--budget-ms", "20", "-q", "--out"])
         .arg(&table)
         .current_dir(root())
         .status()
         .unwrap()
         .success();
-    assert!(ok, "tuning the SmolLM2 shapes failed");
+    assert!(ok, "tuning {shapes} failed");
     Dispatcher::from_table(&table, CpuBackend::new(), true).unwrap()
 }
 
@@ -80,7 +81,7 @@ fn greedy_tokens_match_transformers_untuned_and_tuned() {
         serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/smollm2_greedy.json")).unwrap()).unwrap();
     let (_, tok) = model();
     let untuned = Dispatcher::untuned(CpuBackend::new());
-    let tuned = cpu_table_for_this_machine();
+    let tuned = cpu_table_for_this_machine("cpu-smollm2-135m.csv", "shapes/smollm2-135m.csv");
     for case in fixture["cases"].as_array().unwrap() {
         let prompt = case["prompt"].as_str().unwrap();
         let ids: Vec<u32> = case["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
@@ -156,7 +157,7 @@ fn native_weights_follow_the_f32_path_untuned_and_tuned() {
     let native = Llama::load_with(&model_path(), WeightMode::Native).unwrap();
     let f32_default = Dispatcher::untuned(CpuBackend::new());
     let untuned = Dispatcher::untuned(CpuBackend::new());
-    let tuned = Dispatcher::from_table(&root().join("tables/cpu-smollm2-135m-q.csv"), CpuBackend::new(), false).unwrap();
+    let tuned = cpu_table_for_this_machine("cpu-smollm2-135m-q.csv", "shapes/smollm2-135m-q.csv");
     for case in fixture["cases"].as_array().unwrap() {
         let ids: Vec<u32> = case["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
         let want: Vec<u32> = case["expected_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();

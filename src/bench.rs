@@ -67,6 +67,10 @@ pub struct BenchReport {
     /// RFC 3339 time of the run.
     pub created: String,
     pub limits: Limits,
+    /// Our kernels were launched chained (`--pdl`: programmatic dependent launch), as the
+    /// GPU runtime launches them; library kernels never are.
+    #[serde(default)]
+    pub pdl: bool,
     pub shapes: Vec<ShapeBench>,
 }
 

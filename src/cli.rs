@@ -336,6 +336,12 @@ pub struct TuneArgs {
     /// with a 2e-3 error bound instead of f32's 1e-4; their rows say `math=tf32`.
     #[arg(long)]
     pub allow_tf32: bool,
+    /// Time our kernels launched chained, as the GPU runtime launches them (CUDA sm_90+:
+    /// programmatic dependent launch, so back-to-back calls overlap one's weight prefetch
+    /// with the previous one's tail); library kernels are timed as they launch, unchained.
+    /// Rows of our kernels then say `pdl=1`: use such a table with the GPU runtime.
+    #[arg(long)]
+    pub pdl: bool,
     /// Tune only the heaviest shapes that together make up this share of the total weight
     /// (e.g. 0.95), heaviest first.
     #[arg(long, value_parser = share)]
@@ -440,6 +446,10 @@ pub struct BenchArgs {
     /// Fail if table rows do not fit this machine.
     #[arg(long)]
     pub strict: bool,
+    /// Launch our kernels chained, as the GPU runtime does (CUDA sm_90+: programmatic
+    /// dependent launch); the default (cuBLAS) is timed as it is launched, unchained.
+    #[arg(long)]
+    pub pdl: bool,
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -95,6 +95,13 @@ fn input_errors_exit_2_and_name_the_place() {
     let (code, _, _) = output(bin().args(["tune", "--bogus"]));
     assert_eq!(code, 2);
 
+    // Chained launches exist on CUDA sm_90+ only: the CPU refuses --pdl before tuning or
+    // timing anything.
+    let (code, _, err) = output(bin().args(["tune", "--pdl", "--shapes"]).arg(&good).arg("--out").arg(&out));
+    assert_eq!(code, 2);
+    assert!(err.contains("--pdl") && err.contains("cpu"), "{err}");
+    assert!(!out.exists(), "no table when --pdl is refused");
+
     fs::write(&out, "not a table\n").unwrap();
     let (code, _, err) = output(bin().args(["table", "show"]).arg(&out));
     assert_eq!(code, 2);

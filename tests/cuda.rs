@@ -124,6 +124,47 @@ fn gpu_tuned_winners_stay_correct_on_fresh_draws() {
     }
 }
 
+/// `tune --pdl` and the GPU runtime launch our kernels chained (programmatic dependent
+/// launch): a call's blocks start while the call before runs and prefetch their weights,
+/// so everything that reads X or writes Y, the split-K workspace and its counters
+/// included, must wait for it. A chain of dependent calls (each call's Y is the next one's
+/// X) must give bit for bit what the same chain gives unchained.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn gpu_chained_launches_wait_for_the_call_before() {
+    use gemmtune::backend::KernelId;
+    let b = gpu();
+    assert!(b.set_chained_launches(true), "this test needs sm_90+");
+    for (m, n, id) in [
+        (1, 4096, "cuda:gemv:r2:t256:u1:m1"),
+        (4, 2048, "cuda:gemv:r1:t128:u2:m4"),
+        (8, 1024, "cuda:mma:mt1:w4:v2:n1:k8"),
+        (32, 2048, "cuda:mma:mt1:w4:v1:n4:k4"),
+    ] {
+        let p = Problem::linear(DType::BF16, m, n, n).unwrap();
+        let k = b.resolve(&p, &KernelId::new(id)).unwrap();
+        let chain = |pdl: bool| {
+            b.set_chained_launches(pdl);
+            let (mut a, mut c) = (b.alloc(p.dtype, m * n).unwrap(), b.alloc(p.dtype, m * n).unwrap());
+            let mut ws = [b.alloc(p.dtype, n * n).unwrap(), b.alloc(p.dtype, n * n).unwrap()];
+            b.fill_random(&mut a, 11).unwrap();
+            b.fill_random(&mut ws[0], 12).unwrap();
+            b.fill_random(&mut ws[1], 13).unwrap();
+            for i in 0..16 {
+                b.run(&k, &p, &a, &ws[i % 2], &mut c).unwrap();
+                std::mem::swap(&mut a, &mut c);
+            }
+            b.download(&a).unwrap()
+        };
+        let (plain, chained) = (chain(false), chain(true));
+        assert!(plain.iter().all(|v| v.is_finite()), "{p} {id}: the chain overflowed");
+        let differ = plain.iter().zip(&chained).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+        assert_eq!(differ, 0, "{p} {id}: {differ} of {} outputs differ when chained", plain.len());
+        eprintln!("{p} {id}: 16 dependent calls chained = unchained, bit for bit");
+    }
+    b.set_chained_launches(false);
+}
+
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn gpu_graph_timing_is_sane() {
@@ -131,48 +172,54 @@ fn gpu_graph_timing_is_sane() {
 }
 
 #[test]
-fn the_committed_h100_table_is_valid_and_every_kernel_id_decodes() {
+fn the_committed_63_shape_tables_are_valid_and_every_kernel_id_decodes() {
     use gemmtune::backend::cpu::CpuBackend;
     use gemmtune::backend::cuda::{custom::Custom, lt};
     use gemmtune::table::Table;
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tables/h100-llama-63.csv");
-    let t = Table::load(&path).unwrap();
-    assert_eq!(t.rows.len(), 63);
-    let shapes = gemmtune::shapes::ShapeFile::load(&path.with_file_name("../shapes/llama-h100-63.csv")).unwrap();
-    for e in &shapes.entries {
-        assert!(t.get(&e.problem).is_some(), "{} missing from the table", e.problem);
-    }
-    for r in &t.rows {
-        let v = &t.validators[&r.validators];
-        assert_eq!(v["backend"], "cuda");
-        assert!(v["device"].contains("H100"), "{v:?}");
-        let lt_version: usize = v["lib.cublasLt"].parse().unwrap();
-        assert_eq!(r.default_kernel.as_str(), "cuda:cublas:default");
-        let id = r.kernel.as_str();
-        if id.starts_with("cuda:cublaslt:") {
-            lt::decode_id(id, lt_version).unwrap();
-            assert!(r.attrs.contains("workspace="), "{}", r.attrs);
-        } else if id != "cuda:cublas:default" {
-            Custom::parse(id).unwrap();
-            assert!(Custom::parse(id).unwrap().unsupported(&r.problem).is_none(), "{id} cannot run {}", r.problem);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shapes = gemmtune::shapes::ShapeFile::load(&root.join("shapes/llama-h100-63.csv")).unwrap();
+    // The H100 table was timed unchained, the H200 one with our kernels chained (--pdl).
+    for (file, gpu, chained) in [("h100-llama-63.csv", "H100", false), ("h200-llama-63.csv", "H200", true)] {
+        let path = root.join("tables").join(file);
+        let t = Table::load(&path).unwrap();
+        assert_eq!(t.rows.len(), 63, "{file}");
+        for e in &shapes.entries {
+            assert!(t.get(&e.problem).is_some(), "{}: {} missing", file, e.problem);
         }
-        assert!(r.speedup >= 1.0 && r.time_us > 0.0 && r.candidates >= 100, "{r:?}");
+        for r in &t.rows {
+            let v = &t.validators[&r.validators];
+            assert_eq!(v["backend"], "cuda");
+            assert!(v["device"].contains(gpu), "{file}: {v:?}");
+            let lt_version: usize = v["lib.cublasLt"].parse().unwrap();
+            assert_eq!(r.default_kernel.as_str(), "cuda:cublas:default");
+            let id = r.kernel.as_str();
+            if id.starts_with("cuda:cublaslt:") {
+                lt::decode_id(id, lt_version).unwrap();
+                assert!(r.attrs.contains("workspace=") && !r.attrs.contains("pdl="), "{file}: {}", r.attrs);
+            } else if id != "cuda:cublas:default" {
+                Custom::parse(id).unwrap();
+                assert!(Custom::parse(id).unwrap().unsupported(&r.problem).is_none(), "{file}: {id} cannot run {}", r.problem);
+                assert_eq!(r.attrs.contains("pdl=1"), chained, "{file}: {id} {}", r.attrs);
+            }
+            assert!(r.speedup >= 1.0 && r.time_us > 0.0 && r.candidates >= 100, "{file}: {r:?}");
+        }
+        // On a machine without that GPU every row is skipped with a reason, none used.
+        let (ok, skipped) = t.check_rows(&CpuBackend::new());
+        assert!(ok.is_empty());
+        assert!(skipped.iter().all(|s| s.reason.contains("backend differs")), "{file}: {:?}", skipped[0]);
     }
-    // On a machine without that GPU every row is skipped with a reason, none used.
-    let (ok, skipped) = t.check_rows(&CpuBackend::new());
-    assert!(ok.is_empty());
-    assert!(skipped.iter().all(|s| s.reason.contains("backend differs")), "{:?}", skipped[0]);
 }
 
 #[test]
-fn every_committed_h100_table_names_kernels_that_decode_for_their_rows() {
+fn every_committed_gpu_table_names_kernels_that_decode_for_their_rows() {
     use gemmtune::backend::cuda::{custom::Custom, lt, DQ_DEFAULT};
     use gemmtune::table::Table;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tables");
     let mut seen = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
         let path = e.unwrap().path();
-        if !path.file_name().unwrap().to_string_lossy().starts_with("h100-") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("h100-") || name.starts_with("h200-")) || !name.ends_with(".csv") {
             continue;
         }
         let t = Table::load(&path).unwrap();
@@ -200,7 +247,7 @@ fn every_committed_h100_table_names_kernels_that_decode_for_their_rows() {
             seen += 1;
         }
     }
-    assert!(seen > 300, "only {seen} rows in tables/h100-*.csv");
+    assert!(seen > 300, "only {seen} rows in tables/h100-*.csv and h200-*.csv");
 }
 
 #[test]

@@ -36,6 +36,7 @@ fn report(shapes: Vec<ShapeBench>) -> BenchReport {
         device: "Test CPU (2 threads)".into(),
         created: "2026-11-25T00:00:00Z".into(),
         limits: Limits { peak_flops: 2e11, peak_kernel: "cpu:gemm:t2".into(), peak_problem: "f32 TN m=1536 n=1536 k=1536".into(), bandwidth: 3e10 },
+        pdl: false,
         shapes,
     }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU runtime on the H100 (binary carried in .dev/, see scripts/gpu/build.sh).
-# Usage: scripts/gpu/runtime.sh tune|bench|profile|model
+# Usage: scripts/gpu/runtime.sh tune|bench|profile|model|ab
 #   tune:  tune the SmolLM2 bf16 shapes (tables/h100-smollm2-135m.csv).
 #   bench: decode-bench random-weight models of the SmolLM2, Llama-3.1-8B and 70B-TP8-rank
 #          shapes (tuned table vs default, interleaved), and transformers on the same shapes.
@@ -14,6 +14,21 @@ bin=.dev/gemmtune
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
 case "${1:-bench}" in
+  ab)
+    # Two builds of the runtime, alternated: decode-bench of the 8B and 70B-TP8-rank shapes
+    # at batch 1 on one table. Usage: runtime.sh ab <binary A> <binary B> <table> [rounds]
+    a=$2 b=$3 table=$4
+    for round in $(seq "${5:-2}"); do
+      for c in "llama-3.1-8b 1" "llama-3.1-70b 8"; do
+        set -- $c
+        for bin in "$a" "$b"; do
+          printf '%s %s tp%s round %s: ' "$(basename "$bin")" "$1" "$2" "$round"
+          $bin decode-bench --backend cuda --config shapes/configs/$1.json --tp $2 --table "$table" --batch 1 \
+            --prompt-len 128 --steps 64 --reps 5 --json "$out/ab-$(basename "$bin")-$1-r$round.json" 2>&1 | grep '^| tuned' | cut -d'|' -f5,7
+        done
+      done
+    done
+    ;;
   tune)
     $bin tune --backend cuda --shapes shapes/smollm2-135m-h100.csv --out /tmp/h100-smollm2-135m.csv --budget-ms 150 -q 2>&1 | tail -3
     cp /tmp/h100-smollm2-135m.csv "$out/"

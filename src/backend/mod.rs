@@ -231,6 +231,15 @@ pub trait Backend: Send + Sync {
         vec![self.default_kernel(p)]
     }
 
+    /// Launch our own kernels chained as the GPU runtime launches them (CUDA sm_90+:
+    /// programmatic dependent launch): back to back, a call's blocks start, and prefetch
+    /// their weights, while the call before drains. Library kernels (cuBLAS, cuBLASLt)
+    /// cannot be launched so and are unaffected. Returns whether it is on now (false:
+    /// this backend or device has no such launches).
+    fn set_chained_launches(&self, _on: bool) -> bool {
+        false
+    }
+
     /// Explains why a table row tuned under `validators` may not be used here.
     fn row_mismatch(&self, validators: &Validators) -> Option<String> {
         validator_mismatch(validators, &self.identity().validators())

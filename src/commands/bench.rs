@@ -31,6 +31,10 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
         return Ok(());
     }
     let table = a.table.as_ref().expect("clap requires --table without --limits");
+    let pdl = a.pdl && b.set_chained_launches(true);
+    if a.pdl && !pdl {
+        return Err(Error::input(format!("--pdl: the {} backend here has no chained launches (CUDA, sm_90+)", b.name())));
+    }
     let d = Dispatcher::from_table(table, b, a.strict)?;
     for w in d.warnings() {
         eprintln!("warning: {w}");
@@ -102,6 +106,7 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
         device: b.identity().device.clone(),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         limits,
+        pdl,
         shapes: results,
     };
     let baseline = a.baseline.as_deref().map(BenchReport::load).transpose()?;

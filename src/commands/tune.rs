@@ -11,6 +11,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
+    if a.pdl && !b.set_chained_launches(true) {
+        return Err(Error::input(format!("--pdl: the {} backend here has no chained launches (CUDA, sm_90+)", b.name())));
+    }
     let shapes = ShapeFile::load(&a.shapes)?;
     let dtype: Option<DType> = a.dtype.as_deref().map(str::parse).transpose().map_err(Error::input)?;
     // Largest share of time first, so a stopped run has done the most valuable part.
@@ -375,6 +378,9 @@ fn worker_command(
     }
     if a.allow_tf32 {
         c.arg("--allow-tf32");
+    }
+    if a.pdl {
+        c.arg("--pdl");
     }
     for e in exclude {
         c.args(["--exclude", e]);

@@ -358,7 +358,9 @@ impl CudaBackend {
     fn own_candidates(&self, p: &Problem) -> Vec<Candidate> {
         let own = custom::Custom::candidates(p);
         custom::Custom::prepare(&own, p, &self.rtc, &self.gpu);
-        own.iter().map(|c| Candidate { id: KernelId::new(c.id()), attrs: "graph=1".into() }).collect()
+        // Rows tuned with chained launches say so: their times hold for PDL chains only.
+        let attrs = if self.pdl() { "graph=1;pdl=1" } else { "graph=1" };
+        own.iter().map(|c| Candidate { id: KernelId::new(c.id()), attrs: attrs.into() }).collect()
     }
 }
 
@@ -568,5 +570,11 @@ impl Backend for CudaBackend {
 
     fn min_sample(&self) -> Duration {
         Duration::from_micros(300)
+    }
+
+    fn set_chained_launches(&self, on: bool) -> bool {
+        let on = on && self.gpu.cc.0 >= 9;
+        self.set_pdl(on);
+        on
     }
 }

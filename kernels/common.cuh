@@ -53,6 +53,10 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
 // stream has finished and its writes are visible, then let the next kernel be scheduled
 // (its blocks in turn wait here). A no-op for kernels launched without the PDL attribute.
 // Every kernel of ours starts with it, since the host may launch any of them with PDL.
+// Nothing may be read before it, not even the weights: the tuner fills W (a kernel) right
+// before each validation run, and a load issued early could see the old contents. (An L2
+// bulk prefetch of W before it was tried: harmless, L2 being coherent, but slower;
+// docs/PERFORMANCE.md, H200 section.)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define PDL_ENTRY() asm volatile("griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;" ::: "memory")
 #else

@@ -337,8 +337,8 @@ pub struct TuneArgs {
     #[arg(long)]
     pub allow_tf32: bool,
     /// Time our kernels launched chained, as the GPU runtime launches them (CUDA sm_90+:
-    /// programmatic dependent launch, so back-to-back calls overlap one's weight prefetch
-    /// with the previous one's tail); library kernels are timed as they launch, unchained.
+    /// programmatic dependent launch, so a call's launch and start-up overlap the previous
+    /// one's tail); library kernels are timed as they launch, unchained.
     /// Rows of our kernels then say `pdl=1`: use such a table with the GPU runtime.
     #[arg(long)]
     pub pdl: bool,

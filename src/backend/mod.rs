@@ -232,10 +232,10 @@ pub trait Backend: Send + Sync {
     }
 
     /// Launch our own kernels chained as the GPU runtime launches them (CUDA sm_90+:
-    /// programmatic dependent launch): back to back, a call's blocks start, and prefetch
-    /// their weights, while the call before drains. Library kernels (cuBLAS, cuBLASLt)
-    /// cannot be launched so and are unaffected. Returns whether it is on now (false:
-    /// this backend or device has no such launches).
+    /// programmatic dependent launch): back to back, a call is scheduled and its blocks
+    /// start while the call before drains. Library kernels (cuBLAS, cuBLASLt) cannot be
+    /// launched so and are unaffected. Returns whether it is on now (false: this backend
+    /// or device has no such launches).
     fn set_chained_launches(&self, _on: bool) -> bool {
         false
     }

@@ -31,10 +31,7 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
         return Ok(());
     }
     let table = a.table.as_ref().expect("clap requires --table without --limits");
-    let pdl = a.pdl && b.set_chained_launches(true);
-    if a.pdl && !pdl {
-        return Err(Error::input(format!("--pdl: the {} backend here has no chained launches (CUDA, sm_90+)", b.name())));
-    }
+    let pdl = super::chain_launches(&b, a.pdl)?;
     let d = Dispatcher::from_table(table, b, a.strict)?;
     for w in d.warnings() {
         eprintln!("warning: {w}");

@@ -68,6 +68,18 @@ pub(crate) fn fmt_us(seconds: f64) -> String {
     }
 }
 
+/// `--pdl` of tune and bench: our kernels launched chained on `b`, or an input error
+/// where it has no such launches. Returns whether they are chained.
+pub(crate) fn chain_launches<B: crate::backend::Backend>(b: &B, pdl: bool) -> Result<bool> {
+    if pdl && !b.set_chained_launches(true) {
+        return Err(crate::error::Error::input(format!(
+            "--pdl: the {} backend here has no chained launches (CUDA, sm_90+)",
+            b.name()
+        )));
+    }
+    Ok(pdl)
+}
+
 /// The dispatcher `generate` and `serve` run with on backend `b`: the table (or the
 /// backend default when none), its warnings printed, and `--record` applied.
 pub(crate) fn load_dispatcher<B: crate::backend::Backend>(

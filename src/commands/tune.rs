@@ -11,9 +11,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
-    if a.pdl && !b.set_chained_launches(true) {
-        return Err(Error::input(format!("--pdl: the {} backend here has no chained launches (CUDA, sm_90+)", b.name())));
-    }
+    super::chain_launches(&b, a.pdl)?;
     let shapes = ShapeFile::load(&a.shapes)?;
     let dtype: Option<DType> = a.dtype.as_deref().map(str::parse).transpose().map_err(Error::input)?;
     // Largest share of time first, so a stopped run has done the most valuable part.

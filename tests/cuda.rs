@@ -125,9 +125,9 @@ fn gpu_tuned_winners_stay_correct_on_fresh_draws() {
 }
 
 /// `tune --pdl` and the GPU runtime launch our kernels chained (programmatic dependent
-/// launch): a call's blocks start while the call before runs and prefetch their weights,
-/// so everything that reads X or writes Y, the split-K workspace and its counters
-/// included, must wait for it. A chain of dependent calls (each call's Y is the next one's
+/// launch): a call's blocks start while the call before runs, so everything that reads
+/// (W included: kernels/common.cuh) or writes, the split-K workspace and its counters too,
+/// must wait for it. A chain of dependent calls (each call's Y is the next one's
 /// X) must give bit for bit what the same chain gives unchained.
 #[test]
 #[ignore = "needs an NVIDIA GPU"]

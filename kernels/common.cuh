@@ -52,10 +52,13 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
 // Programmatic dependent launch (sm_90+): wait until the kernel before this one on the
 // stream has finished and its writes are visible, then let the next kernel be scheduled
 // (its blocks in turn wait here). A no-op for kernels launched without the PDL attribute.
-// Every kernel of ours starts with it, since the host may launch any of them with PDL.
-// Nothing may be read before it, not even the weights: the tuner fills W (a kernel) right
-// before each validation run, and a load issued early could see the old contents. (An L2
-// bulk prefetch of W before it was tried: harmless, L2 being coherent, but slower;
+// Every kernel of ours passes it before touching anything the kernel before may write.
+// The GEMM kernels (gemv, mma, qmma) request their first weights before it, so the weight
+// stream starts while the predecessor drains. The contract that makes this safe: W is
+// never written by the kernel right before a chained GEMM. Weights are constant in the
+// runtime; the tuner's fills synchronize the stream (cuda/mod.rs `fill_random`); a
+// dequantized scratch W is read by an unchained launch (`Kind::Dequant`). (An L2 bulk
+// prefetch of the whole weight slice before it was tried and was slower;
 // docs/PERFORMANCE.md, H200 section.)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define PDL_ENTRY() asm volatile("griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;" ::: "memory")

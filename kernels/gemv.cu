@@ -42,8 +42,10 @@ __device__ __forceinline__ void gemv(const u16* __restrict__ x, const u16* __res
 #pragma unroll
         for (int m = 0; m < MAXM; m++) acc[r][m] = 0.f;
 
-    for (int c0 = threadIdx.x; c0 < chunks; c0 += THREADS * UNROLL) {
-        uint4 wv[UNROLL][ROWS];
+    // The first step's weights are requested before PDL_ENTRY: under a chained launch they
+    // stream in while the kernel before this one drains (see PDL_ENTRY, common.cuh).
+    uint4 wv[UNROLL][ROWS];
+    auto load = [&](int c0) {
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
             const int c = c0 + u * THREADS;
@@ -52,6 +54,11 @@ __device__ __forceinline__ void gemv(const u16* __restrict__ x, const u16* __res
                 wv[u][r] = (c < chunks && row0 + r < N) ? ld_stream(w + (size_t)(row0 + r) * K + (size_t)c * 8)
                                                        : make_uint4(0, 0, 0, 0);
         }
+    };
+    load(threadIdx.x);
+    PDL_ENTRY();
+    for (int c0 = threadIdx.x; c0 < chunks; c0 += THREADS * UNROLL) {
+        if (c0 != (int)threadIdx.x) load(c0);
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
             const int c = c0 + u * THREADS;
@@ -102,6 +109,5 @@ __device__ __forceinline__ void gemv(const u16* __restrict__ x, const u16* __res
 // GEMV_THREADS, GEMV_UNROLL and GEMV_MAXM, and compiles the variants in parallel.
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
     gemv_kernel(const u16* x, const u16* w, u16* y, int M, int N, int K) {
-    PDL_ENTRY();
     gemv<GEMV_DTYPE, GEMV_ROWS, GEMV_THREADS, GEMV_UNROLL, GEMV_MAXM>(x, w, y, M, N, K);
 }

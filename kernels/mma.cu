@@ -76,7 +76,6 @@ __device__ __forceinline__ void zero_acc(float (&acc)[MMA_MT][MMA_NT][4]) {
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     mma_kernel(const u16* __restrict__ x, const u16* __restrict__ w, u16* __restrict__ y, int M, int N, int K,
                float* __restrict__ ws, unsigned* __restrict__ counters) {
-    PDL_ENTRY();
     constexpr int MT = MMA_MT, NT = MMA_NT, WARPS = MMA_WARPS, V = MMA_V, KSPLIT = MMA_KSPLIT;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
@@ -108,9 +107,11 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     }
 
     // Two-stage software pipeline: the loads of step s + WARPS are in flight while the
-    // tensor cores work on step s.
+    // tensor cores work on step s. The first step's weights are requested before
+    // PDL_ENTRY: under a chained launch they stream in while the kernel before this one
+    // drains (X, written by that kernel, only after it; see PDL_ENTRY, common.cuh).
     uint4 wa[MT][2][V], xb[NT][V];
-    auto load = [&](int s, uint4 (&wd)[MT][2][V], uint4 (&xd)[NT][V]) {
+    auto load_w = [&](int s, uint4 (&wd)[MT][2][V]) {
         const size_t off = (size_t)s * 32 * V;
 #pragma unroll
         for (int i = 0; i < MT; i++)
@@ -118,6 +119,9 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
             for (int h = 0; h < 2; h++)
 #pragma unroll
                 for (int v = 0; v < V; v++) wd[i][h][v] = ld_stream(wrow[i][h] + off + 8 * v);
+    };
+    auto load_x = [&](int s, uint4 (&xd)[NT][V]) {
+        const size_t off = (size_t)s * 32 * V;
 #pragma unroll
         for (int j = 0; j < NT; j++)
 #pragma unroll
@@ -125,10 +129,12 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
                 xd[j][v] = xok[j] ? __ldg((const uint4*)(xrow[j] + off + 8 * v)) : make_uint4(0, 0, 0, 0);
     };
     int s = s_begin + warp;
-    if (s < s_end) load(s, wa, xb);
+    if (s < s_end) load_w(s, wa);
+    PDL_ENTRY();
+    if (s < s_end) load_x(s, xb);
     for (; s < s_end; s += WARPS) {
         uint4 wn[MT][2][V], xn[NT][V];
-        if (s + WARPS < s_end) load(s + WARPS, wn, xn);
+        if (s + WARPS < s_end) load_w(s + WARPS, wn), load_x(s + WARPS, xn);
 #pragma unroll
         for (int v = 0; v < V; v++)
 #pragma unroll

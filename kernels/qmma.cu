@@ -75,7 +75,6 @@ __device__ __forceinline__ void dequant_word(u32 w, u32 a2, u32 b2, u32 (&p)[4])
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     qmma_kernel(const u16* __restrict__ x, const unsigned char* __restrict__ w, u16* __restrict__ y, int M, int N,
                 int K, float* __restrict__ ws, unsigned* __restrict__ counters) {
-    PDL_ENTRY();
     constexpr int MT = MMA_MT, NT = MMA_NT, WARPS = MMA_WARPS, V = MMA_V, KSPLIT = MMA_KSPLIT;
     constexpr int G = QMMA_FORMAT == 0 ? 32 : 128;  // elements per parameter word
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -121,7 +120,10 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
         uint4 x[NT][V][4];
     };
     Stage st[D + 1];  // constant indices only (loops unrolled): registers, not local memory
-    auto load = [&](int s, Stage& d) {
+    // W and its parameters of the first D steps are requested before PDL_ENTRY: under a
+    // chained launch they stream in while the kernel before this one drains (X, written
+    // by that kernel, only after it; see PDL_ENTRY, common.cuh).
+    auto load_w = [&](int s, Stage& d) {
 #pragma unroll
         for (int v = 0; v < V; v++) {
             const int c = (4 * s + t) * V + v;
@@ -133,6 +135,13 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
                     d.w[i][h][v] = ok ? ld_stream(wrow[i][h] + (size_t)c * 16) : make_uint4(0, 0, 0, 0);
                     d.p[i][h][v] = ok ? __ldg(prow[i][h] + c * 32 / G) : 0u;
                 }
+        }
+    };
+    auto load_x = [&](int s, Stage& d) {
+#pragma unroll
+        for (int v = 0; v < V; v++) {
+            const int c = (4 * s + t) * V + v;
+            const bool ok = c < chunks;
 #pragma unroll
             for (int j = 0; j < NT; j++)
 #pragma unroll
@@ -143,9 +152,13 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     int s = s_begin + warp;
 #pragma unroll
     for (int k = 0; k < D; k++)
-        if (s + k * WARPS < s_end) load(s + k * WARPS, st[k]);
+        if (s + k * WARPS < s_end) load_w(s + k * WARPS, st[k]);
+    PDL_ENTRY();
+#pragma unroll
+    for (int k = 0; k < D; k++)
+        if (s + k * WARPS < s_end) load_x(s + k * WARPS, st[k]);
     for (; s < s_end; s += WARPS) {
-        if (s + D * WARPS < s_end) load(s + D * WARPS, st[D]);
+        if (s + D * WARPS < s_end) load_w(s + D * WARPS, st[D]), load_x(s + D * WARPS, st[D]);
         const Stage& cur = st[0];
 #pragma unroll
         for (int v = 0; v < V; v++) {

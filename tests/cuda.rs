@@ -128,25 +128,32 @@ fn gpu_tuned_winners_stay_correct_on_fresh_draws() {
 /// launch): a call's blocks start while the call before runs, so everything that reads
 /// (W included: kernels/common.cuh) or writes, the split-K workspace and its counters too,
 /// must wait for it. A chain of dependent calls (each call's Y is the next one's
-/// X) must give bit for bit what the same chain gives unchained.
+/// X) must give bit for bit what the same chain gives unchained. Our GEMMs request W
+/// before that wait, so a kernel that has just written W must not be followed by a
+/// chained one: the dequantize-then-GEMM rows (a dequantize kernel writes the scratch W
+/// its GEMM reads, on every call) check that the GEMM is launched unchained.
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn gpu_chained_launches_wait_for_the_call_before() {
     use gemmtune::backend::KernelId;
     let b = gpu();
     assert!(b.set_chained_launches(true), "this test needs sm_90+");
-    for (m, n, id) in [
-        (1, 4096, "cuda:gemv:r2:t256:u1:m1"),
-        (4, 2048, "cuda:gemv:r1:t128:u2:m4"),
-        (8, 1024, "cuda:mma:mt1:w4:v2:n1:k8"),
-        (32, 2048, "cuda:mma:mt1:w4:v1:n4:k4"),
+    use gemmtune::problem::WeightFormat::{Dense, Q4_1};
+    for (m, n, f, id) in [
+        (1, 4096, Dense, "cuda:gemv:r2:t256:u1:m1"),
+        (4, 2048, Dense, "cuda:gemv:r1:t128:u2:m4"),
+        (8, 1024, Dense, "cuda:mma:mt1:w4:v2:n1:k8"),
+        (32, 2048, Dense, "cuda:mma:mt1:w4:v1:n4:k4"),
+        (8, 1024, Q4_1, "cuda:qmma:mt1:w4:v1:n1:k1:p1"),
+        (8, 1024, Q4_1, "cuda:dq:mma:mt1:w4:v2:n1:k8"),
+        (1, 4096, Q4_1, "cuda:dq:gemv:r2:t256:u1:m1"),
     ] {
-        let p = Problem::linear(DType::BF16, m, n, n).unwrap();
+        let p = Problem::linear(DType::BF16, m, n, n).unwrap().with_weights(f).unwrap();
         let k = b.resolve(&p, &KernelId::new(id)).unwrap();
         let chain = |pdl: bool| {
             b.set_chained_launches(pdl);
             let (mut a, mut c) = (b.alloc(p.dtype, m * n).unwrap(), b.alloc(p.dtype, m * n).unwrap());
-            let mut ws = [b.alloc(p.dtype, n * n).unwrap(), b.alloc(p.dtype, n * n).unwrap()];
+            let mut ws = [b.alloc_w(&p).unwrap(), b.alloc_w(&p).unwrap()];
             b.fill_random(&mut a, 11).unwrap();
             b.fill_random(&mut ws[0], 12).unwrap();
             b.fill_random(&mut ws[1], 13).unwrap();

@@ -178,10 +178,14 @@ impl CudaBackend {
 
     /// Enqueues one run on the stream (no synchronization: graph-capturable).
     fn launch(&self, k: &CudaKernel, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
-        self.launch_kind(&k.kind, p, x, w, y)
+        self.launch_kind(&k.kind, p, x, w, y, self.pdl())
     }
 
-    fn launch_kind(&self, kind: &Kind, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
+    /// `chained`: our kernels as programmatic dependent launches (cuBLAS/cuBLASLt launch
+    /// their own). Such a kernel may read W before the kernel before it has finished
+    /// (PDL_ENTRY, kernels/common.cuh), so it is chained only where that one cannot
+    /// have written W.
+    fn launch_kind(&self, kind: &Kind, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf, chained: bool) -> Result<()> {
         match kind {
             Kind::Cublas { tf32 } => {
                 let t = match p.dtype {
@@ -237,7 +241,7 @@ impl CudaBackend {
                 p,
                 self.custom_ws.ptr,
                 self.custom_counters.ptr,
-                self.pdl(),
+                chained,
             ),
             Kind::Dequant { inner, dense, dequant, scratch } => {
                 let (rows, k) = ((p.batch * p.n) as u64, p.k as i32);
@@ -249,7 +253,7 @@ impl CudaBackend {
                 // rows × k 16-bit values (sized when resolved).
                 unsafe {
                     self.gpu
-                        .launcher(dequant, self.pdl())
+                        .launcher(dequant, chained)
                         .arg(&w.ptr)
                         .arg(&scratch.ptr)
                         .arg(&rows)
@@ -257,7 +261,8 @@ impl CudaBackend {
                         .launch(rtc::grid_for(work))
                         .map_err(device::drv)?;
                 }
-                self.launch_kind(inner, dense, x, scratch, y)
+                // Unchained: the dequantize kernel just wrote this W.
+                self.launch_kind(inner, dense, x, scratch, y, false)
             }
         }
     }
@@ -481,9 +486,13 @@ impl Backend for CudaBackend {
             // recomputes them there) and uploaded in the device layout.
             let mut t = crate::quant::QuantTensor::zeros(f, buf.len / k, k);
             t.fill_random(seed);
-            return self.gpu.write_packed(buf, &t);
+            self.gpu.write_packed(buf, &t)?;
+        } else {
+            rtc::fill_random(&self.rtc, &self.gpu, buf, seed)?;
         }
-        rtc::fill_random(&self.rtc, &self.gpu, buf, seed)
+        // Done before the next launch starts: a chained GEMM requests W before waiting for
+        // the kernel before it (PDL_ENTRY, kernels/common.cuh).
+        self.gpu.stream.synchronize().map_err(device::drv)
     }
 
     fn fill_nan(&self, buf: &mut DevBuf) -> Result<()> {

@@ -1,8 +1,8 @@
-//! Times one CPU kernel for quantized weights at M = 1, outside the tuner: per call and per
-//! 32-weight block, best of 5 rounds. `copies` > 1 rotates through that many weight
+//! Times one CPU kernel for quantized weights at M = 1 (or `m`), outside the tuner: per
+//! call and per 32-weight block, best of 5 rounds. `copies` > 1 rotates through that many weight
 //! matrices (with large ones, weights come from memory as in decode); 1 keeps them hot.
 //!
-//! cargo run --release --example qbench -- <n> <k> <copies> <kernel id> [q4_1|q8_0]
+//! cargo run --release --example qbench -- <n> <k> <copies> <kernel id> [q4_1|q8_0 [m]]
 //! e.g. cargo run --release --example qbench -- 192 4096 1 cpu:qpair:avx2:m1:t1
 use gemmtune::backend::cpu::{CpuBackend, CpuKernel, HostTensor};
 use gemmtune::problem::{DType, Problem, WeightFormat};
@@ -12,7 +12,7 @@ use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: qbench <n> <k> <copies> <kernel id> [q4_1|q8_0]");
+        eprintln!("usage: qbench <n> <k> <copies> <kernel id> [q4_1|q8_0 [m]]");
         std::process::exit(2);
     }
     let num = |i: usize| args[i].parse::<usize>().unwrap_or_else(|_| panic!("argument {i} must be a number"));
@@ -22,7 +22,8 @@ fn main() {
         _ => WeightFormat::Q4_1,
     };
     let b = CpuBackend::new();
-    let p = Problem::linear(DType::F32, 1, n, k).and_then(|p| p.with_weights(f)).expect("a valid problem");
+    let m = args.get(6).map_or(1, |_| num(6));
+    let p = Problem::linear(DType::F32, m, n, k).and_then(|p| p.with_weights(f)).expect("a valid problem");
     let ws: Vec<HostTensor> = (0..copies)
         .map(|c| {
             let mut q = QuantTensor::zeros(f, n, k);
@@ -30,8 +31,8 @@ fn main() {
             HostTensor::Quant(q)
         })
         .collect();
-    let x = HostTensor::F32((0..k).map(|i| (i as f32 * 0.37).sin()).collect());
-    let mut y = HostTensor::F32(vec![0.0; n]);
+    let x = HostTensor::F32((0..m * k).map(|i| (i as f32 * 0.37).sin()).collect());
+    let mut y = HostTensor::F32(vec![0.0; m * n]);
     let kern = CpuKernel::parse(id).expect("a CPU kernel id");
     for _ in 0..3 {
         ws.iter().for_each(|w| b.run_host(&kern, &p, &x, w, &mut y));
@@ -51,5 +52,6 @@ fn main() {
         best
     });
     let blocks = (n * k / 32) as f64;
-    println!("{id} {f} n={n} k={k} copies={copies}: {:.2} us per call, {:.2} ns per block", best * 1e6, best * 1e9 / blocks);
+    let gflops = 2.0 * (m * n * k) as f64 / best * 1e-9;
+    println!("{id} {f} m={m} n={n} k={k} copies={copies}: {:.2} us per call, {:.2} ns per block, {gflops:.1} GFLOP/s", best * 1e6, best * 1e9 / blocks);
 }

@@ -11,7 +11,8 @@
 //!   `cpu:qsplit:avx2:x<terms>:m<tile>:n<rows>:t<threads>` (integer dot products on activations split into
 //!   three 8-bit terms, decode; see `qsplit.rs` for why it meets the f32 bound) and
 //!   `cpu:qpair:avx2:m<tile>:t<threads>` (q4_1/q8_0 decode: the fused sums with fewer
-//!   instructions per block, see `qpair.rs`). The
+//!   instructions per block, see `qpair.rs`) and `cpu:qtile:avx2:t<threads>` (small-M
+//!   prefill: panels dequantized into cache, register-blocked products, see `qtile.rs`). The
 //!   dense families refuse quantized problems and vice versa.
 //! - `cpu:test:<what>` — deliberately slow / wrong test doubles, offered only when the
 //!   backend is built with `with_test_kernels` (or `GEMMTUNE_CPU_TEST_KERNELS=1`), so
@@ -20,6 +21,7 @@
 pub mod libs;
 pub mod qpair;
 pub mod qsplit;
+pub mod qtile;
 pub mod quant;
 pub mod skinny;
 pub mod sysinfo;
@@ -32,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::problem::{DType, Problem};
 use qpair::QPair;
 use qsplit::QSplit;
+use qtile::QTile;
 use quant::QDot;
 use skinny::Skinny;
 use std::collections::HashMap;
@@ -52,6 +55,7 @@ pub enum CpuKernel {
     QDot(QDot),
     QSplit(QSplit),
     QPair(QPair),
+    QTile(QTile),
     Test(TestKernel),
 }
 
@@ -66,6 +70,7 @@ impl CpuKernel {
             CpuKernel::QDot(q) => format!("cpu:qdot:{}:m{}:n{}:t{}", q.isa.name(), q.mt, q.nr, q.threads),
             CpuKernel::QSplit(q) => format!("cpu:qsplit:avx2:x{}:m{}:n{}:t{}", q.terms, q.mt, q.nr, q.threads),
             CpuKernel::QPair(q) => format!("cpu:qpair:avx2:m{}:t{}", q.mt, q.threads),
+            CpuKernel::QTile(q) => format!("cpu:qtile:avx2:t{}", q.threads),
             CpuKernel::Test(t) => format!("cpu:test:{}", t.name()),
         })
     }
@@ -107,6 +112,7 @@ impl CpuKernel {
             ["cpu", "qpair", "avx2", mt, t] => {
                 Ok(CpuKernel::QPair(QPair { mt: param(mt, 'm', &qpair::TILES)?, threads: threads(t)? }))
             }
+            ["cpu", "qtile", "avx2", t] => Ok(CpuKernel::QTile(QTile { threads: threads(t)? })),
             ["cpu", "gemm", t] => Ok(CpuKernel::Gemm { threads: threads(t)? }),
             ["cpu", "matrixmultiply", t] => Ok(CpuKernel::MatrixMultiply { threads: threads(t)? }),
             ["cpu", "skinny", isa, mt, t] => {
@@ -209,6 +215,7 @@ impl CpuBackend {
             CpuKernel::QDot(q) => q.threads,
             CpuKernel::QSplit(q) => q.threads,
             CpuKernel::QPair(q) => q.threads,
+            CpuKernel::QTile(q) => q.threads,
             CpuKernel::Test(_) => self.threads,
         };
         let packed = || match w {
@@ -224,6 +231,7 @@ impl CpuBackend {
             CpuKernel::QDot(q) => q.run(p, x, packed(), y),
             CpuKernel::QSplit(q) => q.run(p, x, packed(), y),
             CpuKernel::QPair(q) => q.run(p, x, packed(), y),
+            CpuKernel::QTile(q) => q.run(p, x, packed(), y),
             CpuKernel::Test(t) => t.run(p, x, w, y, self.threads),
         };
         if threads <= 1 {
@@ -279,6 +287,11 @@ impl CpuBackend {
                 for &t in &self.thread_options() {
                     ks.push(CpuKernel::QPair(QPair { mt, threads: t }));
                 }
+            }
+        }
+        if QTile::supports(p) && QTile::available() {
+            for &t in &self.thread_options() {
+                ks.push(CpuKernel::QTile(QTile { threads: t }));
             }
         }
         let default = self.default_kernel(p);
@@ -350,12 +363,12 @@ impl Backend for CpuBackend {
     fn resolve(&self, p: &Problem, id: &KernelId) -> Result<CpuKernel> {
         let k = CpuKernel::parse(id.as_str()).map_err(Error::input)?;
         let for_packed =
-            matches!(k, CpuKernel::DequantGemm { .. } | CpuKernel::QPanel { .. } | CpuKernel::QDot(_) | CpuKernel::QSplit(_) | CpuKernel::QPair(_));
+            matches!(k, CpuKernel::DequantGemm { .. } | CpuKernel::QPanel { .. } | CpuKernel::QDot(_) | CpuKernel::QSplit(_) | CpuKernel::QPair(_) | CpuKernel::QTile(_));
         if for_packed == p.wformat.is_dense() {
             return Err(Error::runtime(if for_packed {
                 format!("{id}: needs quantized weights, {p} has dense ones")
             } else {
-                format!("{id}: needs dense weights, {p} has {} ones (cpu:dqgemm, cpu:qpanel, cpu:qdot, cpu:qsplit and cpu:qpair run them)", p.wformat)
+                format!("{id}: needs dense weights, {p} has {} ones (cpu:dqgemm, cpu:qpanel, cpu:qdot, cpu:qsplit, cpu:qpair and cpu:qtile run them)", p.wformat)
             }));
         }
         match k {
@@ -386,6 +399,14 @@ impl Backend for CpuBackend {
                         "{id}: the pair kernel runs q4_1 and q8_0 weights with X rows contiguous (TN) and M <= {} (got {p})",
                         qpair::MAX_M
                     )));
+                }
+            }
+            CpuKernel::QTile(_) => {
+                if !QTile::available() {
+                    return Err(Error::runtime(format!("{id}: this CPU lacks the avx2 instruction set")));
+                }
+                if !QTile::supports(p) {
+                    return Err(Error::runtime(format!("{id}: the tile kernel needs X rows contiguous (TN) and M >= 2 (got {p})")));
                 }
             }
             CpuKernel::QDot(q) => {

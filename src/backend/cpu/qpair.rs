@@ -164,7 +164,7 @@ unsafe fn job_avx2(_job: &Job<'_>) {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Job, GROUP};
-    use crate::backend::cpu::vector::{Avx2, F32s};
+    use crate::backend::cpu::vector::{f16_at, Avx2, F32s};
     use std::arch::x86_64::*;
 
     /// `1/2^24`: the widened values are `q·2^24` (see the module docs).
@@ -403,12 +403,6 @@ mod x86 {
             }
             s
         }
-    }
-
-    /// An f16 at `p` as f32.
-    #[inline(always)]
-    unsafe fn f16_at(p: *const u8) -> f32 {
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((p as *const u16).read_unaligned() as i32)))
     }
 
     /// The (d, m + 8d) of the q4_1 blocks b0..b0+8, lanes in `Q4_LANES` order.

@@ -88,8 +88,8 @@ impl QTile {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dequantize_avx2(f: WeightFormat, row: &[u8], out: &mut [f32]) {
+    use super::vector::f16_at as f16;
     use std::arch::x86_64::*;
-    let f16 = |p: *const u8| _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((p as *const u16).read_unaligned() as i32)));
     match f {
         WeightFormat::Q4_1 => {
             for (o, b) in out.chunks_exact_mut(32).zip(row.chunks_exact(20)) {

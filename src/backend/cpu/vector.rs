@@ -47,12 +47,22 @@ impl F32s for Scalar {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub use x86::{Avx2, Avx512};
+pub use x86::{f16_at, Avx2, Avx512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::F32s;
     use std::arch::x86_64::*;
+
+    /// The f16 at `p` (unaligned) as f32, for block scales.
+    ///
+    /// # Safety
+    /// Two bytes must be readable at `p`; call only from code compiled with F16C on a CPU
+    /// that has it.
+    #[inline(always)]
+    pub unsafe fn f16_at(p: *const u8) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((p as *const u16).read_unaligned() as i32)))
+    }
 
     pub struct Avx512;
     impl F32s for Avx512 {

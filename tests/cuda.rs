@@ -44,13 +44,17 @@ fn gpu_fill_is_bit_exact_with_the_host_generator() {
 #[ignore = "needs an NVIDIA GPU"]
 fn gpu_every_candidate_is_correct_on_awkward_shapes() {
     let b = gpu();
-    for (d, l, m, n, k, batch) in AWKWARD {
+    // Plus shapes for the wgmma kernel (sm_90): a token count between its tile sizes, a
+    // row count past the last 64/128-row tile, f16, and K split 16 ways over 128 steps.
+    let wgmma = [(DType::BF16, Layout::TN, 100, 200, 1024, 1), (DType::F16, Layout::TN, 64, 1280, 8192, 1)];
+    for (d, l, m, n, k, batch) in AWKWARD.into_iter().chain(wgmma) {
         let p = Problem::new(d, l, m, n, k, batch).unwrap();
         let (count, own_wrong, lib_wrong) = checks::every_candidate_is_correct(&b, &p, |id| id.contains("cublas"));
         let own = b.candidates(&p).unwrap().iter().filter(|c| !c.id.as_str().contains("cublas")).count();
         let gemv_fits = m <= 4 && k % 8 == 0;
         let mma_fits = m <= 32 && k % 32 == 0;
-        if d != DType::F32 && l == Layout::TN && batch == 1 && (gemv_fits || mma_fits) {
+        let wg_fits = (5..=128).contains(&m) && k % 64 == 0 && b.identity().arch == "sm_90";
+        if d != DType::F32 && l == Layout::TN && batch == 1 && (gemv_fits || mma_fits || wg_fits) {
             assert!(own > 0, "{p}: no own kernels offered");
         }
         // Every candidate must be right: our kernels, and every configuration cuBLASLt
@@ -148,6 +152,8 @@ fn gpu_chained_launches_wait_for_the_call_before() {
         (4, 2048, Dense, "cuda:gemv:r1:t128:u2:m4"),
         (8, 1024, Dense, "cuda:mma:mt1:w4:v2:n1:k8"),
         (32, 2048, Dense, "cuda:mma:mt1:w4:v1:n4:k4"),
+        (128, 2048, Dense, "cuda:wg:n128:g2:t2:s4:k4"),
+        (32, 1024, Dense, "cuda:wg:n32:g2:t1:s6:k1"),
         (8, 1024, Q4_1, "cuda:qmma:mt1:w4:v1:n1:k1:p1"),
         (8, 1024, Q4_1, "cuda:dq:mma:mt1:w4:v2:n1:k8"),
         (1, 4096, Q4_1, "cuda:dq:gemv:r2:t256:u1:m1"),

@@ -20,6 +20,7 @@ pub const MMA: &str = include_str!("../../kernels/mma.cu");
 /// The int4 tensor-core kernel: kernels/qmma.cu appended to kernels/mma.cu (whose
 /// helpers it uses); the host defines QMMA_FORMAT.
 pub const QMMA: &str = concat!(include_str!("../../kernels/mma.cu"), include_str!("../../kernels/qmma.cu"));
+pub const WGMMA: &str = include_str!("../../kernels/wgmma.cu");
 pub const QUANT: &str = include_str!("../../kernels/quant.cu");
 pub const MFMA: &str = include_str!("../../kernels/hip/mfma.cu");
 
@@ -163,7 +164,9 @@ impl<M: Clone> Modules<M> {
 }
 
 /// A kernel family: its source, entry point, the define selecting the 16-bit type
-/// (0 bf16, 1 f16) and its parameters as (id prefix, define, allowed values).
+/// (0 bf16, 1 f16) and its parameters as (id prefix, define, allowed values). Parameters
+/// named in `launch` are part of the id but chosen at launch (grid size), not compiled in:
+/// their variants share one module.
 #[derive(Debug)]
 pub struct Spec {
     pub family: &'static str,
@@ -171,6 +174,7 @@ pub struct Spec {
     pub entry: &'static str,
     pub dtype_define: &'static str,
     pub params: &'static [(&'static str, &'static str, &'static [u32])],
+    pub launch: &'static [&'static str],
 }
 
 /// The decode GEMV of kernels/gemv.cu (both GPU backends).
@@ -185,6 +189,7 @@ pub static GEMV_SPEC: Spec = Spec {
         ("u", "GEMV_UNROLL", &[1, 2, 4]),
         ("m", "GEMV_MAXM", &[1, 2, 4]),
     ],
+    launch: &[],
 };
 
 const MAX_PARAMS: usize = 6;
@@ -240,6 +245,11 @@ impl Variant {
         self.spec.params.iter().zip(self.values).map(|((p, d, _), v)| (*p, *d, v))
     }
 
+    /// The parameters compiled into the module (not those chosen at launch).
+    fn compiled(&self) -> impl Iterator<Item = (&'static str, &'static str, u32)> + '_ {
+        self.params().filter(|(p, _, _)| !self.spec.launch.contains(p))
+    }
+
     pub fn id(&self, backend: &str) -> String {
         let mut s = format!("{backend}:{}", self.spec.family);
         for (p, _, v) in self.params() {
@@ -276,7 +286,7 @@ impl Variant {
     /// Module name of this variant compiled for `d`, e.g. `gemv_bf16_r1_t128_u1_m1`.
     pub fn module_name(&self, d: DType) -> String {
         let mut s = format!("{}_{}", self.spec.family, suffix(d));
-        for (p, _, v) in self.params() {
+        for (p, _, v) in self.compiled() {
             s.push_str(&format!("_{p}{v}"));
         }
         s
@@ -284,7 +294,7 @@ impl Variant {
 
     /// The assembled source of this variant for `d`; `extra` defines go first.
     pub fn source(&self, d: DType, extra: &[(&str, &str)]) -> String {
-        let values: Vec<(&str, String)> = self.params().map(|(_, def, v)| (def, v.to_string())).collect();
+        let values: Vec<(&str, String)> = self.compiled().map(|(_, def, v)| (def, v.to_string())).collect();
         let mut defines: Vec<(&str, &str)> = extra.to_vec();
         defines.push((self.spec.dtype_define, if d == DType::F16 { "1" } else { "0" }));
         defines.extend(values.iter().map(|(d, v)| (*d, v.as_str())));
@@ -369,7 +379,7 @@ mod tests {
         let s = assemble(GEMV, &[("GEMV_DTYPE", "0")]);
         assert!(s.starts_with("#define GEMV_DTYPE 0\n"));
         assert!(s.contains("f32_to_bf16") && s.contains("gemv_kernel"));
-        for src in [GEMV, UTIL, MMA, QMMA, QUANT, MFMA] {
+        for src in [GEMV, UTIL, MMA, QMMA, WGMMA, QUANT, MFMA] {
             let s = assemble(src, &[]);
             assert!(!s.lines().any(|l| l.trim_start().starts_with("#include")), "run-time compilers get no include path");
         }

@@ -6,11 +6,15 @@
 //!   GEMM for M <= 32 (mma.sync.m16n8k16);
 //! - `cuda:qmma:mt<m16 tiles>:w<warps>:v<chunks>:n<n8 tiles>:k<k split>:p<steps ahead>` — the same on
 //!   int4 weights (q4_1, g128) dequantized in registers, M <= 16 (kernels/qmma.cu). The
-//!   weight format comes from the problem, like the dtype.
+//!   weight format comes from the problem, like the dtype;
+//! - `cuda:wg:n<tokens>:g<warpgroups>:t<64-row tiles>:s<stages>:k<k split>` — Hopper
+//!   warpgroup tensor-core GEMM (wgmma, sm_90a only) for 4 < M <= 128 (kernels/wgmma.cu);
+//!   the K split is the launch's cluster size, so variants differing only in it share one
+//!   module.
 
 use super::device::{drv, Gpu};
 use super::rtc::Rtc;
-use crate::backend::kernels::{self, Spec, Variant, GEMV_SPEC, MMA, QMMA};
+use crate::backend::kernels::{self, Spec, Variant, GEMV_SPEC, MMA, QMMA, WGMMA};
 use crate::error::{Error, Result};
 use crate::problem::{DType, Layout, Problem, WeightFormat};
 use cudarc::driver::{CudaFunction, LaunchConfig};
@@ -28,6 +32,7 @@ pub static MMA_SPEC: Spec = Spec {
         ("n", "MMA_NT", &[1, 2, 4]),
         ("k", "MMA_KSPLIT", &[1, 2, 4, 8]),
     ],
+    launch: &[],
 };
 
 /// The int4 tensor-core kernel of kernels/qmma.cu (defines shared with MMA_SPEC).
@@ -44,7 +49,46 @@ pub static QMMA_SPEC: Spec = Spec {
         ("k", "MMA_KSPLIT", &[1, 2, 4]),
         ("p", "QMMA_DEPTH", &[1, 2, 3, 4]),
     ],
+    launch: &[],
 };
+
+/// The warpgroup kernel of kernels/wgmma.cu.
+pub static WG_SPEC: Spec = Spec {
+    family: "wg",
+    source: WGMMA,
+    entry: "wg_kernel",
+    dtype_define: "WG_DTYPE",
+    params: &[
+        ("n", "WG_N", &[16, 32, 64, 128]),
+        ("g", "WG_WGS", &[1, 2]),
+        ("t", "WG_MT", &[1, 2]),
+        ("s", "WG_STAGES", &[4, 6, 8]),
+        ("k", "WG_KSPLIT", &[1, 2, 3, 4, 6, 8, 12, 16]),
+    ],
+    launch: &["k"],
+};
+
+/// The only architecture the wgmma kernel compiles for (as `sm_90a`, rtc.rs).
+pub const WG_ARCH: &str = "sm_90";
+/// Dynamic shared memory a block may opt into on sm_90.
+const WG_SMEM_MAX: usize = 227 * 1024;
+
+/// W rows per block of a wgmma variant.
+fn wg_rows(v: &Variant) -> usize {
+    64 * (v.get("g") * v.get("t")) as usize
+}
+
+/// Dynamic shared memory of a wgmma variant: its pipeline buffers (or the epilogue's
+/// partial tile, if larger) and 1024 bytes to align them to the swizzle period.
+fn wg_smem(v: &Variant) -> usize {
+    let (n, rows, stages) = (v.get("n") as usize, wg_rows(v), v.get("s") as usize);
+    (stages * (rows + n) * 128).max(n * (rows + 4) * 4) + 1024
+}
+
+/// What the wgmma kernel requires of a problem (the M bound aside).
+fn wg_ok(p: &Problem) -> bool {
+    p.dtype != DType::F32 && p.layout == Layout::TN && p.batch == 1 && p.k.is_multiple_of(64)
+}
 
 /// The QMMA_FORMAT define for a weight format the int4 kernel reads.
 fn qmma_format(f: WeightFormat) -> Option<&'static str> {
@@ -64,18 +108,27 @@ pub const WS_BYTES: usize = 16 << 20;
 pub const COUNTERS: usize = 1 << 16;
 
 impl Custom {
-    /// Every variant applicable to `p`.
-    pub fn candidates(p: &Problem) -> Vec<Custom> {
+    /// Every variant applicable to `p` on a GPU of NVRTC target `arch` (rtc.rs).
+    pub fn candidates(p: &Problem, arch: &str) -> Vec<Custom> {
+        let grid = |spec: &'static Spec, param: &str, value: u32| -> Vec<Custom> {
+            spec.all().into_iter().map(Custom).filter(|c| c.0.get(param) == value && c.unsupported(p).is_none()).collect()
+        };
         if !p.wformat.is_dense() {
             let Some(nt) = [1u32, 2].into_iter().find(|&x| 8 * x as usize >= p.m) else { return Vec::new() };
-            return QMMA_SPEC.all().into_iter().map(Custom).filter(|c| c.0.get("n") == nt && c.unsupported(p).is_none()).collect();
+            return grid(&QMMA_SPEC, "n", nt);
         }
         let mut v: Vec<Custom> = kernels::gemv_candidates(p).into_iter().map(Custom).collect();
-        if !kernels::base_ok(p) {
-            return v;
+        if kernels::base_ok(p) {
+            if let Some(nt) = [1u32, 2, 4].into_iter().find(|&x| 8 * x as usize >= p.m) {
+                v.extend(grid(&MMA_SPEC, "n", nt));
+            }
         }
-        if let Some(nt) = [1u32, 2, 4].into_iter().find(|&x| 8 * x as usize >= p.m) {
-            v.extend(MMA_SPEC.all().into_iter().map(Custom).filter(|c| c.0.get("n") == nt && c.unsupported(p).is_none()));
+        // Offered above the GEMV's M (at M <= 4 it reads the weights with fewer
+        // instructions); it runs any M up to its token count.
+        if arch == WG_ARCH && wg_ok(p) && p.m > 4 {
+            if let Some(n) = [16u32, 32, 64, 128].into_iter().find(|&x| x as usize >= p.m) {
+                v.extend(grid(&WG_SPEC, "n", n));
+            }
         }
         v
     }
@@ -85,7 +138,7 @@ impl Custom {
     }
 
     pub fn parse(id: &str) -> std::result::Result<Custom, String> {
-        Variant::parse("cuda", &[&GEMV_SPEC, &MMA_SPEC, &QMMA_SPEC], id).map(Custom)
+        Variant::parse("cuda", &[&GEMV_SPEC, &MMA_SPEC, &QMMA_SPEC, &WG_SPEC], id).map(Custom)
     }
 
     /// Why this variant cannot run `p`, if it cannot.
@@ -98,6 +151,9 @@ impl Custom {
             } else {
                 format!("runs dense weights, {p} has {} ones", p.wformat)
             });
+        }
+        if v.spec.family == WG_SPEC.family {
+            return Self::wg_unsupported(v, p);
         }
         if quant {
             if qmma_format(p.wformat).is_none() || p.dtype == DType::F32 || p.layout != Layout::TN || p.batch != 1 {
@@ -128,6 +184,21 @@ impl Custom {
         }
     }
 
+    fn wg_unsupported(v: &Variant, p: &Problem) -> Option<String> {
+        let (n, ksplit) = (v.get("n") as usize, v.get("k") as usize);
+        if !wg_ok(p) {
+            Some(format!("needs bf16/f16, layout TN, batch 1 and K % 64 == 0 (got {p})"))
+        } else if p.m > n {
+            Some(format!("compiled for M <= {n}, got M = {}", p.m))
+        } else if wg_smem(v) > WG_SMEM_MAX {
+            Some(format!("needs {} KiB of shared memory, more than the 227 KiB a block may have", wg_smem(v) / 1024))
+        } else if ksplit > p.k / 64 {
+            Some(format!("splits K = {} into more parts than its {} steps of 64", p.k, p.k / 64))
+        } else {
+            None
+        }
+    }
+
     /// Module name and source of this variant for `p` (the dtype, and for the int4
     /// kernel the weight format, are compiled in).
     pub(crate) fn module(&self, p: &Problem) -> (String, String) {
@@ -145,7 +216,29 @@ impl Custom {
 
     pub fn load(&self, p: &Problem, rtc: &Rtc, gpu: &Gpu) -> Result<CudaFunction> {
         let (name, source) = self.module(p);
-        rtc.function(gpu, &name, || source, self.0.spec.entry)
+        let f = rtc.function(gpu, &name, || source, self.0.spec.entry)?;
+        if self.0.spec.family == WG_SPEC.family {
+            // Beyond 48 KiB a kernel must opt in to its dynamic shared memory, and beyond 8
+            // blocks to its cluster size.
+            use cudarc::driver::sys::CUfunction_attribute as A;
+            f.set_attribute(A::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, wg_smem(&self.0) as i32).map_err(drv)?;
+            f.set_attribute(A::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1).map_err(drv)?;
+        }
+        Ok(f)
+    }
+
+    /// Grid (row tiles, K split), threads and dynamic shared memory of a launch on `p`.
+    fn geometry(&self, p: &Problem) -> ((u32, u32), u32, u32) {
+        let v = &self.0;
+        let n = p.n as u32;
+        match v.spec.family {
+            "gemv" => {
+                let (blocks, threads) = kernels::gemv_launch(v, p);
+                ((blocks, 1), threads, 0)
+            }
+            "wg" => ((n.div_ceil(wg_rows(v) as u32), v.get("k")), 128 * v.get("g"), wg_smem(v) as u32),
+            _ => ((n.div_ceil(16 * v.get("mt")), v.get("k")), 32 * v.get("w"), 0),
+        }
     }
 
     /// Enqueues the kernel. `ws`/`counters`: the split-K workspace (WS_BYTES) and
@@ -153,15 +246,9 @@ impl Custom {
     #[allow(clippy::too_many_arguments)]
     pub fn launch(&self, gpu: &Gpu, f: &CudaFunction, x: u64, w: u64, y: u64, p: &Problem, ws: u64, counters: u64, pdl: bool) -> Result<()> {
         let (m, n, k) = (p.m as i32, p.n as i32, p.k as i32);
-        let v = &self.0;
-        let is_mma = v.spec.family != GEMV_SPEC.family;
-        let (blocks, threads, ksplit) = if is_mma {
-            ((n as u32).div_ceil(16 * v.get("mt")), 32 * v.get("w"), v.get("k"))
-        } else {
-            let (blocks, threads) = kernels::gemv_launch(v, p);
-            (blocks, threads, 1)
-        };
-        let cfg = LaunchConfig { grid_dim: (blocks, ksplit, 1), block_dim: (threads, 1, 1), shared_mem_bytes: 0 };
+        let family = self.0.spec.family;
+        let ((blocks, ksplit), threads, smem) = self.geometry(p);
+        let cfg = LaunchConfig { grid_dim: (blocks, ksplit, 1), block_dim: (threads, 1, 1), shared_mem_bytes: smem };
         // SAFETY: x holds m·k, w holds n·k (16-bit, or packed planar int4 for qmma), y holds
         // m·n 16-bit elements; `unsupported`
         // returned None for this problem (K multiple of the step, M within the variant,
@@ -169,7 +256,9 @@ impl Custom {
         unsafe {
             let mut b = gpu.launcher(f, pdl);
             b.arg(&x).arg(&w).arg(&y).arg(&m).arg(&n).arg(&k);
-            if is_mma {
+            if family == WG_SPEC.family {
+                b.cluster(ksplit); // the K split reduces over distributed shared memory
+            } else if family != GEMV_SPEC.family {
                 b.arg(&ws).arg(&counters);
             }
             b.launch(cfg).map_err(drv)?;
@@ -187,42 +276,86 @@ pub fn not_usable(id: &str, why: String) -> Error {
 mod tests {
     use super::*;
 
+    /// Every (n, g, s) of the wgmma kernel for one shape: `k` values within the steps and
+    /// the workspace, variants within shared memory.
+    #[test]
+    fn wgmma_variants_round_trip_and_applicability() {
+        let p = Problem::linear(DType::BF16, 128, 1280, 8192).unwrap();
+        assert!(Custom::candidates(&p, "sm_80").is_empty(), "M = 128: only the sm_90a kernel");
+        assert!(Custom::candidates(&p, "sm_100").is_empty(), "wgmma is sm_90a only");
+        let c = Custom::candidates(&p, "sm_90");
+        // n128: 64 rows a block (24 KiB a stage) with 4, 6 and 8 stages, 128 rows (g2 or
+        // t2, 32 KiB) with 4 and 6 (8 need 257 KiB), 256 rows (48 KiB) with 4; x 8 splits.
+        assert_eq!(c.len(), (3 + 2 + 2 + 1) * 8);
+        for v in &c {
+            assert_eq!(v.0.spec.family, "wg");
+            assert_eq!(v.0.get("n"), 128);
+            assert_eq!(Custom::parse(&v.id()).unwrap(), *v);
+        }
+        let g2 = Custom::parse("cuda:wg:n128:g2:t1:s6:k12").unwrap();
+        assert_eq!(g2.geometry(&p), ((10, 12), 256, 6 * 256 * 128 + 1024));
+        assert_eq!(Custom::parse("cuda:wg:n128:g2:t2:s4:k4").unwrap().geometry(&p), ((5, 4), 256, 4 * 384 * 128 + 1024));
+        assert!(Custom::parse("cuda:wg:n128:g2:t1:s8:k1").unwrap().unsupported(&p).unwrap().contains("227 KiB"));
+        assert!(g2.unsupported(&p.with_m(129)).unwrap().contains("M <= 128"));
+        assert!(g2.unsupported(&Problem::linear(DType::BF16, 64, 1280, 8160).unwrap()).unwrap().contains("K % 64"));
+        assert!(g2.unsupported(&Problem::linear(DType::BF16, 64, 1280, 512).unwrap()).unwrap().contains("8 steps"));
+        // It runs any M up to its token count (a table row serves smaller M too), but is
+        // offered from M = 5, with the smallest token count that covers M.
+        assert!(Custom::parse("cuda:wg:n32:g1:t1:s4:k2").unwrap().unsupported(&p.with_m(3)).is_none());
+        assert!(Custom::candidates(&p.with_m(4), "sm_90").iter().all(|v| v.0.spec.family != "wg"));
+        assert!(Custom::candidates(&p.with_m(5), "sm_90").iter().any(|v| v.0.spec.family == "wg" && v.0.get("n") == 16));
+        assert!(Custom::candidates(&p.with_m(17), "sm_90").iter().any(|v| v.0.spec.family == "wg" && v.0.get("n") == 32));
+        assert!(Custom::candidates(&p.with_m(33), "sm_90").iter().all(|v| v.0.get("n") == 64));
+        assert!(Custom::candidates(&p.with_m(16), "sm_90").iter().any(|v| v.0.spec.family == "mma"));
+        // Variants differing only in the K split share one module.
+        let (a, b) = (Custom::parse("cuda:wg:n64:g1:t2:s6:k1").unwrap(), Custom::parse("cuda:wg:n64:g1:t2:s6:k16").unwrap());
+        let q = p.with_m(64);
+        assert_eq!(a.module(&q), b.module(&q));
+        assert_eq!(a.module(&q).0, "wg_bf16_n64_g1_t2_s6");
+        assert!(a.module(&q).1.starts_with("#define WG_DTYPE 0\n#define WG_N 64\n#define WG_WGS 1\n#define WG_MT 2\n#define WG_STAGES 6\n"));
+        let f = Custom::parse("cuda:wg:n128:g1:t1:s4:k1").unwrap().module(&Problem::linear(DType::F16, 128, 64, 64).unwrap());
+        assert!(f.1.contains("#define WG_DTYPE 1\n") && f.1.contains("wg_kernel"));
+        for bad in ["cuda:wg:n8:g1:t1:s4:k1", "cuda:wg:n48:g1:t1:s4:k1", "cuda:wg:n32:g3:t1:s4:k1", "cuda:wg:n32:g1:t1:s4:k7", "cuda:wg:n32:g1:t1:s4", "cuda:wg:n32:g1:s4:k1"] {
+            assert!(Custom::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn ids_round_trip_and_applicability() {
         let p1 = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap();
-        let c1 = Custom::candidates(&p1);
+        let c1 = Custom::candidates(&p1, "sm_80");
         assert_eq!(c1.len(), 18 + 72);
         for c in &c1 {
             assert_eq!(Custom::parse(&c.id()).unwrap(), *c);
             assert!(c.unsupported(&p1).is_none());
         }
         let p8 = p1.with_m(8);
-        let c8 = Custom::candidates(&p8);
+        let c8 = Custom::candidates(&p8, "sm_80");
         assert!(c8.iter().all(|c| c.0.spec.family == "mma" && c.0.get("n") == 1), "{c8:?}");
         let m8 = Custom::parse("cuda:mma:mt1:w4:v4:n1:k2").unwrap();
         assert!(m8.unsupported(&p1.with_m(9)).unwrap().contains("M <= 8"));
         let k96 = Problem::linear(DType::BF16, 8, 1280, 96).unwrap();
         assert!(m8.unsupported(&k96).unwrap().contains("K % 128"));
-        assert!(Custom::candidates(&k96).iter().all(|c| c.0.spec.family == "gemv" || c.0.get("v") == 1));
-        assert!(Custom::candidates(&p1.with_m(33)).is_empty());
-        assert!(Custom::candidates(&Problem::linear(DType::F32, 1, 64, 64).unwrap()).is_empty());
-        assert!(Custom::candidates(&Problem::linear(DType::BF16, 1, 64, 40).unwrap()).iter().all(|c| c.0.spec.family == "gemv"));
-        assert_eq!(Custom::candidates(&p1.with_m(32)).len(), 72 - 12); // w16 with mt2 and n4 exceeds 48 KiB
+        assert!(Custom::candidates(&k96, "sm_80").iter().all(|c| c.0.spec.family == "gemv" || c.0.get("v") == 1));
+        assert!(Custom::candidates(&p1.with_m(33), "sm_80").is_empty());
+        assert!(Custom::candidates(&Problem::linear(DType::F32, 1, 64, 64).unwrap(), "sm_80").is_empty());
+        assert!(Custom::candidates(&Problem::linear(DType::BF16, 1, 64, 40).unwrap(), "sm_80").iter().all(|c| c.0.spec.family == "gemv"));
+        assert_eq!(Custom::candidates(&p1.with_m(32), "sm_80").len(), 72 - 12); // w16 with mt2 and n4 exceeds 48 KiB
         // int4 weights: only the qmma family, M <= 16, K any multiple of the block.
         let q = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap().with_weights(WeightFormat::G128).unwrap();
-        let cq = Custom::candidates(&q);
+        let cq = Custom::candidates(&q, "sm_80");
         // (mt, v, depth) within the register estimate: depth 1 mt1v1 mt1v2 mt2v1 mt2v2 mt4v1,
         // depth 2 mt1v1 mt1v2 mt2v1, depth 3 mt1v1 mt2v1, depth 4 mt1v1; x 3 warps x 3 k splits.
         assert_eq!(cq.len(), 11 * 3 * 3);
         assert!(cq.iter().all(|c| c.0.spec.family == "qmma" && c.0.get("n") == 1 && Custom::parse(&c.id()).unwrap() == *c));
         assert!(c1.iter().all(|c| c.unsupported(&q).unwrap().contains("dense weights")));
         assert!(cq[0].unsupported(&p1).unwrap().contains("int4 weights"));
-        assert!(Custom::candidates(&q.with_m(16)).iter().all(|c| c.0.get("n") == 2));
-        assert!(Custom::candidates(&q.with_m(17)).is_empty());
+        assert!(Custom::candidates(&q.with_m(16), "sm_80").iter().all(|c| c.0.get("n") == 2));
+        assert!(Custom::candidates(&q.with_m(17), "sm_80").is_empty());
         let q8 = p1.with_weights(WeightFormat::Q8_0).unwrap();
-        assert!(Custom::candidates(&q8).is_empty(), "no fused q8_0 kernel");
+        assert!(Custom::candidates(&q8, "sm_80").is_empty(), "no fused q8_0 kernel");
         let small = Problem::linear(DType::F16, 4, 576, 576).unwrap().with_weights(WeightFormat::Q4_1).unwrap();
-        assert_eq!(Custom::candidates(&small).len(), 99, "K = 576 is not a multiple of 128: tail chunks read as zero");
+        assert_eq!(Custom::candidates(&small, "sm_80").len(), 99, "K = 576 is not a multiple of 128: tail chunks read as zero");
         let (name, src) = cq[0].module(&q);
         assert_eq!(name, "qmma_bf16_mt1_w4_v1_n1_k1_p1_g128");
         assert!(src.starts_with("#define QMMA_FORMAT 1\n#define MMA_DTYPE 0\n") && src.contains("qmma_kernel") && src.contains("store_tile"));

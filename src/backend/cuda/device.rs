@@ -266,6 +266,7 @@ pub struct Launch<'a> {
     f: &'a cudarc::driver::CudaFunction,
     args: Vec<*mut std::ffi::c_void>,
     pdl: bool,
+    cluster_y: u32,
 }
 
 impl<'a> Launch<'a> {
@@ -274,17 +275,36 @@ impl<'a> Launch<'a> {
         self
     }
 
+    /// Launches the grid as thread-block clusters of 1 x `y` x 1 blocks (sm_90+; the grid's
+    /// y must be a multiple of `y`).
+    pub fn cluster(&mut self, y: u32) -> &mut Self {
+        self.cluster_y = y;
+        self
+    }
+
     /// # Safety
     /// The arguments must match the kernel's parameters and the grid must only touch
     /// memory the caller owns.
     pub unsafe fn launch(&mut self, cfg: cudarc::driver::LaunchConfig) -> std::result::Result<(), dr::DriverError> {
-        if !self.pdl {
+        if !self.pdl && self.cluster_y <= 1 {
             // The plain launch: no extended-launch entry point needed from the driver.
             return dr::launch_kernel(self.f.cu_function(), cfg.grid_dim, cfg.block_dim, cfg.shared_mem_bytes, self.stream.cu_stream(), &mut self.args);
         }
-        let mut attr: ds::CUlaunchAttribute = std::mem::zeroed();
-        attr.id = ds::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-        attr.value.programmaticStreamSerializationAllowed = 1;
+        let mut attrs: Vec<ds::CUlaunchAttribute> = Vec::with_capacity(2);
+        if self.pdl {
+            let mut attr: ds::CUlaunchAttribute = std::mem::zeroed();
+            attr.id = ds::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            attr.value.programmaticStreamSerializationAllowed = 1;
+            attrs.push(attr);
+        }
+        if self.cluster_y > 1 {
+            let mut attr: ds::CUlaunchAttribute = std::mem::zeroed();
+            attr.id = ds::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+            attr.value.clusterDim.x = 1;
+            attr.value.clusterDim.y = self.cluster_y;
+            attr.value.clusterDim.z = 1;
+            attrs.push(attr);
+        }
         let c = ds::CUlaunchConfig {
             gridDimX: cfg.grid_dim.0,
             gridDimY: cfg.grid_dim.1,
@@ -294,8 +314,8 @@ impl<'a> Launch<'a> {
             blockDimZ: cfg.block_dim.2,
             sharedMemBytes: cfg.shared_mem_bytes,
             hStream: self.stream.cu_stream(),
-            attrs: &mut attr,
-            numAttrs: 1,
+            attrs: attrs.as_mut_ptr(),
+            numAttrs: attrs.len() as u32,
         };
         ds::cuLaunchKernelEx(&c, self.f.cu_function(), self.args.as_mut_ptr(), std::ptr::null_mut()).result()
     }
@@ -304,7 +324,7 @@ impl<'a> Launch<'a> {
 impl Gpu {
     /// A launch of `f` on the stream, programmatic-dependent when `pdl` and the GPU has it.
     pub fn launcher<'a>(&'a self, f: &'a cudarc::driver::CudaFunction, pdl: bool) -> Launch<'a> {
-        Launch { stream: &self.stream, f, args: Vec::with_capacity(12), pdl: pdl && self.cc.0 >= 9 }
+        Launch { stream: &self.stream, f, args: Vec::with_capacity(12), pdl: pdl && self.cc.0 >= 9, cluster_y: 1 }
     }
 }
 

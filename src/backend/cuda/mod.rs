@@ -361,7 +361,7 @@ impl CudaBackend {
     /// Our kernels for `p`, compiled now in parallel rather than one by one while
     /// validating.
     fn own_candidates(&self, p: &Problem) -> Vec<Candidate> {
-        let own = custom::Custom::candidates(p);
+        let own = custom::Custom::candidates(p, self.rtc.arch());
         custom::Custom::prepare(&own, p, &self.rtc, &self.gpu);
         // Rows tuned with chained launches say so: their times hold for PDL chains only.
         let attrs = if self.pdl() { "graph=1;pdl=1" } else { "graph=1" };
@@ -455,7 +455,7 @@ impl Backend for CudaBackend {
                 desc.check(&self.lt, &algo).map_err(|e| Error::runtime(format!("{s}: not usable for {p}: {e}")))?;
                 Ok(CudaKernel::new(Kind::Lt { algo, desc }))
             }
-            ["cuda", "gemv" | "mma" | "qmma", ..] => {
+            ["cuda", "gemv" | "mma" | "qmma" | "wg", ..] => {
                 let c = custom::Custom::parse(s).map_err(Error::input)?;
                 if let Some(why) = c.unsupported(p) {
                     return Err(custom::not_usable(s, why));

@@ -30,6 +30,16 @@ pub fn arch_name(cc: (i32, i32)) -> Option<&'static str> {
     })
 }
 
+/// The NVRTC target of module `name` on a GPU of target `arch`: the wgmma kernel
+/// (modules `wg_*`) uses instructions of the architecture-specific `sm_90a`.
+pub fn module_target(arch: &str, name: &str) -> String {
+    if name.starts_with("wg_") {
+        format!("{arch}a")
+    } else {
+        arch.to_string()
+    }
+}
+
 /// Compiled modules, keyed by name; CUBINs also cached on disk by content hash.
 pub struct Rtc {
     arch: &'static str,
@@ -84,8 +94,9 @@ impl Rtc {
         let (mut major, mut minor) = (0, 0);
         // SAFETY: writes two ints.
         unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
-        let key: [&[u8]; 4] = [src.as_bytes(), self.arch.as_bytes(), &major.to_le_bytes(), &minor.to_le_bytes()];
-        self.disk.get_or(name, &key, || compile_cubin(src, name, self.arch))
+        let target = module_target(self.arch, name);
+        let key: [&[u8]; 4] = [src.as_bytes(), target.as_bytes(), &major.to_le_bytes(), &minor.to_le_bytes()];
+        self.disk.get_or(name, &key, || compile_cubin(src, name, &target))
     }
 
     /// Compiles (in parallel, on all cores) and loads every module not loaded yet. A module
@@ -211,6 +222,8 @@ mod tests {
             assert!(u.contains(f), "{f}");
         }
         assert_eq!(arch_name((9, 0)), Some("sm_90"));
+        assert_eq!(module_target("sm_90", "wg_bf16_n32_g1_t1_s4"), "sm_90a");
+        assert_eq!(module_target("sm_90", "mma_bf16_mt1_w4_v1_n1_k1"), "sm_90");
     }
 
     /// Every kernel source the tuner and the runtime compile at run time compiles for
@@ -229,12 +242,12 @@ mod tests {
         assert!(unsafe { cudarc::nvrtc::sys::is_culib_present() }, "libnvrtc not found (set LD_LIBRARY_PATH)");
         let mut jobs: BTreeMap<String, String> = BTreeMap::new();
         for d in [DType::BF16, DType::F16] {
-            for m in [1, 2, 4, 8, 16, 32] {
+            for m in [1, 2, 4, 8, 16, 32, 64, 128] {
                 let dense = Problem::linear(d, m, 4096, 4096).unwrap();
                 let mut problems = vec![dense];
                 problems.extend([WeightFormat::Q4_1, WeightFormat::G128].map(|f| dense.with_weights(f).unwrap()));
                 for p in problems {
-                    jobs.extend(Custom::candidates(&p).into_iter().map(|c| c.module(&p)));
+                    jobs.extend(Custom::candidates(&p, "sm_90").into_iter().map(|c| c.module(&p)));
                 }
             }
             jobs.insert(format!("llama_{d}"), crate::model::cuda::llama_source(d));
@@ -246,7 +259,7 @@ mod tests {
         let jobs: Vec<(String, String)> = jobs.into_iter().filter(|(name, _)| name.contains(&only)).collect();
         let failed: Vec<String> = jobs
             .par_iter()
-            .filter_map(|(name, src)| compile_cubin(src, name, "sm_90").err().map(|e| e.to_string()))
+            .filter_map(|(name, src)| compile_cubin(src, name, &module_target("sm_90", name)).err().map(|e| e.to_string()))
             .collect();
         assert!(failed.is_empty(), "{} of {} modules failed:\n{}", failed.len(), jobs.len(), failed.join("\n"));
         eprintln!("{} modules compiled for sm_90", jobs.len());

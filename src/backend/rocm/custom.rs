@@ -23,6 +23,7 @@ pub static MFMA_SPEC: Spec = Spec {
         ("n", "MFMA_NT", &[1, 2]),
         ("k", "MFMA_KSPLIT", &[1, 2, 4, 8]),
     ],
+    launch: &[],
 };
 
 /// Workspace of the split-K MFMA variants: partial tiles and one counter per tile.

@@ -8,8 +8,8 @@
 // registers (mma.cu) re-reads X per warp, and the flops of M = 128 are as long as the
 // weight stream (AI 128 flop/byte against a ridge of ~190) at a rate mma.sync does not
 // reach. Measured on the H200 (docs/PERFORMANCE.md): it wins most M = 32 shapes; at
-// M = 128 it stays 5-15 % behind cuBLASLt, its 16-byte copies issued by 4-8 warps being
-// too few in flight (TMA would lift that).
+// M = 128 it stays 5-15 % behind cuBLASLt (TMA copies instead of cp.async were tried and
+// were no faster; what is left is named there).
 //
 // Pipeline: the block loads 64-wide K steps of its W rows and of X into STAGES shared
 // buffers with cp.async (16 bytes per thread and request, coalesced 128-byte rows), laid

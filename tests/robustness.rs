@@ -100,10 +100,14 @@ fn shards_and_logical_workers_cover_every_shape_once() {
     assert_eq!(Table::load(&half).unwrap().rows.len(), 4);
     assert!(tune_cmd(&s, &half).args(["--shard", "1/2"]).status().unwrap().success());
     assert_eq!(Table::load(&half).unwrap().rows.len(), 7);
-    // Two worker processes on one (CPU) device, one table.
+    // Two worker processes on one (CPU) device, one table; -v reaches the workers, whose
+    // decision lines cover every shape once.
     let out = dir.path().join("t.csv");
-    let o = tune_cmd(&s, &out).args(["--devices", "0,0"]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = tune_cmd(&s, &out).args(["--devices", "0,0", "-v"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let decisions = err.lines().filter(|l| l.starts_with('[') && l.contains("] f32 TN m=")).count();
+    assert_eq!(decisions, 7, "{err}");
     let t = Table::load(&out).unwrap();
     let mut ms: Vec<usize> = t.rows.iter().map(|r| r.problem.m).collect();
     ms.sort();

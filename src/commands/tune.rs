@@ -118,7 +118,12 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
                 // and rows other processes wrote to the same table meanwhile are kept.
                 table = commit_rows(&a.out, &table.comments, &validators, vec![TableRow::from_outcome(&o, "")])?;
                 tuned += 1;
-                progress.done(shape_line(i + 1, todo.len(), &o));
+                let line = shape_line(i + 1, todo.len(), &o);
+                if a.verbose && a.quiet {
+                    progress.note(line); // -v asks for the decisions even without a display
+                } else {
+                    progress.done(line);
+                }
                 if a.verbose {
                     for line in details(&o) {
                         progress.note(line);
@@ -362,6 +367,9 @@ fn worker_command(
     c.arg("tune").arg("--shapes").arg(&a.shapes).arg("--out").arg(&a.out);
     c.args(["--backend", backend, "--device", &d.to_string(), "--shard", &format!("{i}/{n}")]);
     c.args(["--budget-ms", &a.budget_ms.to_string(), "-q"]);
+    if a.verbose {
+        c.arg("-v"); // each worker prints its own shapes' decisions
+    }
     if let Some(dt) = &a.dtype {
         c.args(["--dtype", dt]);
     }

@@ -283,7 +283,7 @@ pub enum BackendName {
     Rocm,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct TuneArgs {
     /// Shape file to tune (see docs/architecture.md for the format).
     #[arg(long)]

@@ -22,6 +22,32 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Said by a backend's error when its device context is lost beyond the library's own
+/// error names (`is_sticky` checks for both; the CPU backend's `cpu:test:sticky` double
+/// says it).
+pub const CONTEXT_LOST: &str = "device context lost";
+
+/// Whether an error message is a GPU error after which the context can do no more work
+/// (the CUDA guide's "sticky" ones, their HIP names, or CONTEXT_LOST).
+pub fn is_sticky(message: &str) -> bool {
+    [
+        "CUDA_ERROR_ILLEGAL_ADDRESS",
+        "CUDA_ERROR_INVALID_ADDRESS_SPACE",
+        "CUDA_ERROR_LAUNCH_FAILED",
+        "CUDA_ERROR_MISALIGNED_ADDRESS",
+        "CUDA_ERROR_ILLEGAL_INSTRUCTION",
+        "CUDA_ERROR_HARDWARE_STACK_ERROR",
+        "CUDA_ERROR_INVALID_PC",
+        "CUDA_ERROR_ECC_UNCORRECTABLE",
+        "hipErrorIllegalAddress",
+        "hipErrorLaunchFailure",
+        "hipErrorECCNotCorrectable",
+        CONTEXT_LOST,
+    ]
+    .iter()
+    .any(|k| message.contains(k))
+}
+
 impl Error {
     pub fn input(msg: impl Into<String>) -> Error {
         Error::Input(msg.into())
@@ -52,5 +78,19 @@ impl Error {
             Error::Interrupted(_) => 130,
             Error::ContextLost(_) => 75,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sticky_errors_are_told_from_recoverable_ones() {
+        assert!(is_sticky("bf16 TN m=32 n=6144 k=4096: cannot fill operands: CUDA driver: DriverError(CUDA_ERROR_ILLEGAL_INSTRUCTION, \"an illegal instruction was encountered\")"));
+        assert!(is_sticky("hipErrorIllegalAddress"));
+        assert!(is_sticky(&format!("x: {CONTEXT_LOST} (simulated)")));
+        assert!(!is_sticky("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")"));
+        assert!(!is_sticky("cuda:wg:n32:g1:t1:s4:k2: wrong result at (3, 7)"));
     }
 }

@@ -136,6 +136,24 @@ fn a_worker_killed_by_a_kernel_is_restarted_without_that_kernel() {
 }
 
 #[test]
+fn a_lost_context_is_survived_by_a_worker_without_the_culprit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s.csv");
+    shapes(&s, &[1, 2, 3], 40);
+    // cpu:test:sticky loses the "context": every later call of the process fails, as after
+    // a sticky GPU error. Without --isolate the tune carries on in a worker process.
+    let out = dir.path().join("t.csv");
+    let o = tune_cmd(&s, &out).env("GEMMTUNE_CPU_TEST_STICKY", "1").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("context is lost") && err.contains("3 shapes left in a worker process, without cpu:test:sticky"), "{err}");
+    let t = Table::load(&out).unwrap();
+    assert_eq!(t.rows.len(), 3);
+    assert!(t.rows.iter().all(|r| r.kernel.as_str() != "cpu:test:sticky"));
+    assert!(!dir.path().join(".t.csv.remaining.csv").exists(), "the worker's shape file is removed");
+}
+
+#[test]
 fn a_hung_kernel_is_killed_and_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("s.csv");

@@ -99,6 +99,8 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
     let mut candidates = 0usize;
     interrupt::install();
     let mut tuned = 0usize;
+    // A lost GPU context: (index of the shape, what happened, the kernel in flight).
+    let mut lost: Option<(usize, String, Option<String>)> = None;
     for (i, p) in todo.iter().enumerate() {
         if interrupt::requested() {
             progress.finish();
@@ -110,8 +112,10 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         }
         let share = problems.iter().position(|q| q == p).map_or(1.0, |j| shares[j]);
         progress.set_message(format!("{p} (share covered after it: {:.1}%)", 100.0 * share));
-        let mut obs = Inflight { inner: &mut progress, path: a.inflight.as_deref() };
-        match tune_problem(&b, p, &cfg, &mut obs) {
+        let mut obs = Inflight { inner: &mut progress, path: a.inflight.as_deref(), last: None };
+        let result = tune_problem(&b, p, &cfg, &mut obs);
+        let in_flight = obs.last.take();
+        match result {
             Ok(o) => {
                 candidates += o.candidates.len();
                 // Checkpoint after every shape: a kill loses at most the shape in flight,
@@ -130,18 +134,20 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
                     }
                 }
             }
-            Err(e) if is_sticky(&e) => {
+            Err(e) if crate::error::is_sticky(&e.to_string()) => {
                 progress.finish();
-                return Err(Error::ContextLost(format!(
-                    "{p}: the GPU context is lost ({e}); {tuned} shapes were saved in {}; rerun (or use --isolate) to continue",
-                    a.out.display()
-                )));
+                let what = format!("{p}: the device context is lost ({e}); {tuned} shapes were saved in {}", a.out.display());
+                lost = Some((i, what, in_flight));
+                break;
             }
             Err(e) => {
                 progress.note(format!("warning: {p}: {e}"));
                 failed.push(*p);
             }
         }
+    }
+    if let Some((i, what, culprit)) = lost {
+        return continue_in_worker(b, a, &todo[i..], what, culprit);
     }
     progress.finish();
     if !a.quiet && !todo.is_empty() {
@@ -162,32 +168,38 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
     Ok(())
 }
 
-/// GPU errors after which a context can do no more work (the CUDA guide's "sticky" ones,
-/// and their HIP names).
-fn is_sticky(e: &Error) -> bool {
-    let s = e.to_string();
-    [
-        "CUDA_ERROR_ILLEGAL_ADDRESS",
-        "CUDA_ERROR_INVALID_ADDRESS_SPACE",
-        "CUDA_ERROR_LAUNCH_FAILED",
-        "CUDA_ERROR_MISALIGNED_ADDRESS",
-        "CUDA_ERROR_ILLEGAL_INSTRUCTION",
-        "CUDA_ERROR_HARDWARE_STACK_ERROR",
-        "CUDA_ERROR_INVALID_PC",
-        "CUDA_ERROR_ECC_UNCORRECTABLE",
-        "hipErrorIllegalAddress",
-        "hipErrorLaunchFailure",
-        "hipErrorECCNotCorrectable",
-    ]
-    .iter()
-    .any(|k| s.contains(k))
+/// After a lost GPU context (a sticky error: no more work in this process), tunes the
+/// shapes left, `rest`, in a supervised worker process that skips the kernel in flight
+/// when it happened, as `--isolate` would have from the start. A worker (run by such a
+/// supervisor, `--inflight`) just reports the loss: its supervisor restarts it.
+fn continue_in_worker<B: Backend>(b: B, a: &TuneArgs, rest: &[Problem], what: String, culprit: Option<String>) -> Result<()> {
+    let Some(culprit) = culprit.filter(|_| a.inflight.is_none()) else {
+        return Err(Error::ContextLost(format!("{what}; rerun (or use --isolate) to continue")));
+    };
+    drop(b); // its context is of no more use; free the device memory it holds
+    let mut shapes = crate::shapes::ShapeFile::default();
+    for p in rest {
+        shapes.add(crate::shapes::ShapeEntry::new(*p));
+    }
+    let name = a.out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = a.out.with_file_name(format!(".{name}.remaining.csv"));
+    shapes.save(&path)?;
+    eprintln!("{what}; tuning the {} shapes left in a worker process, without {culprit}", rest.len());
+    let mut exclude = a.exclude.clone();
+    exclude.push(culprit);
+    let worker = TuneArgs { shapes: path.clone(), dtype: None, top_share: None, shard: None, isolate: true, devices: Vec::new(), exclude, ..a.clone() };
+    let result = run_devices(&worker);
+    let _ = std::fs::remove_file(&path);
+    result
 }
+
 
 /// Passes progress on and records the candidate about to run (for a supervisor to skip
 /// it if this process dies).
 struct Inflight<'a> {
     inner: &'a mut Progress,
     path: Option<&'a std::path::Path>,
+    last: Option<String>,
 }
 
 impl crate::tune::Observer for Inflight<'_> {
@@ -195,6 +207,7 @@ impl crate::tune::Observer for Inflight<'_> {
         if let Some(path) = self.path {
             let _ = std::fs::write(path, id.as_str());
         }
+        self.last = Some(id.as_str().to_string());
         self.inner.candidate(p, stage, id);
     }
 }

@@ -137,6 +137,8 @@ pub struct CpuBackend {
     threads: usize,
     test_kernels: bool,
     pools: Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>,
+    /// Set once `cpu:test:sticky` ran: every later run fails, as in a lost GPU context.
+    poisoned: std::sync::atomic::AtomicBool,
 }
 
 impl CpuBackend {
@@ -153,7 +155,7 @@ impl CpuBackend {
             details: vec![("llc_bytes".into(), sysinfo::llc_bytes().to_string())],
         };
         let test_kernels = std::env::var("GEMMTUNE_CPU_TEST_KERNELS").is_ok_and(|v| v == "1");
-        CpuBackend { identity, threads, test_kernels, pools: Mutex::new(HashMap::new()) }
+        CpuBackend { identity, threads, test_kernels, pools: Mutex::new(HashMap::new()), poisoned: Default::default() }
     }
 
     /// Also offers the `cpu:test:*` test doubles (never used outside tests).
@@ -205,6 +207,14 @@ impl CpuBackend {
     }
 
     /// Runs `k` on host tensors directly (the runtime's entry point on the CPU).
+    /// Fails once `cpu:test:sticky` ran, as every call on a lost GPU context does.
+    fn check_context(&self) -> Result<()> {
+        if self.poisoned.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::runtime(format!("{} (simulated by cpu:test:sticky)", crate::error::CONTEXT_LOST)));
+        }
+        Ok(())
+    }
+
     pub fn run_host(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) {
         let threads = match k {
             CpuKernel::Gemm { threads }
@@ -341,7 +351,11 @@ impl Backend for CpuBackend {
         if self.test_kernels {
             ks.extend(TestKernel::ALL.iter().map(|&t| CpuKernel::Test(t)));
         }
-        for (var, k) in [("GEMMTUNE_CPU_TEST_ABORT", TestKernel::Abort), ("GEMMTUNE_CPU_TEST_HANG", TestKernel::Hang)] {
+        for (var, k) in [
+            ("GEMMTUNE_CPU_TEST_ABORT", TestKernel::Abort),
+            ("GEMMTUNE_CPU_TEST_HANG", TestKernel::Hang),
+            ("GEMMTUNE_CPU_TEST_STICKY", TestKernel::Sticky),
+        ] {
             if std::env::var(var).is_ok_and(|v| v == "1") {
                 ks.push(CpuKernel::Test(k));
             }
@@ -436,6 +450,7 @@ impl Backend for CpuBackend {
             }
             CpuKernel::Test(TestKernel::Abort) if std::env::var("GEMMTUNE_CPU_TEST_ABORT").is_ok_and(|v| v == "1") => {}
             CpuKernel::Test(TestKernel::Hang) if std::env::var("GEMMTUNE_CPU_TEST_HANG").is_ok_and(|v| v == "1") => {}
+            CpuKernel::Test(TestKernel::Sticky) if std::env::var("GEMMTUNE_CPU_TEST_STICKY").is_ok_and(|v| v == "1") => {}
             CpuKernel::Test(_) if !self.test_kernels => {
                 return Err(Error::runtime(format!("{id}: test kernels are not enabled")));
             }
@@ -460,6 +475,7 @@ impl Backend for CpuBackend {
     }
 
     fn fill_random(&self, buf: &mut HostTensor, seed: u64) -> Result<()> {
+        self.check_context()?;
         buf.fill_random(seed);
         Ok(())
     }
@@ -492,6 +508,10 @@ impl Backend for CpuBackend {
                 return Err(Error::runtime(format!("operand W has rows of {}, {p} needs {}", q.k, p.k)));
             }
         }
+        if *k == CpuKernel::Test(TestKernel::Sticky) {
+            self.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.check_context()?;
         self.run_host(k, p, x, w, y);
         Ok(())
     }

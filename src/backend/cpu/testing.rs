@@ -27,6 +27,10 @@ pub enum TestKernel {
     Abort,
     /// Never returns (a hung kernel); offered only with `GEMMTUNE_CPU_TEST_HANG=1`.
     Hang,
+    /// Fails like a sticky GPU error: this call and every later one in the process report
+    /// a lost context (the backend runs it, see `CpuBackend::run`); offered only with
+    /// `GEMMTUNE_CPU_TEST_STICKY=1`, to test that `tune` carries on in a fresh process.
+    Sticky,
 }
 
 impl TestKernel {
@@ -51,11 +55,12 @@ impl TestKernel {
             TestKernel::Oob => "oob",
             TestKernel::Abort => "abort",
             TestKernel::Hang => "hang",
+            TestKernel::Sticky => "sticky",
         }
     }
 
     pub fn parse(s: &str) -> Option<TestKernel> {
-        TestKernel::ALL.into_iter().chain([TestKernel::Abort, TestKernel::Hang]).find(|t| t.name() == s)
+        TestKernel::ALL.into_iter().chain([TestKernel::Abort, TestKernel::Hang, TestKernel::Sticky]).find(|t| t.name() == s)
     }
 
     pub fn run(self, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor, threads: usize) {
@@ -116,6 +121,7 @@ impl TestKernel {
             TestKernel::Hang => loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             },
+            TestKernel::Sticky => unreachable!("CpuBackend::run fails it before it runs"),
         }
     }
 }

@@ -139,7 +139,7 @@ fn gpu_tuned_winners_stay_correct_on_fresh_draws() {
 /// rule is kept by construction (`Kind::Dequant` launches its GEMM unchained): a build
 /// that chained it passed this test too on the H200 (the dequantize kernel is done before
 /// the GEMM's blocks run), so these rows check the chained int4 paths' results, not the
-/// hazard.
+/// hazard. The wgmma rows launch clusters (their K split) chained.
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn gpu_chained_launches_wait_for_the_call_before() {

@@ -193,7 +193,6 @@ fn continue_in_worker<B: Backend>(b: B, a: &TuneArgs, rest: &[Problem], what: St
     result
 }
 
-
 /// Passes progress on and records the candidate about to run (for a supervisor to skip
 /// it if this process dies).
 struct Inflight<'a> {

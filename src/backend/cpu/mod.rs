@@ -206,7 +206,6 @@ impl CpuBackend {
         }
     }
 
-    /// Runs `k` on host tensors directly (the runtime's entry point on the CPU).
     /// Fails once `cpu:test:sticky` ran, as every call on a lost GPU context does.
     fn check_context(&self) -> Result<()> {
         if self.poisoned.load(std::sync::atomic::Ordering::SeqCst) {
@@ -215,6 +214,7 @@ impl CpuBackend {
         Ok(())
     }
 
+    /// Runs `k` on host tensors directly (the runtime's entry point on the CPU).
     pub fn run_host(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) {
         let threads = match k {
             CpuKernel::Gemm { threads }
@@ -351,15 +351,7 @@ impl Backend for CpuBackend {
         if self.test_kernels {
             ks.extend(TestKernel::ALL.iter().map(|&t| CpuKernel::Test(t)));
         }
-        for (var, k) in [
-            ("GEMMTUNE_CPU_TEST_ABORT", TestKernel::Abort),
-            ("GEMMTUNE_CPU_TEST_HANG", TestKernel::Hang),
-            ("GEMMTUNE_CPU_TEST_STICKY", TestKernel::Sticky),
-        ] {
-            if std::env::var(var).is_ok_and(|v| v == "1") {
-                ks.push(CpuKernel::Test(k));
-            }
-        }
+        ks.extend(TestKernel::ON_DEMAND.into_iter().filter(|t| t.enabled_by_env()).map(CpuKernel::Test));
         // Put the default first, as every backend does.
         let default = self.default_kernel(p);
         ks.sort_by_key(|k| k.id() != default);
@@ -448,9 +440,7 @@ impl Backend for CpuBackend {
                     )));
                 }
             }
-            CpuKernel::Test(TestKernel::Abort) if std::env::var("GEMMTUNE_CPU_TEST_ABORT").is_ok_and(|v| v == "1") => {}
-            CpuKernel::Test(TestKernel::Hang) if std::env::var("GEMMTUNE_CPU_TEST_HANG").is_ok_and(|v| v == "1") => {}
-            CpuKernel::Test(TestKernel::Sticky) if std::env::var("GEMMTUNE_CPU_TEST_STICKY").is_ok_and(|v| v == "1") => {}
+            CpuKernel::Test(t) if t.enabled_by_env() => {}
             CpuKernel::Test(_) if !self.test_kernels => {
                 return Err(Error::runtime(format!("{id}: test kernels are not enabled")));
             }

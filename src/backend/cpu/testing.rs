@@ -59,8 +59,24 @@ impl TestKernel {
         }
     }
 
+    /// The doubles that take the process down with them, each offered only when its
+    /// environment variable is set (`enabled_by_env`).
+    pub const ON_DEMAND: [TestKernel; 3] = [TestKernel::Abort, TestKernel::Hang, TestKernel::Sticky];
+
     pub fn parse(s: &str) -> Option<TestKernel> {
-        TestKernel::ALL.into_iter().chain([TestKernel::Abort, TestKernel::Hang, TestKernel::Sticky]).find(|t| t.name() == s)
+        TestKernel::ALL.into_iter().chain(TestKernel::ON_DEMAND).find(|t| t.name() == s)
+    }
+
+    /// Whether this is an on-demand double whose variable (`GEMMTUNE_CPU_TEST_ABORT`,
+    /// `_HANG`, `_STICKY`) is set to 1.
+    pub fn enabled_by_env(self) -> bool {
+        let var = match self {
+            TestKernel::Abort => "GEMMTUNE_CPU_TEST_ABORT",
+            TestKernel::Hang => "GEMMTUNE_CPU_TEST_HANG",
+            TestKernel::Sticky => "GEMMTUNE_CPU_TEST_STICKY",
+            _ => return false,
+        };
+        std::env::var(var).is_ok_and(|v| v == "1")
     }
 
     pub fn run(self, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor, threads: usize) {

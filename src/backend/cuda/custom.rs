@@ -276,8 +276,8 @@ pub fn not_usable(id: &str, why: String) -> Error {
 mod tests {
     use super::*;
 
-    /// Every (n, g, s) of the wgmma kernel for one shape: `k` values within the steps and
-    /// the workspace, variants within shared memory.
+    /// Every (n, g, t, s) of the wgmma kernel for one shape: `k` values within K's steps,
+    /// variants within shared memory.
     #[test]
     fn wgmma_variants_round_trip_and_applicability() {
         let p = Problem::linear(DType::BF16, 128, 1280, 8192).unwrap();

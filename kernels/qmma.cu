@@ -195,5 +195,6 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
         for (int k = 0; k < D; k++) st[k] = st[k + 1];
     }
 
-    store_tile(acc, y, M, N, ws, counters);
+    __shared__ float part[PART_FLOATS];
+    store_tile(acc, part, y, M, N, ws, counters);
 }

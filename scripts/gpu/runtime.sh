@@ -7,7 +7,9 @@
 #   model: SmolLM2 itself: GPU runtime tests, generate tok/s (batch 1 and 16, tuned vs
 #          default), serve under 16 concurrent requests.
 # The model file (98 MB) exceeds what one device call carries (64 MiB): it travels as
-# models/part.aa and models/part.ab (`split -n 2`) in two calls and is joined here.
+# models/part.aa and models/part.ab (`split -n 2`) in two calls on the warm machine (the
+# first carries part.aa with .dev/gemmtune and .dev/cuda-tests, the second part.ab;
+# carried files stay between calls) and is joined here.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 bin=.dev/gemmtune
@@ -67,7 +69,7 @@ for r in rows[:25]:
     ;;
   model)
     m=models/SmolLM2-135M-Instruct.Q4_1.gguf
-    [ -f "$m" ] || cat /root/m/part.aa models/part.ab > "$m"
+    [ -f "$m" ] || cat models/part.aa models/part.ab > "$m"
     sha256sum "$m"
     .dev/cuda-tests --ignored --test-threads 1 2>&1 | grep -E "^test |test result|panicked|agree|correct|candidates" | tail -30
     p="Explain what a matrix multiplication is, in two sentences."

@@ -62,7 +62,7 @@ pub static BULK_SPEC: Spec = Spec {
     entry: "bulk_kernel",
     dtype_define: "MMA_DTYPE",
     params: &[
-        ("mt", "MMA_MT", &[1, 2]),
+        ("mt", "MMA_MT", &[1, 2, 4]),
         ("w", "MMA_WARPS", &[4, 8]),
         ("n", "MMA_NT", &[1, 2, 4]),
         ("k", "MMA_KSPLIT", &[1, 2, 4, 8, 16]),
@@ -399,8 +399,9 @@ mod tests {
         assert!(bulk(&p, "sm_80").is_empty());
         let c = bulk(&p, "sm_90");
         // A row of 8192 / k values is 16384 / k bytes (+ 64 of padding): mt1 (16 rows) fits
-        // 227 KiB from k = 2, mt2 from k = 4; x 2 warp counts x 3 piece counts.
-        assert_eq!(c.len(), (4 + 3) * 2 * 3);
+        // 227 KiB from k = 2, mt2 from k = 4, mt4 from k = 8; x 2 warp counts x 3 piece
+        // counts.
+        assert_eq!(c.len(), (4 + 3 + 2) * 2 * 3);
         for v in &c {
             assert_eq!(Custom::parse(&v.id()).unwrap(), *v);
             assert_eq!(v.0.get("n"), 1);
@@ -419,7 +420,7 @@ mod tests {
         let (name, src) = v.module(&p);
         assert_eq!(name, "bulk_bf16_mt2_w8_n1_k4_p4");
         assert!(src.contains("#define MMA_BULK 1\n") && src.contains("bulk_kernel") && src.contains("#define BULK_P 4\n"));
-        for bad in ["cuda:bulk:mt1:w4:n1:k1", "cuda:bulk:mt4:w4:n1:k1:p2", "cuda:bulk:mt1:w4:n1:k3:p2", "cuda:bulk:mt1:w4:n1:k1:p16"] {
+        for bad in ["cuda:bulk:mt1:w4:n1:k1", "cuda:bulk:mt8:w4:n1:k1:p2", "cuda:bulk:mt1:w4:n1:k3:p2", "cuda:bulk:mt1:w4:n1:k1:p16"] {
             assert!(Custom::parse(bad).is_err(), "{bad}");
         }
     }

@@ -105,6 +105,9 @@ pub static WG_SPEC: Spec = Spec {
 pub const WG_ARCH: &str = "sm_90";
 /// Dynamic shared memory a block may opt into on sm_90.
 const SMEM_MAX: usize = 227 * 1024;
+/// Of it, what the bulk kernel leaves for its static shared memory (mbarriers and
+/// `finish_tile`'s flag): static and dynamic together must stay within SMEM_MAX.
+const BULK_STATIC: usize = 1024;
 
 /// W rows per block of a wgmma variant.
 fn wg_rows(v: &Variant) -> usize {
@@ -137,6 +140,14 @@ fn qmma_format(f: WeightFormat) -> Option<&'static str> {
         WeightFormat::G128 => Some("1"),
         _ => None,
     }
+}
+
+/// Every family of our CUDA GEMM kernels.
+static SPECS: [&Spec; 5] = [&GEMV_SPEC, &MMA_SPEC, &QMMA_SPEC, &BULK_SPEC, &WG_SPEC];
+
+/// Whether `family` (the second field of an id) names one of our kernel families.
+pub fn is_family(family: &str) -> bool {
+    SPECS.iter().any(|s| s.family == family)
 }
 
 /// One of our CUDA kernels (a point of the GEMV or MMA grid; see backend/kernels.rs).
@@ -181,7 +192,7 @@ impl Custom {
     }
 
     pub fn parse(id: &str) -> std::result::Result<Custom, String> {
-        Variant::parse("cuda", &[&GEMV_SPEC, &MMA_SPEC, &QMMA_SPEC, &BULK_SPEC, &WG_SPEC], id).map(Custom)
+        Variant::parse("cuda", &SPECS, id).map(Custom)
     }
 
     /// Why this variant cannot run `p`, if it cannot.
@@ -238,8 +249,8 @@ impl Custom {
             Some(format!("compiled for M <= {}, got M = {}", 8 * nt, p.m))
         } else if !p.k.is_multiple_of(step) {
             Some(format!("needs K % {step} == 0, got K = {}", p.k))
-        } else if bulk_smem(v, p.k) > SMEM_MAX {
-            Some(format!("needs {} KiB of shared memory, more than the 227 KiB a block may have", bulk_smem(v, p.k) / 1024))
+        } else if bulk_smem(v, p.k) > SMEM_MAX - BULK_STATIC {
+            Some(format!("needs {} KiB of shared memory, more than the 226 KiB it may have", bulk_smem(v, p.k).div_ceil(1024)))
         } else if !split_fits(p, mt, nt, ksplit) {
             Some("the split-K workspace is too small for this N".into())
         } else {
@@ -287,7 +298,7 @@ impl Custom {
             f.set_attribute(A::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, wg_smem(&self.0) as i32).map_err(drv)?;
             f.set_attribute(A::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1).map_err(drv)?;
         } else if self.0.spec.family == BULK_SPEC.family {
-            f.set_attribute(A::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, SMEM_MAX as i32).map_err(drv)?;
+            f.set_attribute(A::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (SMEM_MAX - BULK_STATIC) as i32).map_err(drv)?;
         }
         Ok(f)
     }
@@ -404,12 +415,13 @@ mod tests {
         assert_eq!(c.len(), (4 + 3 + 2) * 2 * 3);
         for v in &c {
             assert_eq!(Custom::parse(&v.id()).unwrap(), *v);
+            assert!(is_family(v.id().split(':').nth(1).unwrap()), "the backend resolves {}", v.id());
             assert_eq!(v.0.get("n"), 1);
             assert!(v.0.get("k") >= 2 * v.0.get("mt"));
         }
         let v = Custom::parse("cuda:bulk:mt2:w8:n1:k4:p4").unwrap();
         assert_eq!(v.geometry(&p), ((40, 4), 256, 32 * (4096 + 64)));
-        assert!(Custom::parse("cuda:bulk:mt2:w8:n1:k2:p4").unwrap().unsupported(&p).unwrap().contains("227 KiB"));
+        assert!(Custom::parse("cuda:bulk:mt2:w8:n1:k2:p4").unwrap().unsupported(&p).unwrap().contains("226 KiB"));
         // Small K: the partial tiles (8 warps x 32 rows x 33 floats) outgrow the slab.
         let small = Problem::linear(DType::BF16, 32, 256, 256).unwrap();
         assert_eq!(Custom::parse("cuda:bulk:mt2:w8:n4:k1:p2").unwrap().geometry(&small), ((8, 1), 256, 4 * 8 * 32 * 33));

@@ -455,7 +455,7 @@ impl Backend for CudaBackend {
                 desc.check(&self.lt, &algo).map_err(|e| Error::runtime(format!("{s}: not usable for {p}: {e}")))?;
                 Ok(CudaKernel::new(Kind::Lt { algo, desc }))
             }
-            ["cuda", "gemv" | "mma" | "qmma" | "wg", ..] => {
+            ["cuda", fam, ..] if custom::is_family(fam) => {
                 let c = custom::Custom::parse(s).map_err(Error::input)?;
                 if let Some(why) = c.unsupported(p) {
                     return Err(custom::not_usable(s, why));

@@ -41,18 +41,14 @@ __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// Shared memory for the warps' partial tiles of `store_tile`, as floats.
-constexpr int PART_FLOATS = MMA_WARPS * MMA_MT * 16 * (MMA_NT * 8 + 1);
-
-// The warps' partial tiles through shared memory (`smem`, PART_FLOATS) into `finish_tile`
-// (common.cuh).
-__device__ __forceinline__ void store_tile(const float (&acc)[MMA_MT][MMA_NT][4], float* smem, u16* __restrict__ y,
-                                           int M, int N, float* __restrict__ ws, unsigned* __restrict__ counters) {
-    constexpr int MT = MMA_MT, NT = MMA_NT;
+// The warps' partial tiles through shared memory into `finish_tile` (common.cuh).
+__device__ __forceinline__ void store_tile(const float (&acc)[MMA_MT][MMA_NT][4], u16* __restrict__ y, int M, int N,
+                                           float* __restrict__ ws, unsigned* __restrict__ counters) {
+    constexpr int MT = MMA_MT, NT = MMA_NT, WARPS = MMA_WARPS;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     // C fragment: c0,c1 = (row g, tokens 2t, 2t+1), c2,c3 = (row g+8, same tokens).
-    auto part = reinterpret_cast<float(*)[MT * 16][NT * 8 + 1]>(smem);
+    __shared__ float part[WARPS][MT * 16][NT * 8 + 1];
 #pragma unroll
     for (int i = 0; i < MT; i++)
 #pragma unroll
@@ -63,7 +59,7 @@ __device__ __forceinline__ void store_tile(const float (&acc)[MMA_MT][MMA_NT][4]
             part[warp][i * 16 + g + 8][j * 8 + 2 * t + 1] = acc[i][j][3];
         }
     __syncthreads();
-    finish_tile<MMA_WARPS, MT * 16, NT * 8, MMA_KSPLIT, MMA_DTYPE>(smem, y, M, N, ws, counters);
+    finish_tile<WARPS, MT * 16, NT * 8, MMA_KSPLIT, MMA_DTYPE>(&part[0][0][0], y, M, N, ws, counters);
 }
 
 // Zeroed accumulator tiles (mma_kernel and qmma_kernel).
@@ -76,8 +72,7 @@ __device__ __forceinline__ void zero_acc(float (&acc)[MMA_MT][MMA_NT][4]) {
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 }
 
-// kernels/qmma.cu and kernels/bulk.cu, appended to this file, bring their own kernel.
-#if !defined(QMMA_FORMAT) && !defined(MMA_BULK)
+#if !defined(QMMA_FORMAT)
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     mma_kernel(const u16* __restrict__ x, const u16* __restrict__ w, u16* __restrict__ y, int M, int N, int K,
                float* __restrict__ ws, unsigned* __restrict__ counters) {
@@ -161,7 +156,6 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
             for (int v = 0; v < V; v++) xb[j][v] = xn[j][v];
     }
 
-    __shared__ float part[PART_FLOATS];
-    store_tile(acc, part, y, M, N, ws, counters);
+    store_tile(acc, y, M, N, ws, counters);
 }
-#endif
+#endif  // kernels/qmma.cu follows when the host defines QMMA_FORMAT

@@ -195,6 +195,5 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
         for (int k = 0; k < D; k++) st[k] = st[k + 1];
     }
 
-    __shared__ float part[PART_FLOATS];
-    store_tile(acc, part, y, M, N, ws, counters);
+    store_tile(acc, y, M, N, ws, counters);
 }

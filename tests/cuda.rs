@@ -139,8 +139,7 @@ fn gpu_tuned_winners_stay_correct_on_fresh_draws() {
 /// rule is kept by construction (`Kind::Dequant` launches its GEMM unchained): a build
 /// that chained it passed this test too on the H200 (the dequantize kernel is done before
 /// the GEMM's blocks run), so these rows check the chained int4 paths' results, not the
-/// hazard. The wgmma rows launch clusters (their K split) chained; the bulk rows copy
-/// their whole weight slab before the wait.
+/// hazard. The wgmma rows launch clusters (their K split) chained.
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn gpu_chained_launches_wait_for_the_call_before() {
@@ -153,8 +152,6 @@ fn gpu_chained_launches_wait_for_the_call_before() {
         (4, 2048, Dense, "cuda:gemv:r1:t128:u2:m4"),
         (8, 1024, Dense, "cuda:mma:mt1:w4:v2:n1:k8"),
         (32, 2048, Dense, "cuda:mma:mt1:w4:v1:n4:k4"),
-        (1, 1024, Dense, "cuda:bulk:mt1:w4:n1:k2:p4"),
-        (32, 2048, Dense, "cuda:bulk:mt2:w8:n4:k4:p2"),
         (128, 2048, Dense, "cuda:wg:n128:g2:t2:s4:k4"),
         (32, 1024, Dense, "cuda:wg:n32:g2:t1:s6:k1"),
         (8, 1024, Q4_1, "cuda:qmma:mt1:w4:v1:n1:k1:p1"),

@@ -7,9 +7,6 @@
 //! - `cuda:qmma:mt<m16 tiles>:w<warps>:v<chunks>:n<n8 tiles>:k<k split>:p<steps ahead>` — the same on
 //!   int4 weights (q4_1, g128) dequantized in registers, M <= 16 (kernels/qmma.cu). The
 //!   weight format comes from the problem, like the dtype;
-//! - `cuda:bulk:mt<m16 tiles>:w<warps>:n<n8 tiles>:k<k split>:p<pieces>` — the same
-//!   tensor-core step for M <= 32 on sm_90+, its weight slab requested whole into shared
-//!   memory by bulk copies before the kernel waits on its predecessor (kernels/bulk.cu);
 //! - `cuda:wg:n<tokens>:g<warpgroups>:t<64-row tiles>:s<stages>:k<k split>` — Hopper
 //!   warpgroup tensor-core GEMM (wgmma, sm_90a only) for 4 < M <= 128 (kernels/wgmma.cu);
 //!   the K split is the launch's cluster size, so variants differing only in it share one
@@ -17,7 +14,7 @@
 
 use super::device::{drv, Gpu};
 use super::rtc::Rtc;
-use crate::backend::kernels::{self, Spec, Variant, BULK, GEMV_SPEC, MMA, QMMA, WGMMA};
+use crate::backend::kernels::{self, Spec, Variant, GEMV_SPEC, MMA, QMMA, WGMMA};
 use crate::error::{Error, Result};
 use crate::problem::{DType, Layout, Problem, WeightFormat};
 use cudarc::driver::{CudaFunction, LaunchConfig};
@@ -55,36 +52,6 @@ pub static QMMA_SPEC: Spec = Spec {
     launch: &[],
 };
 
-/// The bulk-copy kernel of kernels/bulk.cu (defines shared with MMA_SPEC).
-pub static BULK_SPEC: Spec = Spec {
-    family: "bulk",
-    source: BULK,
-    entry: "bulk_kernel",
-    dtype_define: "MMA_DTYPE",
-    params: &[
-        ("mt", "MMA_MT", &[1, 2, 4]),
-        ("w", "MMA_WARPS", &[4, 8]),
-        ("n", "MMA_NT", &[1, 2, 4]),
-        ("k", "MMA_KSPLIT", &[1, 2, 4, 8, 16]),
-        ("p", "BULK_P", &[2, 4, 8]),
-    ],
-    launch: &[],
-};
-
-/// Whether a GPU of NVRTC target `arch` (`sm_90`, `sm_100`, ...) has bulk copies and
-/// mbarrier transaction counts (sm_90 on).
-fn has_bulk_copy(arch: &str) -> bool {
-    arch.strip_prefix("sm_").and_then(|a| a.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<u32>().ok()).is_some_and(|a| a >= 90)
-}
-
-/// Dynamic shared memory of a bulk variant on K: its weight slab, rows padded as
-/// kernels/bulk.cu's `bulk_stride`, or the warps' partial tiles if larger.
-fn bulk_smem(v: &Variant, k: usize) -> usize {
-    let (rows, kslice) = (16 * v.get("mt") as usize, k / v.get("k") as usize);
-    let part = 4 * v.get("w") as usize * rows * (8 * v.get("n") as usize + 1);
-    (rows * ((kslice * 2).div_ceil(128) * 128 + 64)).max(part)
-}
-
 /// The warpgroup kernel of kernels/wgmma.cu.
 pub static WG_SPEC: Spec = Spec {
     family: "wg",
@@ -104,10 +71,7 @@ pub static WG_SPEC: Spec = Spec {
 /// The only architecture the wgmma kernel compiles for (as `sm_90a`, rtc.rs).
 pub const WG_ARCH: &str = "sm_90";
 /// Dynamic shared memory a block may opt into on sm_90.
-const SMEM_MAX: usize = 227 * 1024;
-/// Of it, what the bulk kernel leaves for its static shared memory (mbarriers and
-/// `finish_tile`'s flag): static and dynamic together must stay within SMEM_MAX.
-const BULK_STATIC: usize = 1024;
+const WG_SMEM_MAX: usize = 227 * 1024;
 
 /// W rows per block of a wgmma variant.
 fn wg_rows(v: &Variant) -> usize {
@@ -119,13 +83,6 @@ fn wg_rows(v: &Variant) -> usize {
 fn wg_smem(v: &Variant) -> usize {
     let (n, rows, stages) = (v.get("n") as usize, wg_rows(v), v.get("s") as usize);
     (stages * (rows + n) * 128).max(n * (rows + 4) * 4) + 1024
-}
-
-/// Whether the split-K workspace and counters hold a split of `ksplit` over the tiles of
-/// `mt` m16 tiles by `nt` n8 tiles that `p` needs.
-fn split_fits(p: &Problem, mt: u32, nt: u32, ksplit: u32) -> bool {
-    let tiles = p.n.div_ceil(16 * mt as usize);
-    ksplit == 1 || (tiles <= COUNTERS && tiles * (ksplit * mt * 16 * nt * 8) as usize * 4 <= WS_BYTES)
 }
 
 /// What the wgmma kernel requires of a problem (the M bound aside).
@@ -143,7 +100,7 @@ fn qmma_format(f: WeightFormat) -> Option<&'static str> {
 }
 
 /// Every family of our CUDA GEMM kernels.
-static SPECS: [&Spec; 5] = [&GEMV_SPEC, &MMA_SPEC, &QMMA_SPEC, &BULK_SPEC, &WG_SPEC];
+static SPECS: [&Spec; 4] = [&GEMV_SPEC, &MMA_SPEC, &QMMA_SPEC, &WG_SPEC];
 
 /// Whether `family` (the second field of an id) names one of our kernel families.
 pub fn is_family(family: &str) -> bool {
@@ -172,9 +129,6 @@ impl Custom {
         if kernels::base_ok(p) {
             if let Some(nt) = [1u32, 2, 4].into_iter().find(|&x| 8 * x as usize >= p.m) {
                 v.extend(grid(&MMA_SPEC, "n", nt));
-                if has_bulk_copy(arch) {
-                    v.extend(grid(&BULK_SPEC, "n", nt));
-                }
             }
         }
         // Offered above the GEMV's M (at M <= 4 it reads the weights with fewer
@@ -209,9 +163,6 @@ impl Custom {
         if v.spec.family == WG_SPEC.family {
             return Self::wg_unsupported(v, p);
         }
-        if v.spec.family == BULK_SPEC.family {
-            return Self::bulk_unsupported(v, p);
-        }
         if quant {
             if qmma_format(p.wformat).is_none() || p.dtype == DType::F32 || p.layout != Layout::TN || p.batch != 1 {
                 return Some(format!("needs bf16/f16 activations, q4_1 or g128 weights, layout TN and batch 1 (got {p})"));
@@ -222,6 +173,7 @@ impl Custom {
             return Some(kernels::base_requirement(p));
         }
         let (mt, warps, vv, nt, ksplit) = (v.get("mt"), v.get("w"), v.get("v"), v.get("n"), v.get("k"));
+        let tiles = p.n.div_ceil(16 * mt as usize);
         if p.m > 8 * nt as usize {
             Some(format!("compiled for M <= {}, got M = {}", 8 * nt, p.m))
         } else if quant && (v.get("p") + 1) * (10 * mt * vv + 16 * nt * vv) + 4 * mt * nt > 176 {
@@ -233,25 +185,7 @@ impl Custom {
             Some("needs more than 48 KiB of static shared memory".into())
         } else if !quant && !p.k.is_multiple_of(32 * vv as usize) {
             Some(format!("needs K % {} == 0, got K = {}", 32 * vv, p.k))
-        } else if !split_fits(p, mt, nt, ksplit) {
-            Some("the split-K workspace is too small for this N".into())
-        } else {
-            None
-        }
-    }
-
-    fn bulk_unsupported(v: &Variant, p: &Problem) -> Option<String> {
-        let (mt, nt, ksplit, pieces) = (v.get("mt"), v.get("n"), v.get("k"), v.get("p"));
-        let step = 32 * (pieces * ksplit) as usize;
-        if !kernels::base_ok(p) {
-            Some(kernels::base_requirement(p))
-        } else if p.m > 8 * nt as usize {
-            Some(format!("compiled for M <= {}, got M = {}", 8 * nt, p.m))
-        } else if !p.k.is_multiple_of(step) {
-            Some(format!("needs K % {step} == 0, got K = {}", p.k))
-        } else if bulk_smem(v, p.k) > SMEM_MAX - BULK_STATIC {
-            Some(format!("needs {} KiB of shared memory, more than the 226 KiB it may have", bulk_smem(v, p.k).div_ceil(1024)))
-        } else if !split_fits(p, mt, nt, ksplit) {
+        } else if ksplit > 1 && (tiles > COUNTERS || tiles * (ksplit * mt * 16 * nt * 8) as usize * 4 > WS_BYTES) {
             Some("the split-K workspace is too small for this N".into())
         } else {
             None
@@ -264,7 +198,7 @@ impl Custom {
             Some(format!("needs bf16/f16, layout TN, batch 1 and K % 64 == 0 (got {p})"))
         } else if p.m > n {
             Some(format!("compiled for M <= {n}, got M = {}", p.m))
-        } else if wg_smem(v) > SMEM_MAX {
+        } else if wg_smem(v) > WG_SMEM_MAX {
             Some(format!("needs {} KiB of shared memory, more than the 227 KiB a block may have", wg_smem(v) / 1024))
         } else if ksplit > p.k / 64 {
             Some(format!("splits K = {} into more parts than its {} steps of 64", p.k, p.k / 64))
@@ -291,14 +225,12 @@ impl Custom {
     pub fn load(&self, p: &Problem, rtc: &Rtc, gpu: &Gpu) -> Result<CudaFunction> {
         let (name, source) = self.module(p);
         let f = rtc.function(gpu, &name, || source, self.0.spec.entry)?;
-        // Beyond 48 KiB a kernel must opt in to its dynamic shared memory (the most any
-        // variant of the module may ask for), and beyond 8 blocks to its cluster size.
-        use cudarc::driver::sys::CUfunction_attribute as A;
         if self.0.spec.family == WG_SPEC.family {
+            // Beyond 48 KiB a kernel must opt in to its dynamic shared memory, and beyond 8
+            // blocks to its cluster size.
+            use cudarc::driver::sys::CUfunction_attribute as A;
             f.set_attribute(A::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, wg_smem(&self.0) as i32).map_err(drv)?;
             f.set_attribute(A::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1).map_err(drv)?;
-        } else if self.0.spec.family == BULK_SPEC.family {
-            f.set_attribute(A::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (SMEM_MAX - BULK_STATIC) as i32).map_err(drv)?;
         }
         Ok(f)
     }
@@ -313,7 +245,6 @@ impl Custom {
                 ((blocks, 1), threads, 0)
             }
             "wg" => ((n.div_ceil(wg_rows(v) as u32), v.get("k")), 128 * v.get("g"), wg_smem(v) as u32),
-            "bulk" => ((n.div_ceil(16 * v.get("mt")), v.get("k")), 32 * v.get("w"), bulk_smem(v, p.k) as u32),
             _ => ((n.div_ceil(16 * v.get("mt")), v.get("k")), 32 * v.get("w"), 0),
         }
     }
@@ -366,6 +297,7 @@ mod tests {
         assert_eq!(c.len(), (3 + 2 + 2 + 1) * 8);
         for v in &c {
             assert_eq!(v.0.spec.family, "wg");
+            assert!(is_family("wg"));
             assert_eq!(v.0.get("n"), 128);
             assert_eq!(Custom::parse(&v.id()).unwrap(), *v);
         }
@@ -397,46 +329,6 @@ mod tests {
         }
     }
 
-    /// The bulk-copy kernel: sm_90 on, M <= 32, its slab within shared memory, K a multiple
-    /// of its pieces.
-    #[test]
-    fn bulk_variants_need_sm90_and_fit_shared_memory() {
-        assert!(has_bulk_copy("sm_90") && has_bulk_copy("sm_90a") && has_bulk_copy("sm_100") && has_bulk_copy("sm_120"));
-        assert!(!has_bulk_copy("sm_89") && !has_bulk_copy("sm_80") && !has_bulk_copy("gfx942") && !has_bulk_copy("sm_"));
-        let p = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap();
-        let bulk = |p: &Problem, arch: &str| -> Vec<Custom> {
-            Custom::candidates(p, arch).into_iter().filter(|c| c.0.spec.family == "bulk").collect()
-        };
-        assert!(bulk(&p, "sm_80").is_empty());
-        let c = bulk(&p, "sm_90");
-        // A row of 8192 / k values is 16384 / k bytes (+ 64 of padding): mt1 (16 rows) fits
-        // 227 KiB from k = 2, mt2 from k = 4, mt4 from k = 8; x 2 warp counts x 3 piece
-        // counts.
-        assert_eq!(c.len(), (4 + 3 + 2) * 2 * 3);
-        for v in &c {
-            assert_eq!(Custom::parse(&v.id()).unwrap(), *v);
-            assert!(is_family(v.id().split(':').nth(1).unwrap()), "the backend resolves {}", v.id());
-            assert_eq!(v.0.get("n"), 1);
-            assert!(v.0.get("k") >= 2 * v.0.get("mt"));
-        }
-        let v = Custom::parse("cuda:bulk:mt2:w8:n1:k4:p4").unwrap();
-        assert_eq!(v.geometry(&p), ((40, 4), 256, 32 * (4096 + 64)));
-        assert!(Custom::parse("cuda:bulk:mt2:w8:n1:k2:p4").unwrap().unsupported(&p).unwrap().contains("226 KiB"));
-        // Small K: the partial tiles (8 warps x 32 rows x 33 floats) outgrow the slab.
-        let small = Problem::linear(DType::BF16, 32, 256, 256).unwrap();
-        assert_eq!(Custom::parse("cuda:bulk:mt2:w8:n4:k1:p2").unwrap().geometry(&small), ((8, 1), 256, 4 * 8 * 32 * 33));
-        assert!(bulk(&small, "sm_90").iter().all(|c| c.0.get("n") == 4));
-        assert!(v.unsupported(&p.with_m(9)).unwrap().contains("M <= 8"));
-        assert!(v.unsupported(&Problem::linear(DType::BF16, 1, 1280, 8192 - 256).unwrap()).unwrap().contains("K % 512"));
-        assert!(bulk(&p.with_m(33), "sm_90").is_empty());
-        let (name, src) = v.module(&p);
-        assert_eq!(name, "bulk_bf16_mt2_w8_n1_k4_p4");
-        assert!(src.contains("#define MMA_BULK 1\n") && src.contains("bulk_kernel") && src.contains("#define BULK_P 4\n"));
-        for bad in ["cuda:bulk:mt1:w4:n1:k1", "cuda:bulk:mt8:w4:n1:k1:p2", "cuda:bulk:mt1:w4:n1:k3:p2", "cuda:bulk:mt1:w4:n1:k1:p16"] {
-            assert!(Custom::parse(bad).is_err(), "{bad}");
-        }
-    }
-
     #[test]
     fn ids_round_trip_and_applicability() {
         let p1 = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap();
@@ -444,6 +336,7 @@ mod tests {
         assert_eq!(c1.len(), 18 + 72);
         for c in &c1 {
             assert_eq!(Custom::parse(&c.id()).unwrap(), *c);
+            assert!(is_family(c.id().split(':').nth(1).unwrap()), "the backend resolves {}", c.id());
             assert!(c.unsupported(&p1).is_none());
         }
         let p8 = p1.with_m(8);

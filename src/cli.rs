@@ -432,6 +432,10 @@ pub struct BenchArgs {
     /// Fail (exit 1) when a shape regresses by more than this beyond its noise, e.g. 5%.
     #[arg(long, default_value = "5%")]
     pub max_regression: String,
+    /// Fail (exit 1) when a tuned kernel is slower than the default by more than this
+    /// beyond its noise (the table is stale), e.g. 2%.
+    #[arg(long, default_value = "2%")]
+    pub max_stale: String,
     /// What the baseline comparison uses: the tuned time, or the tuned/default speedup of
     /// the same run (for noisy CI machines).
     #[arg(long, value_enum, default_value = "time")]

@@ -1,6 +1,7 @@
 //! The regression gate of `bench`: a shape fails when its tuned kernel became slower than
 //! a baseline report by more than the allowed regression beyond the measured noise, or
-//! when the tuned kernel is slower than the default (the table is stale).
+//! when the tuned kernel is slower than the default by more than the allowed staleness
+//! beyond noise (the table is stale).
 
 use crate::bench::{BenchReport, ShapeBench};
 use serde::{Deserialize, Serialize};
@@ -27,19 +28,29 @@ pub struct Finding {
     pub detail: String,
 }
 
-/// Checks `current` (and against `baseline` when given). `max_regression` is a fraction.
-pub fn check(current: &BenchReport, baseline: Option<&BenchReport>, max_regression: f64, metric: Metric) -> Vec<Finding> {
+/// Checks `current` (and against `baseline` when given). `max_regression` and `max_stale`
+/// are fractions: a tuned kernel may be up to `max_stale` slower than the default (beyond
+/// noise) before the table counts as stale. Why a tolerance: the tuner keeps a winner only
+/// when it beat the default beyond noise, yet on the H200 a cuBLASLt algorithm that beat
+/// cuBLAS by 1.7 % (interval 1.5-1.9 %) in `tune` came out 0.5 % slower in the `bench` run
+/// that followed, on a 400 us prefill GEMM: a systematic difference between the two runs
+/// (clocks under sustained load) that no noise estimate of either covers.
+pub fn check(current: &BenchReport, baseline: Option<&BenchReport>, max_regression: f64, max_stale: f64, metric: Metric) -> Vec<Finding> {
     let mut out = Vec::new();
     for s in &current.shapes {
-        if s.speedup_hi < 1.0 {
+        if s.speedup_hi < 1.0 - max_stale {
             out.push(Finding {
                 problem: s.problem.clone(),
                 kind: "stale".into(),
                 change_pct: (1.0 / s.speedup - 1.0) * 100.0,
-                allowed_pct: 0.0,
+                allowed_pct: max_stale * 100.0,
                 detail: format!(
-                    "tuned kernel {} is slower than the default ({:.3}x, interval {:.3}..{:.3}): re-tune",
-                    s.kernels[0].kernel, s.speedup, s.speedup_lo, s.speedup_hi
+                    "tuned kernel {} is slower than the default ({:.3}x, interval {:.3}..{:.3}; {:.1}% allowed): re-tune",
+                    s.kernels[0].kernel,
+                    s.speedup,
+                    s.speedup_lo,
+                    s.speedup_hi,
+                    max_stale * 100.0
                 ),
             });
         }

@@ -57,30 +57,35 @@ fn gate_fails_beyond_noise_passes_within_and_catches_stale_tables() {
     let base = report(vec![shape(1, 50.0, 80.0, 1.0), shape(2, 60.0, 90.0, 1.0)]);
     // 3 % slower with 2 % noise in all: within a 5 % threshold.
     let ok = report(vec![shape(1, 51.5, 80.0, 1.0), shape(2, 60.0, 90.0, 1.0)]);
-    assert!(check(&ok, Some(&base), 0.05, Metric::Time).is_empty());
+    assert!(check(&ok, Some(&base), 0.05, 0.02, Metric::Time).is_empty());
     // 20 % slower: fails, naming the shape and the amount.
     let bad = report(vec![shape(1, 60.0, 80.0, 1.0), shape(2, 60.0, 90.0, 1.0)]);
-    let f = check(&bad, Some(&base), 0.05, Metric::Time);
+    let f = check(&bad, Some(&base), 0.05, 0.02, Metric::Time);
     assert_eq!(f.len(), 1);
     assert_eq!((f[0].kind.as_str(), f[0].problem.as_str()), ("regression", "f32 TN m=1 n=576 k=576"));
     assert!((f[0].change_pct - 20.0).abs() < 1e-9 && (f[0].allowed_pct - 7.0).abs() < 1e-9, "{f:?}");
     // Large noise widens the allowance: the same 20 % passes with 10 % noise on each side.
     let noisy_base = report(vec![shape(1, 50.0, 80.0, 10.0)]);
     let noisy = report(vec![shape(1, 60.0, 80.0, 10.0)]);
-    assert!(check(&noisy, Some(&noisy_base), 0.05, Metric::Time).is_empty());
+    assert!(check(&noisy, Some(&noisy_base), 0.05, 0.02, Metric::Time).is_empty());
     // Speedup metric: a machine twice as slow overall is no regression...
     let slow_machine = report(vec![shape(1, 100.0, 160.0, 1.0), shape(2, 120.0, 180.0, 1.0)]);
-    assert!(check(&slow_machine, Some(&base), 0.05, Metric::Speedup).is_empty());
-    assert_eq!(check(&slow_machine, Some(&base), 0.05, Metric::Time).len(), 2);
+    assert!(check(&slow_machine, Some(&base), 0.05, 0.02, Metric::Speedup).is_empty());
+    assert_eq!(check(&slow_machine, Some(&base), 0.05, 0.02, Metric::Time).len(), 2);
     // ...but a kernel losing its advantage is.
     let lost = report(vec![shape(1, 78.0, 80.0, 1.0), shape(2, 60.0, 90.0, 1.0)]);
-    let f = check(&lost, Some(&base), 0.05, Metric::Speedup);
+    let f = check(&lost, Some(&base), 0.05, 0.02, Metric::Speedup);
     assert_eq!(f.len(), 1, "{f:?}");
-    // Stale table: the tuned kernel is slower than the default beyond noise.
+    // Stale table: the tuned kernel is slower than the default beyond noise and the
+    // allowed 2 % (0.889x); 0.99x (1 % noise) is within them, and fails with no tolerance.
     let stale = report(vec![shape(1, 90.0, 80.0, 1.0)]);
-    let f = check(&stale, None, 0.05, Metric::Time);
+    let f = check(&stale, None, 0.05, 0.02, Metric::Time);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].kind, "stale");
+    assert!(f[0].detail.contains("2.0% allowed"), "{}", f[0].detail);
+    let slightly = report(vec![shape(1, 80.8, 80.0, 0.1)]);
+    assert!(check(&slightly, None, 0.05, 0.02, Metric::Time).is_empty());
+    assert_eq!(check(&slightly, None, 0.05, 0.0, Metric::Time).len(), 1);
     assert_eq!(parse_percent("5%").unwrap(), 0.05);
     assert_eq!(parse_percent("0.05").unwrap(), 0.05);
     assert_eq!(parse_percent("40").unwrap(), 0.4);
@@ -91,7 +96,7 @@ fn gate_fails_beyond_noise_passes_within_and_catches_stale_tables() {
 fn markdown_matches_the_snapshot() {
     let base = report(vec![shape(1, 50.0, 80.0, 1.0), shape(2, 60.0, 90.0, 1.0)]);
     let cur = report(vec![shape(1, 60.0, 80.0, 1.0), shape(2, 60.0, 90.0, 1.0), shape(512, 900.0, 900.0, 1.0)]);
-    let f = check(&cur, Some(&base), 0.05, Metric::Time);
+    let f = check(&cur, Some(&base), 0.05, 0.02, Metric::Time);
     let md = reports::markdown(&cur, &f, Some(&base));
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bench-report.md");
     if std::env::var("UPDATE_SNAPSHOTS").is_ok() {
@@ -104,7 +109,7 @@ fn markdown_matches_the_snapshot() {
 fn junit_is_well_formed_with_one_case_per_shape() {
     let cur = report(vec![shape(1, 60.0, 80.0, 1.0), shape(2, 60.0, 90.0, 1.0), shape(3, 95.0, 90.0, 1.0)]);
     let base = report(vec![shape(1, 50.0, 80.0, 1.0)]);
-    let f = check(&cur, Some(&base), 0.05, Metric::Time);
+    let f = check(&cur, Some(&base), 0.05, 0.02, Metric::Time);
     let xml = reports::junit(&cur, &f);
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let root = doc.root_element();

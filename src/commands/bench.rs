@@ -112,7 +112,11 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
         GateOn::Time => Metric::Time,
         GateOn::Speedup => Metric::Speedup,
     };
-    let findings = crate::gate::check(&report, baseline.as_ref(), max_reg, metric);
+    let max_stale = crate::gate::parse_percent(&a.max_stale).map_err(Error::input)?;
+    let findings = crate::gate::check(&report, baseline.as_ref(), max_reg, max_stale, metric);
+    for s in report.shapes.iter().filter(|s| s.speedup_hi < 1.0 && !findings.iter().any(|f| f.problem == s.problem)) {
+        println!("gate: note {}: tuned {:.3}x the default (interval {:.3}..{:.3}), within the {} allowed", s.problem, s.speedup, s.speedup_lo, s.speedup_hi, a.max_stale);
+    }
     write_reports(a, &report, &findings, baseline.as_ref())?;
     if findings.is_empty() {
         println!("gate: passed ({} shapes{})", report.shapes.len(), if baseline.is_some() { ", against the baseline" } else { "" });

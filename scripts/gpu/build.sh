@@ -6,6 +6,7 @@ cd "$(dirname "$0")/../.."
 cargo build --release --locked
 mkdir -p .dev
 strip -o .dev/gemmtune target/release/gemmtune
+pwd > .dev/built-in  # the tests find their data under this path (CARGO_MANIFEST_DIR)
 # The test binaries run there: tests/cuda.rs (backend + runtime), tests/gptq.rs (GPTQ on the
 # GPU) and tests/kernels.rs (the CPU kernels on that host's AVX-512 Xeon).
 for t in cuda gptq kernels; do

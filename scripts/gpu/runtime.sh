@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU runtime on the H100 (binary carried in .dev/, see scripts/gpu/build.sh).
 # Usage: scripts/gpu/runtime.sh tune|bench|profile|model|ab
-#   tune:  tune the SmolLM2 bf16 shapes (tables/h100-smollm2-135m.csv).
+#   tune:  tune the SmolLM2 bf16 shapes (chained, as the runtime launches) into $TABLE.
 #   bench: decode-bench random-weight models of the SmolLM2, Llama-3.1-8B and 70B-TP8-rank
 #          shapes (tuned table vs default, interleaved), and transformers on the same shapes.
 #   model: SmolLM2 itself: GPU runtime tests, generate tok/s (batch 1 and 16, tuned vs
@@ -32,8 +32,8 @@ case "${1:-bench}" in
     done
     ;;
   tune)
-    $bin tune --backend cuda --shapes shapes/smollm2-135m-h100.csv --out /tmp/h100-smollm2-135m.csv --budget-ms 150 -q 2>&1 | tail -3
-    cp /tmp/h100-smollm2-135m.csv "$out/"
+    # Into $TABLE (default $OUT/smollm2-135m.csv), for the `model` step after it.
+    $bin tune --backend cuda --shapes shapes/smollm2-135m-h100.csv --out "${TABLE:-$out/smollm2-135m.csv}" --budget-ms 150 -q --pdl 2>&1 | tail -3
     ;;
   bench)
     # The serving table: the 63-shape set plus the decode batch buckets (M = 2, 4, 16).
@@ -68,19 +68,25 @@ for r in rows[:25]:
 '
     ;;
   model)
+    # TABLE: the SmolLM2 table for this GPU (default: the H100's; `tune` writes one).
+    table=${TABLE:-tables/h100-smollm2-135m.csv}
     m=models/SmolLM2-135M-Instruct.Q4_1.gguf
     [ -f "$m" ] || cat models/part.aa models/part.ab > "$m"
     sha256sum "$m"
-    .dev/cuda-tests --ignored --test-threads 1 2>&1 | grep -E "^test |test result|panicked|agree|correct|candidates" | tail -30
+    # The test binary finds the model and its test data under the path it was built in
+    # (CARGO_MANIFEST_DIR); the device runs a copy of the tree elsewhere.
+    built=$(cat .dev/built-in 2>/dev/null)
+    [ -n "$built" ] && [ ! -e "$built" ] && mkdir -p "$(dirname "$built")" && ln -s "$PWD" "$built"
+    .dev/cuda-tests --ignored --test-threads 1 runtime:: 2>&1 | grep -E "^test |test result|panicked|agree|correct|candidates" | tail -30
     p="Explain what a matrix multiplication is, in two sentences."
-    for t in "--table tables/h100-smollm2-135m.csv" ""; do
+    for t in "--table $table" ""; do
       for b in 1 16; do
         echo "== batch $b ${t:-default dispatch}"
         $bin generate --backend cuda --model "$m" $t --chat --prompt "$p" --max-tokens 128 --ignore-eos --batch $b 2>&1 | grep -E "prefill|dispatch|batch"
       done
     done
     # serve on the GPU under 16 concurrent requests (curl; the device has no openai client)
-    $bin serve --backend cuda --model "$m" --table tables/h100-smollm2-135m.csv --port 18080 --max-batch 16 2>/tmp/serve.log &
+    $bin serve --backend cuda --model "$m" --table "$table" --port 18080 --max-batch 16 2>/tmp/serve.log &
     pid=$!
     for i in $(seq 60); do curl -sf localhost:18080/health >/dev/null && break; sleep 0.5; done
     start=$(date +%s.%N)

@@ -6,10 +6,11 @@
 #          shapes (tuned table vs default, interleaved), and transformers on the same shapes.
 #   model: SmolLM2 itself: GPU runtime tests, generate tok/s (batch 1 and 16, tuned vs
 #          default), serve under 16 concurrent requests.
-# The model file (98 MB) exceeds what one device call carries (64 MiB): it travels as
-# models/part.aa and models/part.ab (`split -n 2`) in two calls on the warm machine (the
-# first carries part.aa with .dev/gemmtune and .dev/cuda-tests, the second part.ab;
-# carried files stay between calls) and is joined here.
+# The model file (98 MB) exceeds what one device call carries (64 MiB with the tree): it
+# travels as models/part.a? (`split -b 47000000`: aa, ab, ac) in calls on one warm machine
+# (the first carries part.aa with .dev/gemmtune, .dev/cuda-tests and .dev/built-in, the
+# next part.ab and part.ac; carried files stay between calls) and is joined here
+# (docs/runs/h200/runtime/log.txt).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 bin=.dev/gemmtune
@@ -71,7 +72,7 @@ for r in rows[:25]:
     # TABLE: the SmolLM2 table for this GPU (default: the H100's; `tune` writes one).
     table=${TABLE:-tables/h100-smollm2-135m.csv}
     m=models/SmolLM2-135M-Instruct.Q4_1.gguf
-    [ -f "$m" ] || cat models/part.aa models/part.ab > "$m"
+    [ -f "$m" ] || cat models/part.a? > "$m"
     sha256sum "$m"
     # The test binary finds the model and its test data under the path it was built in
     # (CARGO_MANIFEST_DIR); the device runs a copy of the tree elsewhere.

@@ -71,6 +71,9 @@ pub struct BenchReport {
     /// GPU runtime launches them; library kernels never are.
     #[serde(default)]
     pub pdl: bool,
+    /// Timed on one operand set, weights cache-resident (`--hot`, a diagnostic).
+    #[serde(default)]
+    pub hot: bool,
     pub shapes: Vec<ShapeBench>,
 }
 

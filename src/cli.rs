@@ -454,6 +454,12 @@ pub struct BenchArgs {
     /// dependent launch); the default (cuBLAS) is timed as it is launched, unchained.
     #[arg(long)]
     pub pdl: bool,
+    /// Time every kernel on one operand set, so the weights stay in the last-level cache
+    /// from call to call. A diagnostic: set against a normal (cold) run it separates a
+    /// kernel's fixed cost per call from its memory stream; % of roofline may pass 100.
+    /// Such a report cannot be a --baseline for a cold run, nor the reverse.
+    #[arg(long)]
+    pub hot: bool,
     #[arg(long, short)]
     pub quiet: bool,
 }

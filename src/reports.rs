@@ -48,6 +48,9 @@ pub fn markdown(r: &BenchReport, findings: &[Finding], baseline: Option<&BenchRe
         r.limits.bandwidth / 1e9,
         if r.pdl { " Our kernels launched chained (`--pdl`), the library default unchained." } else { "" }
     ));
+    if r.hot {
+        s.push_str("Timed **hot** (`--hot`): one operand set, weights cache-resident between calls; a diagnostic, not the cold roofline a table is tuned for.\n\n");
+    }
     s.push_str("| group | shapes | tuned vs default (geomean) | min | tuned % of roofline | default % of roofline |\n|---|---:|---:|---:|---:|---:|\n");
     for (name, sel) in GROUPS {
         let g: Vec<&ShapeBench> = r.shapes.iter().filter(|x| sel(x)).collect();

@@ -60,6 +60,20 @@ fn tune_show_validate_resume_dispatch_bench() {
     assert_eq!(v["schema"], "gemmtune-bench/1");
     assert_eq!(v["shapes"].as_array().unwrap().len(), 3);
     assert!(v["limits"]["bandwidth"].as_f64().unwrap() > 1e8);
+    assert_eq!(v["hot"], false);
+
+    // --hot times on one operand set and says so; hot and cold runs never gate each other.
+    let hot = dir.path().join("hot.json");
+    let (code, out, err) = output(bin().args(["bench", "--hot", "--table"]).arg(&table).args(["--budget-ms", "20", "-q", "--json"]).arg(&hot));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("timed hot") && out.contains("gate: passed"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&hot).unwrap()).unwrap();
+    assert_eq!(v["hot"], true);
+    for (flag, base) in [(None, &hot), (Some("--hot"), &json)] {
+        let (code, _, err) = output(bin().arg("bench").args(flag).arg("--table").arg(&table).args(["--budget-ms", "20", "-q", "--baseline"]).arg(base));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--baseline was timed") && err.contains("do not compare"), "{err}");
+    }
 
     let merged = dir.path().join("m.csv");
     let (code, out, _) = output(bin().args(["table", "merge"]).arg(&table).arg(&table).arg("--out").arg(&merged));

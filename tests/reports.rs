@@ -37,6 +37,7 @@ fn report(shapes: Vec<ShapeBench>) -> BenchReport {
         created: "2026-11-25T00:00:00Z".into(),
         limits: Limits { peak_flops: 2e11, peak_kernel: "cpu:gemm:t2".into(), peak_problem: "f32 TN m=1536 n=1536 k=1536".into(), bandwidth: 3e10 },
         pdl: false,
+        hot: false,
         shapes,
     }
 }
@@ -103,6 +104,10 @@ fn markdown_matches_the_snapshot() {
         std::fs::write(&path, &md).unwrap();
     }
     assert_eq!(md, std::fs::read_to_string(&path).unwrap(), "markdown changed (UPDATE_SNAPSHOTS=1 to accept)");
+    // A hot (cache-resident) run says so, once, and a cold one does not.
+    assert!(!md.contains("hot"));
+    let hot = reports::markdown(&BenchReport { hot: true, ..cur.clone() }, &f, Some(&base));
+    assert_eq!(hot.matches("Timed **hot**").count(), 1, "{hot}");
 }
 
 #[test]

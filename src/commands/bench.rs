@@ -48,7 +48,21 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
     if problems.is_empty() {
         return Err(Error::input("nothing to bench: no shapes"));
     }
-    let cfg = TuneConfig { budget: Duration::from_millis(a.budget_ms.max(1)), ..TuneConfig::default() };
+    let baseline = a.baseline.as_deref().map(BenchReport::load).transpose()?;
+    if let Some(base) = baseline.as_ref().filter(|base| base.hot != a.hot) {
+        let how = |hot: bool| if hot { "hot (--hot, weights cache-resident)" } else { "cold (weights from memory)" };
+        return Err(Error::input(format!(
+            "--baseline was timed {}, this run would be timed {}: the times do not compare",
+            how(base.hot),
+            how(a.hot)
+        )));
+    }
+    // Hot: one operand set (cache_factor 0 gives the minimum of one), reused every call.
+    let cfg = TuneConfig {
+        budget: Duration::from_millis(a.budget_ms.max(1)),
+        cache_factor: if a.hot { 0.0 } else { TuneConfig::default().cache_factor },
+        ..TuneConfig::default()
+    };
     if !a.quiet {
         eprintln!("measuring device limits (compute peak, copy bandwidth)...");
     }
@@ -66,6 +80,9 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
 
     if !a.quiet {
         print!("{}", render_results(&results));
+    }
+    if a.hot {
+        println!("timed hot (--hot): one operand set, weights cache-resident between calls");
     }
     println!(
         "limits: peak {:.1} GFLOP/s ({} on {}), copy bandwidth {:.1} GB/s",
@@ -104,18 +121,21 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         limits,
         pdl,
+        hot: a.hot,
         shapes: results,
     };
-    let baseline = a.baseline.as_deref().map(BenchReport::load).transpose()?;
     let max_reg = crate::gate::parse_percent(&a.max_regression).map_err(Error::input)?;
     let metric = match a.gate_on {
         GateOn::Time => Metric::Time,
         GateOn::Speedup => Metric::Speedup,
     };
-    let max_stale = crate::gate::parse_percent(&a.max_stale).map_err(Error::input)?;
+    // A table is tuned cold: hot, a tuned kernel may well lose to the default without the
+    // table being stale, so --hot reports such shapes but does not fail on them.
+    let max_stale = if a.hot { f64::INFINITY } else { crate::gate::parse_percent(&a.max_stale).map_err(Error::input)? };
     let findings = crate::gate::check(&report, baseline.as_ref(), max_reg, max_stale, metric);
     for s in report.shapes.iter().filter(|s| s.speedup_hi < 1.0 && !findings.iter().any(|f| f.problem == s.problem)) {
-        println!("gate: note {}: tuned {:.3}x the default (interval {:.3}..{:.3}), within the {} allowed", s.problem, s.speedup, s.speedup_lo, s.speedup_hi, a.max_stale);
+        let why = if a.hot { "timed hot; not a stale check".to_string() } else { format!("within the {} allowed", a.max_stale) };
+        println!("gate: note {}: tuned {:.3}x the default (interval {:.3}..{:.3}), {why}", s.problem, s.speedup, s.speedup_lo, s.speedup_hi);
     }
     write_reports(a, &report, &findings, baseline.as_ref())?;
     if findings.is_empty() {

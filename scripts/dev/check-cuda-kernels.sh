@@ -6,6 +6,7 @@
 # into target/nvrtc once. Not part of the test command (CI has no network beyond the
 # registries' packages it builds with, and no CUDA); run it before a GPU session.
 # NVRTC_CHECK_ONLY=<substring> compiles only the modules whose name contains it.
+# NVRTC_PTXAS_INFO=1 prints each module's registers, spills and shared memory (ptxas -v).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ver=${NVRTC_VERSION:-13.0.88}

@@ -49,14 +49,23 @@ pub struct Rtc {
 
 /// Compiles `src` for `arch` straight to a CUBIN (no driver JIT at load time).
 fn compile_cubin(src: &str, name: &str, arch: &str) -> Result<Vec<u8>> {
+    compile_cubin_with(src, name, arch, &[]).map(|(bin, _)| bin)
+}
+
+/// `compile_cubin` with extra NVRTC options; also returns the compiler's log (with
+/// `--ptxas-options=-v`, each kernel's registers, spills and shared memory).
+fn compile_cubin_with(src: &str, name: &str, arch: &str, extra: &[&str]) -> Result<(Vec<u8>, String)> {
     use cudarc::nvrtc::{result as nr, sys as ns};
     let csrc = CString::new(src).map_err(|_| Error::runtime("kernel source holds a NUL byte"))?;
     let cname = CString::new(name).expect("no NUL in names");
     let prog = nr::create_program(&csrc, Some(&cname)).map_err(|e| Error::runtime(format!("NVRTC: {e:?}")))?;
-    let opts = [format!("--gpu-architecture={arch}"), "--std=c++17".to_string()];
+    let mut opts = vec![format!("--gpu-architecture={arch}"), "--std=c++17".to_string()];
+    opts.extend(extra.iter().map(|o| o.to_string()));
     // SAFETY: prog is valid until destroyed below; buffers sized by the size queries.
     unsafe {
         let compiled = nr::compile_program(prog, &opts);
+        let log = nr::get_program_log(prog).unwrap_or_default();
+        let log: String = log.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect();
         let result = match compiled {
             Ok(()) => {
                 let mut size = 0usize;
@@ -65,13 +74,9 @@ fn compile_cubin(src: &str, name: &str, arch: &str) -> Result<Vec<u8>> {
                 ns::nvrtcGetCUBIN(prog, bin.as_mut_ptr() as *mut std::ffi::c_char)
                     .result()
                     .map_err(|e| Error::runtime(format!("NVRTC: {e:?}")))?;
-                Ok(bin)
+                Ok((bin, log))
             }
-            Err(e) => {
-                let log = nr::get_program_log(prog).unwrap_or_default();
-                let log: String = log.iter().map(|&c| c as u8 as char).collect();
-                Err(Error::runtime(format!("NVRTC could not compile {name}: {e:?}\n{log}")))
-            }
+            Err(e) => Err(Error::runtime(format!("NVRTC could not compile {name}: {e:?}\n{log}"))),
         };
         let _ = nr::destroy_program(prog);
         result
@@ -257,11 +262,20 @@ mod tests {
         // NVRTC_CHECK_ONLY=<substring>: only the modules whose name contains it (quick checks).
         let only = std::env::var("NVRTC_CHECK_ONLY").unwrap_or_default();
         let jobs: Vec<(String, String)> = jobs.into_iter().filter(|(name, _)| name.contains(&only)).collect();
-        let failed: Vec<String> = jobs
-            .par_iter()
-            .filter_map(|(name, src)| compile_cubin(src, name, &module_target("sm_90", name)).err().map(|e| e.to_string()))
-            .collect();
+        // NVRTC_PTXAS_INFO=1: print each module's ptxas figures (registers, spills, smem).
+        let info = std::env::var_os("NVRTC_PTXAS_INFO").is_some();
+        let extra: &[&str] = if info { &["--ptxas-options=-v"] } else { &[] };
+        let results: Vec<(String, Result<(Vec<u8>, String)>)> =
+            jobs.par_iter().map(|(name, src)| (name.clone(), compile_cubin_with(src, name, &module_target("sm_90", name), extra))).collect();
+        let failed: Vec<String> = results.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
         assert!(failed.is_empty(), "{} of {} modules failed:\n{}", failed.len(), jobs.len(), failed.join("\n"));
+        if info {
+            for (name, r) in &results {
+                let log = &r.as_ref().expect("checked above").1;
+                let figures: Vec<&str> = log.lines().filter(|l| l.contains("Used") || l.contains("spill")).map(|l| l.splitn(2, [':', '.']).nth(1).unwrap_or(l).trim()).collect();
+                eprintln!("{name}: {}", figures.join("; "));
+            }
+        }
         eprintln!("{} modules compiled for sm_90", jobs.len());
     }
 }

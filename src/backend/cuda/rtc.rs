@@ -265,14 +265,15 @@ mod tests {
         // NVRTC_PTXAS_INFO=1: print each module's ptxas figures (registers, spills, smem).
         let info = std::env::var_os("NVRTC_PTXAS_INFO").is_some();
         let extra: &[&str] = if info { &["--ptxas-options=-v"] } else { &[] };
-        let results: Vec<(String, Result<(Vec<u8>, String)>)> =
+        type Compiled = Result<(Vec<u8>, String)>;
+        let results: Vec<(String, Compiled)> =
             jobs.par_iter().map(|(name, src)| (name.clone(), compile_cubin_with(src, name, &module_target("sm_90", name), extra))).collect();
         let failed: Vec<String> = results.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
         assert!(failed.is_empty(), "{} of {} modules failed:\n{}", failed.len(), jobs.len(), failed.join("\n"));
         if info {
             for (name, r) in &results {
                 let log = &r.as_ref().expect("checked above").1;
-                let figures: Vec<&str> = log.lines().filter(|l| l.contains("Used") || l.contains("spill")).map(|l| l.splitn(2, [':', '.']).nth(1).unwrap_or(l).trim()).collect();
+                let figures: Vec<&str> = log.lines().filter(|l| l.contains("Used") || l.contains("spill")).map(|l| l.split_once([':', '.']).map_or(l, |(_, rest)| rest).trim()).collect();
                 eprintln!("{name}: {}", figures.join("; "));
             }
         }

@@ -270,6 +270,13 @@ mod tests {
             jobs.par_iter().map(|(name, src)| (name.clone(), compile_cubin_with(src, name, &module_target("sm_90", name), extra))).collect();
         let failed: Vec<String> = results.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
         assert!(failed.is_empty(), "{} of {} modules failed:\n{}", failed.len(), jobs.len(), failed.join("\n"));
+        // NVRTC_CUBIN_DIR=<dir>: also write each module's CUBIN there (for `cuobjdump -sass`).
+        if let Some(dir) = std::env::var_os("NVRTC_CUBIN_DIR") {
+            std::fs::create_dir_all(&dir).unwrap();
+            for (name, r) in &results {
+                std::fs::write(std::path::Path::new(&dir).join(format!("{name}.cubin")), &r.as_ref().expect("checked above").0).unwrap();
+            }
+        }
         if info {
             for (name, r) in &results {
                 let log = &r.as_ref().expect("checked above").1;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# PREPARED, NOT RUN YET. Slice-major loads in cuda:mma / cuda:qmma (branch `mma-sectors`):
+# PREPARED, NOT RUN YET. Slice-major loads in cuda:mma / cuda:qmma (branch `mma-sectors`, or
+# main with mma-sectors.patch here applied):
 # one device call. Carry .dev with the branch's build (scripts/gpu/build.sh on the branch:
 # gemmtune, cuda-tests, gptq-tests, built-in) and main's binary as .dev/gemmtune-old.
 #   git checkout main && scripts/gpu/build.sh && cp .dev/gemmtune /tmp/gemmtune-old

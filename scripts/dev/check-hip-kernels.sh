@@ -23,6 +23,11 @@ typedef long long int64_t; typedef unsigned long long uint64_t; typedef int int3
 typedef unsigned int uint32_t; typedef unsigned short uint16_t; typedef short int16_t;
 typedef unsigned char uint8_t; typedef signed char int8_t; typedef unsigned int uint;
 H
+# hip/hip_version.h is generated when ROCm is built: a source checkout lacks it, so a stub
+# stands behind the given include directory (a real one there wins).
+mkdir -p "$work/fallback/hip"
+printf '#pragma once\n#define HIP_VERSION_MAJOR 7\n#define HIP_VERSION_MINOR 0\n#define HIP_VERSION_PATCH 0\n#define HIP_VERSION (HIP_VERSION_MAJOR * 10000000 + HIP_VERSION_MINOR * 100000 + HIP_VERSION_PATCH)\n' \
+  > "$work/fallback/hip/hip_version.h"
 pre=(-include "$work/prelude.h" -include __clang_hip_runtime_wrapper.h -include hip/hip_runtime.h
      -include hip/amd_detail/device_library_decls.h -include hip/amd_detail/amd_hip_atomic.h
      -include hip/amd_detail/amd_warp_functions.h -include hip/amd_detail/amd_device_functions.h)
@@ -33,7 +38,7 @@ check() { # name arch source defines...
   : > "$f"
   for d in "$@"; do echo "#define ${d%%=*} ${d#*=}" >> "$f"; done
   cat "$k/common.cuh" "$src" >> "$f"
-  if "$cc" -x hip --cuda-device-only --offload-arch="$arch" -nogpulib -nogpuinc -D__HIPCC_RTC__ -I"$inc" \
+  if "$cc" -x hip --cuda-device-only --offload-arch="$arch" -nogpulib -nogpuinc -D__HIPCC_RTC__ -I"$inc" -I"$work/fallback" \
       "${pre[@]}" -O3 -std=c++17 -S -o "$work/$name.s" "$f" 2> "$work/$name.log"; then
     local v s l
     v=$(grep -m1 '\.vgpr_count:' "$work/$name.s" | awk '{print $2}')

@@ -131,7 +131,8 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
     };
     // A table is tuned cold: hot, a tuned kernel may well lose to the default without the
     // table being stale, so --hot reports such shapes but does not fail on them.
-    let max_stale = if a.hot { f64::INFINITY } else { crate::gate::parse_percent(&a.max_stale).map_err(Error::input)? };
+    let max_stale = crate::gate::parse_percent(&a.max_stale).map_err(Error::input)?;
+    let max_stale = if a.hot { f64::INFINITY } else { max_stale };
     let findings = crate::gate::check(&report, baseline.as_ref(), max_reg, max_stale, metric);
     for s in report.shapes.iter().filter(|s| s.speedup_hi < 1.0 && !findings.iter().any(|f| f.problem == s.problem)) {
         let why = if a.hot { "timed hot; not a stale check".to_string() } else { format!("within the {} allowed", a.max_stale) };

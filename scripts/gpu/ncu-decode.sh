@@ -28,20 +28,19 @@ for s in "${shapes[@]}"; do
   # kernel names are not known in advance.
   family=$(cut -d: -f2 <<<"$kernel")
   case $family in gemv|mma|wg) ;; *) echo "  skipped: not one of our kernels"; continue ;; esac
+  bench=("$bin" bench --backend cuda --table "$out/table-$name.csv" --shapes "$out/shape-$name.csv" --budget-ms 50 -q --pdl)
   for run in cold hot; do
     flags=(); cache=all
     [ $run = hot ] && flags=(--hot) && cache=none
     # Skip the warm-up and calibration launches of the tuned kernel, profile one.
     timeout 150 ncu --cache-control $cache -k "${family}_kernel" --launch-skip 5 --launch-count 1 $sections \
-      "$bin" bench --backend cuda --table "$out/table-$name.csv" --shapes "$out/shape-$name.csv" \
-      --budget-ms 50 -q --pdl "${flags[@]}" >"$out/ncu-$name-$run$tag.txt" 2>&1
+      "${bench[@]}" "${flags[@]}" >"$out/ncu-$name-$run$tag.txt" 2>&1
     grep -E "Duration|DRAM Throughput|L2 Cache Throughput|L1/TEX Hit|Mem Busy|Achieved Occupancy|Issued Ipc|No Eligible|Registers Per" "$out/ncu-$name-$run$tag.txt" | sed "s/^/  $run /"
   done
   # Sector accounting, cold (a separate pass, so a metric name this ncu lacks loses only
   # this): L2 sectors read by the SMs against DRAM bytes, and sectors per load request.
   timeout 100 ncu -k "${family}_kernel" --launch-skip 5 --launch-count 1 \
     --metrics dram__bytes_read.sum,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sector_hit_rate.pct,l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum,l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum \
-    "$bin" bench --backend cuda --table "$out/table-$name.csv" --shapes "$out/shape-$name.csv" \
-    --budget-ms 50 -q --pdl >"$out/ncu-$name-sectors$tag.txt" 2>&1
+    "${bench[@]}" >"$out/ncu-$name-sectors$tag.txt" 2>&1
   grep -E "dram__|lts__|l1tex__|ERR" "$out/ncu-$name-sectors$tag.txt" | sed "s/^/  /"
 done

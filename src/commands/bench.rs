@@ -57,12 +57,10 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
             how(a.hot)
         )));
     }
-    // Hot: one operand set (cache_factor 0 gives the minimum of one), reused every call.
-    let cfg = TuneConfig {
-        budget: Duration::from_millis(a.budget_ms.max(1)),
-        cache_factor: if a.hot { 0.0 } else { TuneConfig::default().cache_factor },
-        ..TuneConfig::default()
-    };
+    let mut cfg = TuneConfig { budget: Duration::from_millis(a.budget_ms.max(1)), ..TuneConfig::default() };
+    if a.hot {
+        cfg.cache_factor = 0.0; // one operand set (the minimum), reused every call
+    }
     if !a.quiet {
         eprintln!("measuring device limits (compute peak, copy bandwidth)...");
     }

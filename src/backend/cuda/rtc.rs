@@ -271,15 +271,16 @@ mod tests {
         let failed: Vec<String> = results.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
         assert!(failed.is_empty(), "{} of {} modules failed:\n{}", failed.len(), jobs.len(), failed.join("\n"));
         // NVRTC_CUBIN_DIR=<dir>: also write each module's CUBIN there (for `cuobjdump -sass`).
-        if let Some(dir) = std::env::var_os("NVRTC_CUBIN_DIR") {
-            std::fs::create_dir_all(&dir).unwrap();
-            for (name, r) in &results {
-                std::fs::write(std::path::Path::new(&dir).join(format!("{name}.cubin")), &r.as_ref().expect("checked above").0).unwrap();
-            }
+        let cubin_dir = std::env::var_os("NVRTC_CUBIN_DIR").map(std::path::PathBuf::from);
+        if let Some(dir) = &cubin_dir {
+            std::fs::create_dir_all(dir).unwrap();
         }
-        if info {
-            for (name, r) in &results {
-                let log = &r.as_ref().expect("checked above").1;
+        for (name, r) in &results {
+            let (bin, log) = r.as_ref().expect("checked above");
+            if let Some(dir) = &cubin_dir {
+                std::fs::write(dir.join(format!("{name}.cubin")), bin).unwrap();
+            }
+            if info {
                 let figures: Vec<&str> = log.lines().filter(|l| l.contains("Used") || l.contains("spill")).map(|l| l.split_once([':', '.']).map_or(l, |(_, rest)| rest).trim()).collect();
                 eprintln!("{name}: {}", figures.join("; "));
             }

@@ -2,16 +2,19 @@
 """Splits decode GEMM times of a bench report into a fixed cost and a memory stream.
 
 usage: scripts/dev/decode-fit.py REPORT.json [--hot HOT.json] [--chain CHAIN.csv]
+                                 [--m-min M] [--m-max M] [--stream TB/s] [--target PCT]
 
-For the M <= 32 shapes of a `gemmtune bench --json` report, fits (least squares, per M and
+For the shapes of a `gemmtune bench --json` report with M in [--m-min, --m-max] (default
+1-32, the decode shapes), fits (least squares, per M and
 over all) time = t0 + bytes / BW for the tuned kernel and the default: t0 is what a call
 costs beyond streaming its bytes, BW the rate its bytes stream at. Prints how much time
-every call would have to lose for the decode geomean to reach 90 % of the roofline.
+every call would have to lose for their geomean to reach --target (default 90) % of the roofline.
 --hot: a report of the same table timed `bench --hot` (weights cache-resident); each
 shape's cold and hot times side by side.
 --chain: a table tuned from scripts/gpu/chain-cost.csv (calls with nearly no work); each
 shape's time is set against a model, the chained-call cost of its M (the widest such
-row) plus its bytes at the M = 1 fit's stream rate, and the model's geomean is printed.
+row) plus the longer of its bytes at the M = 1 fit's stream rate (or --stream, for a
+selection without M = 1) and its flops at the report's peak; the model's geomean is printed.
 Standard library only (the GPU machine has no numpy).
 """
 import argparse
@@ -20,10 +23,10 @@ import json
 import math
 
 
-def load(path):
+def load(path, m_min=1, m_max=32):
     with open(path) as f:
         r = json.load(f)
-    return r, [s for s in r["shapes"] if s["m"] <= 32]
+    return r, [s for s in r["shapes"] if m_min <= s["m"] <= m_max]
 
 
 def nbytes(s):
@@ -72,10 +75,15 @@ def main():
     ap.add_argument("report")
     ap.add_argument("--hot")
     ap.add_argument("--chain")
+    ap.add_argument("--m-min", type=int, default=1)
+    ap.add_argument("--m-max", type=int, default=32)
+    ap.add_argument("--stream", type=float, help="TB/s for the model when the selection has no M = 1 shapes")
+    ap.add_argument("--target", type=float, default=90.0)
     a = ap.parse_args()
-    report, rows = load(a.report)
+    report, rows = load(a.report, a.m_min, a.m_max)
     if not rows:
-        raise SystemExit(f"no M <= 32 shapes in {a.report}")
+        raise SystemExit(f"no shapes with {a.m_min} <= M <= {a.m_max} in {a.report}")
+    peak = report["limits"]["peak_flops"]
     print(f"{a.report}: {len(rows)} shapes, copy bandwidth {report['limits']['bandwidth'] / 1e12:.3f} TB/s, hot={report.get('hot', False)}")
     print(f"  tuned geomean {100 * geomean([s['roofline_pct'] / 100 for s in rows]):.1f} % of roofline")
     rate = {}
@@ -86,22 +94,30 @@ def main():
             if f:
                 rate[(m, role)] = 1 / f[1]
                 print(f"  M={'all' if m is None else m:>3} {role:<7}: t0 {f[0]:5.2f} us, stream {1 / f[1]:5.2f} TB/s ({len(sel)} shapes)")
-    for cut in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5):
-        g = geomean([floor_us(s) / max(tuned_us(s) - cut, 1e-3) for s in rows])
-        print(f"  every tuned call {cut:.2f} us shorter: geomean {100 * g:.1f} % of roofline")
+    def shorter(cut):
+        return geomean([floor_us(s) / max(tuned_us(s) - cut, 1e-3) for s in rows])
+
+    for cut in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0):
+        print(f"  every tuned call {cut:.2f} us shorter: geomean {100 * shorter(cut):.1f} % of roofline")
+    lo, hi = 0.0, min(tuned_us(s) for s in rows)
+    for _ in range(50):  # bisection: the geomean grows with the cut
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if shorter(mid) < a.target / 100 else (lo, mid)
+    print(f"  {a.target:.0f} % needs every tuned call {hi:.2f} us shorter")
     hot = {}
     if a.hot:
-        _, h = load(a.hot)
+        _, h = load(a.hot, a.m_min, a.m_max)
         hot = {s["problem"]: tuned_us(s) for s in h}
     chain = chain_costs(a.chain) if a.chain else {}
-    stream = rate.get((1, "tuned"))
+    stream = a.stream or rate.get((1, "tuned"))
     if chain and not stream:
-        raise SystemExit("--chain needs M = 1 shapes in the report (their fit gives the stream rate)")
+        raise SystemExit("--chain needs M = 1 shapes in the selection (their fit gives the stream rate) or --stream")
     if hot or chain:
         print(f"  {'shape':<30} {'MB':>7} {'floor':>6} {'cold':>7} {'hot':>7} {'model':>7} {'excess':>7}  us; tuned kernel")
         model = []
         for s in rows:
-            t_model = chain[s["m"]] + nbytes(s) / 1e6 / stream if s["m"] in chain else None
+            work = max(nbytes(s) / 1e6 / stream, 2 * s["m"] * s["n"] * s["k"] / peak * 1e6)
+            t_model = chain[s["m"]] + work if s["m"] in chain else None
             if t_model:
                 model.append(min(floor_us(s) / t_model, 1.0))
             cells = [f"{x:7.2f}" if x else f"{'-':>7}" for x in (hot.get(s["problem"]), t_model, t_model and tuned_us(s) - t_model)]

@@ -41,6 +41,13 @@ pub fn median_ci(v: &[f64]) -> (f64, f64) {
     (s[lo], s[hi])
 }
 
+/// Whether an A/B of candidate/default time ratios should go on: the median says the
+/// candidate gains more than `min_gain` but the interval still reaches 1 (with 9 pairs it is
+/// [min, max], so one disturbed pair hides any gain). More pairs narrow it.
+pub fn undecided(ratios: &[f64], min_gain: f64) -> bool {
+    median(ratios) < 1.0 - min_gain && median_ci(ratios).1 >= 1.0
+}
+
 pub fn geomean(v: impl IntoIterator<Item = f64>) -> f64 {
     let (mut sum, mut n) = (0.0, 0usize);
     for x in v {
@@ -69,5 +76,18 @@ mod tests {
         assert!((geomean([1.0, 4.0]) - 2.0).abs() < 1e-12);
         assert_eq!(relative_mad(&[1.0, 1.0, 1.0]), 0.0);
         assert!(relative_mad(&[1.0, 1.1, 0.9, 1.0]) > 0.0);
+    }
+
+    #[test]
+    fn an_ab_with_one_disturbed_pair_is_undecided_until_more_pairs_come() {
+        // The H200 lm_head case: a 5 % gain, one pair of nine above 1.
+        let mut r = vec![0.95, 0.94, 0.96, 0.95, 0.94, 0.95, 0.96, 0.95, 1.02];
+        assert!(undecided(&r, 0.01));
+        r.extend([0.95, 0.94, 0.96, 0.95, 0.95, 0.94, 0.96, 0.95, 0.95, 0.96, 0.94, 0.95]);
+        assert!(!undecided(&r, 0.01), "21 pairs: the interval excludes 1");
+        // Nothing to resolve: a clear win, a median within min_gain, a clear loss.
+        assert!(!undecided(&[0.95; 9], 0.01));
+        assert!(!undecided(&[0.995, 0.99, 1.0, 0.995, 1.01, 0.995, 0.99, 1.0, 0.995], 0.01));
+        assert!(!undecided(&[1.05; 9], 0.01));
     }
 }

@@ -409,8 +409,12 @@ pub enum TableCommand {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Tuned table whose winners are re-timed.
-    #[arg(long, required_unless_present = "limits")]
+    #[arg(long, required_unless_present_any = ["limits", "kernel"])]
     pub table: Option<PathBuf>,
+    /// Instead of a table's winners, time this kernel id on every shape of --shapes
+    /// (checked against the f64 reference first), against the default and the libraries.
+    #[arg(long, conflicts_with = "table", requires = "shapes")]
+    pub kernel: Option<String>,
     /// Only measure and print the device limits (compute peak, copy bandwidth).
     #[arg(long)]
     pub limits: bool,

@@ -75,6 +75,25 @@ fn tune_show_validate_resume_dispatch_bench() {
         assert!(err.contains("--baseline was timed") && err.contains("do not compare"), "{err}");
     }
 
+    // --kernel times one named kernel on every shape, no table needed; it must say which
+    // shapes (and cannot be mixed with a table).
+    let forced = dir.path().join("k.json");
+    let (code, out, err) =
+        output(bin().args(["bench", "--kernel", "cpu:gemm:t1", "--shapes"]).arg(&shapes).args(["--budget-ms", "20", "-q", "--json"]).arg(&forced));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("gate: passed (3 shapes)"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&forced).unwrap()).unwrap();
+    for s in v["shapes"].as_array().unwrap() {
+        assert_eq!((s["kernels"][0]["kernel"].as_str(), s["source"].as_str()), (Some("cpu:gemm:t1"), Some("kernel")), "{s}");
+    }
+    let (code, _, err) = output(bin().args(["bench", "--kernel", "cpu:nonsense:t1", "--shapes"]).arg(&shapes).args(["--budget-ms", "20", "-q"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("--kernel cpu:nonsense:t1 cannot run"), "{err}");
+    for args in [vec!["bench", "--kernel", "cpu:gemm:t1"], vec!["bench", "--kernel", "cpu:gemm:t1", "--table", "t.csv"]] {
+        let (code, _, err) = output(bin().args(&args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+
     let merged = dir.path().join("m.csv");
     let (code, out, _) = output(bin().args(["table", "merge"]).arg(&table).arg(&table).arg("--out").arg(&merged));
     assert_eq!(code, 0);

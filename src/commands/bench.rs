@@ -1,5 +1,5 @@
 use super::fmt_us;
-use crate::backend::Backend;
+use crate::backend::{Backend, KernelId};
 use crate::bench::{bench_problem, measure_limits, BenchReport, ShapeBench, SCHEMA};
 use crate::cli::GateOn;
 use crate::gate::{Finding, Metric};
@@ -30,21 +30,56 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let table = a.table.as_ref().expect("clap requires --table without --limits");
     let pdl = super::chain_launches(&b, a.pdl)?;
-    let d = Dispatcher::from_table(table, b, a.strict)?;
-    for w in d.warnings() {
-        eprintln!("warning: {w}");
-    }
-    let b = d.backend();
-    let problems: Vec<(Problem, Phase)> = match &a.shapes {
-        Some(path) => ShapeFile::load(path)?.entries.iter().map(|e| (e.problem, e.phase)).collect(),
-        None => crate::table::Table::load(table)?
-            .rows
-            .iter()
-            .map(|r| (r.problem, if r.problem.m <= 16 { Phase::Decode } else { Phase::Prefill }))
-            .collect(),
+    let shapes = |path: &std::path::Path| -> Result<Vec<(Problem, Phase)>> {
+        Ok(ShapeFile::load(path)?.entries.iter().map(|e| (e.problem, e.phase)).collect())
     };
+    match (&a.table, &a.kernel) {
+        (Some(table), _) => {
+            let d = Dispatcher::from_table(table, b, a.strict)?;
+            for w in d.warnings() {
+                eprintln!("warning: {w}");
+            }
+            let problems = match &a.shapes {
+                Some(path) => shapes(path)?,
+                None => crate::table::Table::load(table)?
+                    .rows
+                    .iter()
+                    .map(|r| (r.problem, if r.problem.m <= 16 { Phase::Decode } else { Phase::Prefill }))
+                    .collect(),
+            };
+            bench(d.backend(), a, pdl, &problems, |p| d.choose(p).map(|(id, src)| (id, src.name())))
+        }
+        (None, Some(kernel)) => {
+            let id = KernelId::new(kernel.as_str());
+            let problems = shapes(a.shapes.as_deref().expect("clap requires --shapes with --kernel"))?;
+            bench(&b, a, pdl, &problems, |p| {
+                check_forced(&b, p, &id)?;
+                Ok((id.clone(), "kernel"))
+            })
+        }
+        (None, None) => unreachable!("clap requires --table, --kernel or --limits"),
+    }
+}
+
+/// A kernel named by --kernel has not been through `tune`'s checks: it must run `p` and
+/// match the f64 reference on one fresh draw before its time means anything.
+fn check_forced<B: Backend>(b: &B, p: &Problem, id: &KernelId) -> Result<()> {
+    let k = b.resolve(p, id).map_err(|e| Error::input(format!("--kernel {id} cannot run {p}: {e}")))?;
+    let mut ops = crate::tune::alloc_operands(b, p)?;
+    crate::tune::validate::validate(b, &k, p, &mut ops, crate::random::derive_seed(0x6B65_726E, p.m as u64))
+        .map(|_| ())
+        .map_err(|why| Error::runtime(format!("--kernel {id} is wrong on {p}: {why}")))
+}
+
+/// Benches `problems`, `choose` naming each one's kernel and where it came from.
+fn bench<B: Backend>(
+    b: &B,
+    a: &BenchArgs,
+    pdl: bool,
+    problems: &[(Problem, Phase)],
+    choose: impl Fn(&Problem) -> Result<(KernelId, &'static str)>,
+) -> Result<()> {
     if problems.is_empty() {
         return Err(Error::input("nothing to bench: no shapes"));
     }
@@ -67,10 +102,10 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
     let limits = measure_limits(b, &cfg)?;
     let progress = Progress::new(problems.len() as u64, "benching", a.quiet);
     let mut results = Vec::new();
-    for (p, phase) in &problems {
+    for (p, phase) in problems {
         progress.set_message(p.to_string());
-        let (id, source) = d.choose(p)?;
-        let r = bench_problem(b, p, phase.name(), (&id, source.name()), &limits, &cfg)?;
+        let (id, source) = choose(p)?;
+        let r = bench_problem(b, p, phase.name(), (&id, source), &limits, &cfg)?;
         progress.done(format!("{p}: {:.2}x vs default, {:.0}% of roofline", r.speedup, r.roofline_pct));
         results.push(r);
     }
@@ -227,4 +262,24 @@ fn render_results(results: &[ShapeBench]) -> String {
         .collect();
     let h: Vec<&str> = headers.iter().map(|s| s.as_str()).collect();
     render(&h, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+    use crate::problem::DType;
+
+    #[test]
+    fn a_kernel_named_by_flag_is_checked_before_it_is_timed() {
+        let b = CpuBackend::new().with_test_kernels();
+        let p = Problem::linear(DType::F32, 4, 40, 72).unwrap();
+        check_forced(&b, &p, &KernelId::new("cpu:gemm:t1")).unwrap();
+        let wrong = check_forced(&b, &p, &KernelId::new("cpu:test:wrong")).unwrap_err().to_string();
+        assert!(wrong.contains("cpu:test:wrong is wrong on") && wrong.contains("relative error"), "{wrong}");
+        let nan = check_forced(&b, &p, &KernelId::new("cpu:test:nan")).unwrap_err().to_string();
+        assert!(nan.contains("NaN"), "{nan}");
+        let unknown = check_forced(&b, &p, &KernelId::new("cpu:nonsense:t1")).unwrap_err().to_string();
+        assert!(unknown.contains("cannot run"), "{unknown}");
+    }
 }

@@ -163,12 +163,17 @@ fn bench<B: Backend>(
         GateOn::Speedup => Metric::Speedup,
     };
     // A table is tuned cold: hot, a tuned kernel may well lose to the default without the
-    // table being stale, so --hot reports such shapes but does not fail on them.
+    // table being stale, so --hot reports such shapes but does not fail on them; nor does
+    // a run of a kernel named by --kernel, which no table chose.
     let max_stale = crate::gate::parse_percent(&a.max_stale).map_err(Error::input)?;
-    let max_stale = if a.hot { f64::INFINITY } else { max_stale };
+    let max_stale = if a.hot || a.kernel.is_some() { f64::INFINITY } else { max_stale };
     let findings = crate::gate::check(&report, baseline.as_ref(), max_reg, max_stale, metric);
     for s in report.shapes.iter().filter(|s| s.speedup_hi < 1.0 && !findings.iter().any(|f| f.problem == s.problem)) {
-        let why = if a.hot { "timed hot; not a stale check".to_string() } else { format!("within the {} allowed", a.max_stale) };
+        let why = match (a.hot, &a.kernel) {
+            (true, _) => "timed hot; not a stale check".to_string(),
+            (false, Some(_)) => "a kernel named by --kernel; not a stale check".to_string(),
+            (false, None) => format!("within the {} allowed", a.max_stale),
+        };
         println!("gate: note {}: tuned {:.3}x the default (interval {:.3}..{:.3}), {why}", s.problem, s.speedup, s.speedup_lo, s.speedup_hi);
     }
     write_reports(a, &report, &findings, baseline.as_ref())?;
@@ -281,5 +286,28 @@ mod tests {
         assert!(nan.contains("NaN"), "{nan}");
         let unknown = check_forced(&b, &p, &KernelId::new("cpu:nonsense:t1")).unwrap_err().to_string();
         assert!(unknown.contains("cannot run"), "{unknown}");
+    }
+
+    /// No table chose a kernel named by --kernel: slower than the default is reported, not
+    /// a stale table that fails the gate (a table's slower winner still fails it: gate.rs).
+    #[test]
+    fn a_named_kernel_slower_than_the_default_does_not_fail_the_gate() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let shapes = dir.path().join("s.csv");
+        std::fs::write(&shapes, "dtype,layout,m,n,k
+f32,TN,16,96,128
+").unwrap();
+        let args = |extra: &[&str]| {
+            let mut v = vec!["gemmtune", "bench", "--shapes", shapes.to_str().unwrap(), "--budget-ms", "30", "-q"];
+            v.extend(extra);
+            match crate::cli::Cli::try_parse_from(v).unwrap().command {
+                crate::cli::Command::Bench(a) => a,
+                _ => unreachable!(),
+            }
+        };
+        run(CpuBackend::new().with_test_kernels(), &args(&["--kernel", "cpu:test:slow"])).unwrap();
+        let err = run(CpuBackend::new().with_test_kernels(), &args(&["--kernel", "cpu:test:slow", "--max-stale", "0%"]));
+        assert!(err.is_ok(), "--max-stale does not apply to a named kernel: {err:?}");
     }
 }

@@ -11,6 +11,13 @@
 // M = 128 it stays 5-15 % behind cuBLASLt (TMA copies instead of cp.async were tried and
 // were no faster; what is left is named there).
 //
+// Two copy engines: cp.async by every thread with a block barrier per step (below; the
+// `cuda:wg` family), or, with WG_TMA = 1 (`cuda:wgt`), a producer warp issuing TMA boxes
+// and consumer warpgroups synchronised per buffer by mbarriers (see the kernel). The TMA
+// form keeps every stage in flight with no cap from cp.async.wait_group's 3-bit count, so
+// it offers 12 and 16 stages: at M <= 32 a block's copy stream is latency-bound and deeper
+// is faster (docs/PERFORMANCE.md, tenth session).
+//
 // Pipeline: the block loads 64-wide K steps of its W rows and of X into STAGES shared
 // buffers with cp.async (16 bytes per thread and request, coalesced 128-byte rows), laid
 // out in the 128-byte swizzle the wgmma descriptors name (16-byte chunk c of row r at
@@ -27,6 +34,10 @@
 // Host-defined: WG_DTYPE (0 bf16, 1 f16), WG_N (tokens per instruction: 16, 32, 64, 128),
 // WG_WGS (warpgroups per block), WG_MT (64-row tiles per warpgroup), WG_STAGES. Checked
 // by the host: K % 64 == 0, M <= WG_N, the dynamic shared memory (custom.rs `wg_smem`).
+
+#ifndef WG_TMA
+#define WG_TMA 0
+#endif
 
 #if WG_DTYPE == 0
 #define WG_AB "bf16.bf16"
@@ -118,8 +129,35 @@ __device__ __forceinline__ void wgmma(float (&d)[WG_N / 2], u64 da, u64 db) {
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(WG_WGS * 128)
-    wg_kernel(const u16* __restrict__ x, const u16* __restrict__ w, u16* __restrict__ y, int M, int N, int K) {
+#if WG_TMA
+// A CUtensorMap, encoded on the host for each operand pointer (custom.rs) and passed by
+// value: the TMA unit copies a whole box (64 values x rows) per instruction, swizzled as
+// the descriptors expect, zero-filling rows outside the tensor.
+struct __align__(64) TmaMap {
+    u64 v[16];
+};
+
+__device__ __forceinline__ void mbar_init(u32 bar, int count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory"); }
+__device__ __forceinline__ void mbar_arrive(u32 bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory"); }
+// One arrival that also expects `bytes` of copies to complete this phase.
+__device__ __forceinline__ void mbar_expect(u32 bar, u32 bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
+    asm volatile("{\n.reg .pred p;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra WAIT;\n}" ::"r"(bar), "r"(parity) : "memory");
+}
+// Rows [row, row + box) x values [k, k + 64) of the map's tensor into `dst`.
+__device__ __forceinline__ void tma_load(u32 dst, const TmaMap& map, int k, int row, u32 bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
+                 ::"r"(dst), "l"((u64)&map), "r"(k), "r"(row), "r"(bar) : "memory");
+}
+#define WG_MAPS , const __grid_constant__ TmaMap wmap, const __grid_constant__ TmaMap xmap
+#else
+#define WG_MAPS
+#endif
+
+extern "C" __global__ void __launch_bounds__(WG_WGS * 128 + 32 * WG_TMA)
+    wg_kernel(const u16* __restrict__ x, const u16* __restrict__ w, u16* __restrict__ y, int M, int N, int K WG_MAPS) {
     constexpr int STAGES = WG_STAGES, MT = WG_MT;
     extern __shared__ unsigned char dyn[];
     // The descriptors' swizzle repeats every 1024 bytes: align the buffers to it (the host
@@ -128,7 +166,6 @@ extern "C" __global__ void __launch_bounds__(WG_WGS * 128)
     const u32 base = (base0 + 1023) & ~1023u;
     const int wg = threadIdx.x >> 7;
     const int row0 = blockIdx.x * WG_ROWS;
-    const u16* wt = w + (size_t)row0 * K;
     int s_begin, s_end;
     split_range(K / 64, blockIdx.y, gridDim.y, s_begin, s_end);
     const int steps = max(0, s_end - s_begin);
@@ -139,9 +176,76 @@ extern "C" __global__ void __launch_bounds__(WG_WGS * 128)
 #pragma unroll
         for (int i = 0; i < WG_N / 2; i++) acc[t][i] = 0.f;
 
+#if WG_TMA
+    // Warp-specialized: the warp after the consumer warpgroups produces. Its first lane
+    // issues one TMA box per operand and step into STAGES buffers (all of them in flight),
+    // completing on the buffer's `full` barrier; each consumer warpgroup waits on `full`,
+    // runs its wgmma and, once that has retired, arrives on the buffer's `empty` barrier,
+    // which the producer waits on before refilling it. No block-wide barrier per step, so
+    // a warpgroup may run a step ahead of the other.
+    __shared__ __align__(8) u64 bars[2 * STAGES];  // full[STAGES], then empty[STAGES]
+    const u32 full0 = smem_addr(bars), empty0 = full0 + 8 * STAGES;
+    constexpr int CONSUMERS = WG_WGS * 128;
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < STAGES; i++) {
+            mbar_init(full0 + 8 * i, 1);
+            mbar_init(empty0 + 8 * i, WG_WGS);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    if (threadIdx.x >= CONSUMERS) {
+        if (threadIdx.x == CONSUMERS) {
+            const int first = min(STAGES, steps);
+            // Weights before PDL_ENTRY (see the cp.async path), X after.
+            for (int s = 0; s < first; s++) {
+                mbar_expect(full0 + 8 * s, WG_STAGE_BYTES);
+                tma_load(base + s * WG_STAGE_BYTES, wmap, (s_begin + s) * 64, row0, full0 + 8 * s);
+            }
+            PDL_ENTRY();
+            for (int s = 0; s < first; s++)
+                tma_load(base + s * WG_STAGE_BYTES + WG_ROWS * 128, xmap, (s_begin + s) * 64, 0, full0 + 8 * s);
+            int stage = 0;
+            u32 phase = 0;  // of the `empty` barrier of `stage`, for step s
+            for (int s = STAGES; s < steps; s++) {
+                mbar_wait(empty0 + 8 * stage, phase);
+                const u32 b = base + stage * WG_STAGE_BYTES;
+                mbar_expect(full0 + 8 * stage, WG_STAGE_BYTES);
+                tma_load(b, wmap, (s_begin + s) * 64, row0, full0 + 8 * stage);
+                tma_load(b + WG_ROWS * 128, xmap, (s_begin + s) * 64, 0, full0 + 8 * stage);
+                if (++stage == STAGES) stage = 0, phase ^= 1;
+            }
+        } else {
+            PDL_ENTRY();
+        }
+    } else {
+        PDL_ENTRY();  // before Y is written (the kernel before may still read it)
+        const bool leader = (threadIdx.x & 127) == 0;
+        int stage = 0, prev = STAGES - 1;
+        u32 phase = 0;  // of the `full` barrier of `stage`
+        for (int s = 0; s < steps; s++) {
+            mbar_wait(full0 + 8 * stage, phase);
+            const u32 b = base + stage * WG_STAGE_BYTES;
+            const u64 da = wg_desc(b + wg * MT * 64 * 128), db = wg_desc(b + WG_ROWS * 128);
+            asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+                for (int t = 0; t < MT; t++) wgmma(acc[t], da + t * (64 * 128 / 16) + 2 * kk, db + 2 * kk);
+            asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+            asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+            // The previous step's wgmma has retired: its buffer may be refilled.
+            if (s > 0 && leader) mbar_arrive(empty0 + 8 * prev);
+            prev = stage;
+            if (++stage == STAGES) stage = 0, phase ^= 1;
+        }
+        asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+    }
+    __syncthreads();
+#else
     // Prologue: the first STAGES - 2 steps; their weights before PDL_ENTRY (they stream in
     // while a chained predecessor drains; W is never its output, common.cuh), X after.
-    const Rows<WG_ROWS> wr(wt + (size_t)s_begin * 64, N - row0, K);
+    const Rows<WG_ROWS> wr(w + (size_t)row0 * K + (size_t)s_begin * 64, N - row0, K);
     const Rows<WG_N> xr(x + (size_t)s_begin * 64, M, K);
 #pragma unroll
     for (int s = 0; s < STAGES - 2; s++)
@@ -186,6 +290,7 @@ extern "C" __global__ void __launch_bounds__(WG_WGS * 128)
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     cp_async_wait<0>();
     __syncthreads();
+#endif
 
     // The partial tile into shared memory, [token][row]. Accumulator layout (per warp of
     // the warpgroup, as mma.sync's C per 8 tokens): acc[t][4j + e] holds W row
@@ -195,6 +300,7 @@ extern "C" __global__ void __launch_bounds__(WG_WGS * 128)
     const int g = lane >> 2, q = lane & 3;
 #pragma unroll
     for (int t = 0; t < MT; t++) {
+        if (WG_TMA && threadIdx.x >= WG_WGS * 128) break;  // the producer warp holds no tile
         const int r = (wg * MT + t) * 64 + warp * 16 + g;
 #pragma unroll
         for (int j = 0; j < WG_N / 8; j++) {
@@ -216,7 +322,7 @@ extern "C" __global__ void __launch_bounds__(WG_WGS * 128)
     const int per = (GROUPS + ranks - 1) / ranks;
     const int o_end = min(GROUPS, (int)(rank + 1) * per);
     const u32 mine = base;
-    for (int o = rank * per + threadIdx.x; o < o_end; o += THREADS) {
+    for (int o = rank * per + threadIdx.x; o < o_end && threadIdx.x < THREADS; o += THREADS) {
         const int m = o / (WG_ROWS / 4), r = 4 * (o % (WG_ROWS / 4));
         if (m >= M) continue;
         const u32 off = mine + (u32)(m * WG_LD + r) * 4;

@@ -154,6 +154,7 @@ fn gpu_chained_launches_wait_for_the_call_before() {
         (32, 2048, Dense, "cuda:mma:mt1:w4:v1:n4:k4"),
         (128, 2048, Dense, "cuda:wg:n128:g2:t2:s4:k4"),
         (32, 1024, Dense, "cuda:wg:n32:g2:t1:s6:k1"),
+        (32, 2048, Dense, "cuda:wgt:n32:g1:t1:s16:k2"),
         (8, 1024, Q4_1, "cuda:qmma:mt1:w4:v1:n1:k1:p1"),
         (8, 1024, Q4_1, "cuda:dq:mma:mt1:w4:v2:n1:k8"),
         (1, 4096, Q4_1, "cuda:dq:gemv:r2:t256:u1:m1"),

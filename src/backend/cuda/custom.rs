@@ -10,9 +10,12 @@
 //! - `cuda:wg:n<tokens>:g<warpgroups>:t<64-row tiles>:s<stages>:k<k split>` — Hopper
 //!   warpgroup tensor-core GEMM (wgmma, sm_90a only) for 4 < M <= 128 (kernels/wgmma.cu);
 //!   the K split is the launch's cluster size, so variants differing only in it share one
-//!   module.
+//!   module;
+//! - `cuda:wgt:n<tokens>:g<warpgroups>:t<64-row tiles>:s<stages>:k<k split>` — the same
+//!   kernel with TMA copies by a producer warp and mbarriers instead of cp.async and a
+//!   block barrier per step, which allows deeper pipelines (12 and 16 stages).
 
-use super::device::{drv, Gpu};
+use super::device::{drv, tensor_map, Gpu};
 use super::rtc::Rtc;
 use crate::backend::kernels::{self, Spec, Variant, GEMV_SPEC, MMA, QMMA, WGMMA};
 use crate::error::{Error, Result};
@@ -68,6 +71,29 @@ pub static WG_SPEC: Spec = Spec {
     launch: &["k"],
 };
 
+/// The same kernel with TMA copies (WG_TMA = 1): one more warp, the producer, and every
+/// stage in flight. Only the configurations that can beat the cp.async form: one
+/// warpgroup, deep pipelines (8 for reference; 12 and 16 need one block per SM).
+pub static WGT_SPEC: Spec = Spec {
+    family: "wgt",
+    source: WGMMA,
+    entry: "wg_kernel",
+    dtype_define: "WG_DTYPE",
+    params: &[
+        ("n", "WG_N", &[16, 32, 64, 128]),
+        ("g", "WG_WGS", &[1]),
+        ("t", "WG_MT", &[1, 2]),
+        ("s", "WG_STAGES", &[8, 12, 16]),
+        ("k", "WG_KSPLIT", &[1, 2, 3, 4, 6, 8, 12, 16]),
+    ],
+    launch: &["k"],
+};
+
+/// Whether `v` is the warpgroup kernel, in either copy form.
+fn is_wg(v: &Variant) -> bool {
+    v.spec.family == WG_SPEC.family || v.spec.family == WGT_SPEC.family
+}
+
 /// The only architecture the wgmma kernel compiles for (as `sm_90a`, rtc.rs).
 pub const WG_ARCH: &str = "sm_90";
 /// Dynamic shared memory a block may opt into on sm_90.
@@ -100,7 +126,7 @@ fn qmma_format(f: WeightFormat) -> Option<&'static str> {
 }
 
 /// Every family of our CUDA GEMM kernels.
-static SPECS: [&Spec; 4] = [&GEMV_SPEC, &MMA_SPEC, &QMMA_SPEC, &WG_SPEC];
+static SPECS: [&Spec; 5] = [&GEMV_SPEC, &MMA_SPEC, &QMMA_SPEC, &WG_SPEC, &WGT_SPEC];
 
 /// Whether `family` (the second field of an id) names one of our kernel families.
 pub fn is_family(family: &str) -> bool {
@@ -136,6 +162,7 @@ impl Custom {
         if arch == WG_ARCH && wg_ok(p) && p.m > 4 {
             if let Some(n) = [16u32, 32, 64, 128].into_iter().find(|&x| x as usize >= p.m) {
                 v.extend(grid(&WG_SPEC, "n", n));
+                v.extend(grid(&WGT_SPEC, "n", n));
             }
         }
         v
@@ -160,7 +187,7 @@ impl Custom {
                 format!("runs dense weights, {p} has {} ones", p.wformat)
             });
         }
-        if v.spec.family == WG_SPEC.family {
+        if is_wg(v) {
             return Self::wg_unsupported(v, p);
         }
         if quant {
@@ -213,6 +240,7 @@ impl Custom {
         let d = p.dtype;
         match qmma_format(p.wformat).filter(|_| self.0.spec.family == QMMA_SPEC.family) {
             Some(f) => (format!("{}_{}", self.0.module_name(d), p.wformat), self.0.source(d, &[("QMMA_FORMAT", f)])),
+            None if self.0.spec.family == WGT_SPEC.family => (self.0.module_name(d), self.0.source(d, &[("WG_TMA", "1")])),
             None => (self.0.module_name(d), self.0.source(d, &[])),
         }
     }
@@ -225,7 +253,7 @@ impl Custom {
     pub fn load(&self, p: &Problem, rtc: &Rtc, gpu: &Gpu) -> Result<CudaFunction> {
         let (name, source) = self.module(p);
         let f = rtc.function(gpu, &name, || source, self.0.spec.entry)?;
-        if self.0.spec.family == WG_SPEC.family {
+        if is_wg(&self.0) {
             // Beyond 48 KiB a kernel must opt in to its dynamic shared memory, and beyond 8
             // blocks to its cluster size.
             use cudarc::driver::sys::CUfunction_attribute as A;
@@ -244,7 +272,11 @@ impl Custom {
                 let (blocks, threads) = kernels::gemv_launch(v, p);
                 ((blocks, 1), threads, 0)
             }
-            "wg" => ((n.div_ceil(wg_rows(v) as u32), v.get("k")), 128 * v.get("g"), wg_smem(v) as u32),
+            // The TMA form adds a producer warp.
+            "wg" | "wgt" => {
+                let producer = if v.spec.family == WGT_SPEC.family { 32 } else { 0 };
+                ((n.div_ceil(wg_rows(v) as u32), v.get("k")), 128 * v.get("g") + producer, wg_smem(v) as u32)
+            }
             _ => ((n.div_ceil(16 * v.get("mt")), v.get("k")), 32 * v.get("w"), 0),
         }
     }
@@ -257,6 +289,14 @@ impl Custom {
         let family = self.0.spec.family;
         let ((blocks, ksplit), threads, smem) = self.geometry(p);
         let cfg = LaunchConfig { grid_dim: (blocks, ksplit, 1), block_dim: (threads, 1, 1), shared_mem_bytes: smem };
+        // TMA copies: one descriptor per operand pointer, W in boxes of the block's rows, X
+        // of the token count (rows past M read as zeros).
+        let maps = if family == WGT_SPEC.family {
+            let rows = wg_rows(&self.0) as u32;
+            Some([tensor_map(w, p.n, p.k, rows, p.dtype)?, tensor_map(x, p.m, p.k, self.0.get("n"), p.dtype)?])
+        } else {
+            None
+        };
         // SAFETY: x holds m·k, w holds n·k (16-bit, or packed planar int4 for qmma), y holds
         // m·n 16-bit elements; `unsupported`
         // returned None for this problem (K multiple of the step, M within the variant,
@@ -264,8 +304,11 @@ impl Custom {
         unsafe {
             let mut b = gpu.launcher(f, pdl);
             b.arg(&x).arg(&w).arg(&y).arg(&m).arg(&n).arg(&k);
-            if family == WG_SPEC.family {
+            if is_wg(&self.0) {
                 b.cluster(ksplit); // the K split reduces over distributed shared memory
+                if let Some(maps) = &maps {
+                    b.arg(&maps[0]).arg(&maps[1]);
+                }
             } else if family != GEMV_SPEC.family {
                 b.arg(&ws).arg(&counters);
             }
@@ -294,10 +337,12 @@ mod tests {
         let c = Custom::candidates(&p, "sm_90");
         // n128: 64 rows a block (24 KiB a stage) with 4, 6 and 8 stages, 128 rows (g2 or
         // t2, 32 KiB) with 4 and 6 (8 need 257 KiB), 256 rows (48 KiB) with 4; x 8 splits.
-        assert_eq!(c.len(), (3 + 2 + 2 + 1) * 8);
+        let cp_async = c.iter().filter(|v| v.0.spec.family == "wg").count();
+        assert_eq!(cp_async, (3 + 2 + 2 + 1) * 8);
+        // The TMA form: 64 rows with 8 stages only (12 would need 289 KiB) x 8 splits.
+        assert_eq!(c.len() - cp_async, 8);
         for v in &c {
-            assert_eq!(v.0.spec.family, "wg");
-            assert!(is_family("wg"));
+            assert!(is_wg(&v.0) && is_family(v.0.spec.family));
             assert_eq!(v.0.get("n"), 128);
             assert_eq!(Custom::parse(&v.id()).unwrap(), *v);
         }
@@ -370,6 +415,28 @@ mod tests {
         assert_eq!(name, "qmma_bf16_mt1_w4_v1_n1_k1_p1_g128");
         assert!(src.starts_with("#define QMMA_FORMAT 1\n#define MMA_DTYPE 0\n") && src.contains("qmma_kernel") && src.contains("store_tile"));
         for bad in ["cuda:gemv:r3:t128:u1:m1", "cuda:mma:mt1:w4:v1:n1", "cuda:mma:mt1:w5:v1:n1:k1", "cuda:mma:mt1:w4:v1:n1:k3", "cuda:mma:mt1:w32:v1:n1:k1", "cuda:gemv:x"] {
+            assert!(Custom::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The TMA form: deep pipelines at small M, one more (producer) warp, its own module.
+    #[test]
+    fn wgt_variants_are_the_tma_form_of_the_wgmma_kernel() {
+        let p = Problem::linear(DType::BF16, 32, 4096, 4096).unwrap();
+        let c = Custom::candidates(&p, "sm_90");
+        let deep: Vec<_> = c.iter().filter(|v| v.0.spec.family == "wgt" && v.0.get("s") == 16).collect();
+        assert!(!deep.is_empty() && deep.iter().all(|v| v.0.get("n") == 32));
+        let v = Custom::parse("cuda:wgt:n32:g1:t1:s16:k2").unwrap();
+        assert_eq!(v.geometry(&p), ((64, 2), 128 + 32, 16 * 96 * 128 + 1024));
+        let (name, src) = v.module(&p);
+        assert_eq!(name, "wgt_bf16_n32_g1_t1_s16");
+        assert!(src.contains("#define WG_TMA 1\n") && src.contains("wg_kernel"), "{}", &src[..200]);
+        let (name, src) = Custom::parse("cuda:wg:n32:g1:t1:s8:k2").unwrap().module(&p);
+        assert_eq!(name, "wg_bf16_n32_g1_t1_s8");
+        assert!(!src.contains("#define WG_TMA 1"));
+        // Shared memory bounds it as it does the cp.async form; g2 and 4-6 stages are not offered.
+        assert!(Custom::parse("cuda:wgt:n128:g1:t2:s8:k1").unwrap().unsupported(&p.with_m(128)).unwrap().contains("227 KiB"));
+        for bad in ["cuda:wgt:n32:g2:t1:s8:k1", "cuda:wgt:n32:g1:t1:s6:k1", "cuda:wgt:n32:g1:t1:s16"] {
             assert!(Custom::parse(bad).is_err(), "{bad}");
         }
     }

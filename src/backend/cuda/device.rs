@@ -321,6 +321,51 @@ impl<'a> Launch<'a> {
     }
 }
 
+/// A TMA descriptor (CUtensorMap) passed to a kernel by value (`__grid_constant__`).
+#[derive(Clone, Copy)]
+pub struct TmaMap(#[allow(dead_code)] ds::CUtensorMap); // read by the kernel, not by Rust
+
+// SAFETY: a plain 128-byte-aligned array of u64, which is what the kernel parameter is.
+unsafe impl cudarc::driver::DeviceRepr for TmaMap {}
+
+/// The TMA descriptor of the row-major `rows` x `k` matrix of 16-bit `dtype` at `ptr`,
+/// copied in boxes of 64 values x `box_rows` rows with the 128-byte swizzle; rows past
+/// `rows` read as zeros. Needs `k % 8 == 0` (16-byte row pitch) and a 16-byte aligned `ptr`.
+pub fn tensor_map(ptr: ds::CUdeviceptr, rows: usize, k: usize, box_rows: u32, dtype: DType) -> Result<TmaMap> {
+    use ds::{CUtensorMapDataType as T, CUtensorMapFloatOOBfill as F, CUtensorMapInterleave as I, CUtensorMapL2promotion as L, CUtensorMapSwizzle as S};
+    let ty = match dtype {
+        DType::BF16 => T::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        DType::F16 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+        DType::F32 => return Err(Error::runtime("TMA boxes here are of 16-bit values")),
+    };
+    let dims: [u64; 2] = [k as u64, rows as u64];
+    let strides: [u64; 1] = [2 * k as u64];
+    let boxes: [u32; 2] = [64, box_rows];
+    let unit: [u32; 2] = [1, 1];
+    let mut map = std::mem::MaybeUninit::<ds::CUtensorMap>::uninit();
+    // SAFETY: every array holds the rank's (2) entries (strides: rank - 1); the driver
+    // writes the map.
+    unsafe {
+        ds::cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            ty,
+            2,
+            ptr as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            unit.as_ptr(),
+            I::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            S::CU_TENSOR_MAP_SWIZZLE_128B,
+            L::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            F::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+        .result()
+        .map_err(drv)?;
+        Ok(TmaMap(map.assume_init()))
+    }
+}
+
 impl Gpu {
     /// A launch of `f` on the stream, programmatic-dependent when `pdl` and the GPU has it.
     pub fn launcher<'a>(&'a self, f: &'a cudarc::driver::CudaFunction, pdl: bool) -> Launch<'a> {

@@ -31,9 +31,9 @@ pub fn arch_name(cc: (i32, i32)) -> Option<&'static str> {
 }
 
 /// The NVRTC target of module `name` on a GPU of target `arch`: the wgmma kernel
-/// (modules `wg_*`) uses instructions of the architecture-specific `sm_90a`.
+/// (modules `wg_*` and `wgt_*`) uses instructions of the architecture-specific `sm_90a`.
 pub fn module_target(arch: &str, name: &str) -> String {
-    if name.starts_with("wg_") {
+    if name.starts_with("wg_") || name.starts_with("wgt_") {
         format!("{arch}a")
     } else {
         arch.to_string()
@@ -228,6 +228,7 @@ mod tests {
         }
         assert_eq!(arch_name((9, 0)), Some("sm_90"));
         assert_eq!(module_target("sm_90", "wg_bf16_n32_g1_t1_s4"), "sm_90a");
+        assert_eq!(module_target("sm_90", "wgt_bf16_n32_g1_t1_s16"), "sm_90a");
         assert_eq!(module_target("sm_90", "mma_bf16_mt1_w4_v1_n1_k1"), "sm_90");
     }
 

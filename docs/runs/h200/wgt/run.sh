@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PREPARED, NOT RUN: the first device call for branch `wgt` (the TMA form of the wgmma
+# The first device call for branch `wgt` (the TMA form of the wgmma
 # kernel as family `cuda:wgt`, 8/12/16 stages). Build here first:
 #   git checkout main && scripts/gpu/build.sh && cp .dev/gemmtune /tmp/gemmtune-main
 #   git checkout wgt && scripts/gpu/build.sh && cp /tmp/gemmtune-main .dev/gemmtune-main

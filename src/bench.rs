@@ -99,30 +99,6 @@ impl BenchReport {
     }
 }
 
-impl Limits {
-    /// The roofline times of `p`: (compute at the measured peak, its fewest bytes at the
-    /// copy bandwidth), seconds.
-    pub fn floors(&self, p: &Problem) -> (f64, f64) {
-        (p.flops() / self.peak_flops, p.min_bytes() / self.bandwidth)
-    }
-}
-
-/// The order to measure `problems` in: lightest roofline time first (stable for ties).
-/// A large prefill GEMM draws full board power for its whole timing and the GPU lowers its
-/// clocks for seconds after it; measured in file order, the decode shapes that follow one
-/// read 4-10 % slower (default and tuned alike) than the same shapes measured after light
-/// ones (H200, docs/PERFORMANCE.md, eleventh session). Lightest first, every shape follows
-/// shapes no heavier than itself.
-pub fn measure_order(problems: &[Problem], limits: &Limits) -> Vec<usize> {
-    let floor = |p: &Problem| {
-        let (c, m) = limits.floors(p);
-        c.max(m)
-    };
-    let mut order: Vec<usize> = (0..problems.len()).collect();
-    order.sort_by(|&a, &b| floor(&problems[a]).total_cmp(&floor(&problems[b])));
-    order
-}
-
 pub fn measure_limits<B: Backend>(b: &B, cfg: &TuneConfig) -> Result<Limits> {
     let p = b.peak_problem();
     let mut sets = rotating_sets(b, &p, &TuneConfig { cache_factor: 0.0, ..cfg.clone() })?;
@@ -210,7 +186,7 @@ pub fn bench_problem<B: Backend>(
         if same { vec![1.0] } else { samples[1].iter().zip(&samples[0]).map(|(d, t)| d / t).collect() };
     let (lo, hi) = stats::median_ci(&ratios);
     let tuned_t = stats::median(&samples[0]);
-    let (t_comp, t_mem) = limits.floors(p);
+    let (t_comp, t_mem) = (p.flops() / limits.peak_flops, p.min_bytes() / limits.bandwidth);
     Ok(ShapeBench {
         problem: p.to_string(),
         dtype: p.types(),
@@ -237,29 +213,4 @@ pub fn bench_problem<B: Backend>(
         roofline_pct: 100.0 * t_comp.max(t_mem) / tuned_t,
         bound: if t_comp > t_mem { "compute" } else { "memory" }.into(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::problem::DType;
-
-    /// Lightest roofline time first whatever the file order, ties in file order: a decode
-    /// shape is never measured right after a prefill GEMM's power draw.
-    #[test]
-    fn shapes_are_measured_lightest_first() {
-        let limits = Limits { peak_flops: 800e12, peak_kernel: "k".into(), peak_problem: "p".into(), bandwidth: 4.2e12 };
-        let p = |m, n, k| Problem::linear(DType::BF16, m, n, k).unwrap();
-        // File order as in shapes/llama-h100-63.csv: a layer's M ascending, then the next layer.
-        let shapes = [p(1, 6144, 4096), p(8192, 6144, 4096), p(1, 4096, 4096), p(8, 4096, 4096), p(512, 4096, 4096), p(1, 4096, 4096)];
-        let order = measure_order(&shapes, &limits);
-        assert_eq!(order, vec![2, 5, 3, 0, 4, 1]);
-        let floors: Vec<f64> = order.iter().map(|&i| { let (c, m) = limits.floors(&shapes[i]); c.max(m) }).collect();
-        assert!(floors.windows(2).all(|w| w[0] <= w[1]), "{floors:?}");
-        // Memory-bound at small M (bytes at the bandwidth), compute-bound at large M.
-        let (c, m) = limits.floors(&shapes[1]);
-        assert!(c > m && (c - 2.0 * 8192.0 * 6144.0 * 4096.0 / 800e12).abs() < 1e-12);
-        let (c, m) = limits.floors(&shapes[0]);
-        assert!(m > c && (m - shapes[0].min_bytes() / 4.2e12).abs() < 1e-15);
-    }
 }

@@ -1,6 +1,6 @@
 use super::fmt_us;
 use crate::backend::{Backend, KernelId};
-use crate::bench::{bench_problem, measure_limits, measure_order, BenchReport, ShapeBench, SCHEMA};
+use crate::bench::{bench_problem, measure_limits, BenchReport, ShapeBench, SCHEMA};
 use crate::cli::GateOn;
 use crate::gate::{Finding, Metric};
 use crate::reports;
@@ -101,19 +101,19 @@ fn bench<B: Backend>(
     }
     let limits = measure_limits(b, &cfg)?;
     let progress = Progress::new(problems.len() as u64, "benching", a.quiet);
-    // Measured lightest first (see `measure_order`), reported in the shape file's order.
-    let shapes: Vec<Problem> = problems.iter().map(|(p, _)| *p).collect();
-    let mut results: Vec<Option<ShapeBench>> = vec![None; problems.len()];
-    for i in measure_order(&shapes, &limits) {
-        let (p, phase) = &problems[i];
+    let mut results = Vec::new();
+    // In the shape file's order. The GPU's clock state carries over from shape to shape
+    // (a decode row right after a large prefill GEMM reads slower, a prefill row after
+    // light ones faster); measuring lightest first was tried and moves decode up and
+    // prefill down against the same roof (docs/bench-report.md).
+    for (p, phase) in problems {
         progress.set_message(p.to_string());
         let (id, source) = choose(p)?;
         let r = bench_problem(b, p, phase.name(), (&id, source), &limits, &cfg)?;
         progress.done(format!("{p}: {:.2}x vs default, {:.0}% of roofline", r.speedup, r.roofline_pct));
-        results[i] = Some(r);
+        results.push(r);
     }
     progress.finish();
-    let results: Vec<ShapeBench> = results.into_iter().flatten().collect();
 
     if !a.quiet {
         print!("{}", render_results(&results));

@@ -129,6 +129,22 @@ __device__ __forceinline__ void wgmma(float (&d)[WG_N / 2], u64 da, u64 db) {
 #endif
 }
 
+// One 64-wide K step of this warpgroup's tiles from the stage buffer at `b`: the wgmma of
+// its four k16 slices, committed, then a wait until the previous step's have retired (so
+// that step's buffer may be refilled). Descriptors hold the address in 16-byte units in
+// their low bits: the k16 slices (32 bytes apart) and the 64-row tiles (8 KiB apart) are
+// added to one.
+__device__ __forceinline__ void wg_step(float (&acc)[WG_MT][WG_N / 2], u32 b, int wg) {
+    const u64 da = wg_desc(b + wg * WG_MT * 64 * 128), db = wg_desc(b + WG_ROWS * 128);
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+        for (int t = 0; t < WG_MT; t++) wgmma(acc[t], da + t * (64 * 128 / 16) + 2 * kk, db + 2 * kk);
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+}
+
 #if WG_TMA
 // A CUtensorMap, encoded on the host for each operand pointer (custom.rs) and passed by
 // value: the TMA unit copies a whole box (64 values x rows) per instruction, swizzled as
@@ -225,15 +241,7 @@ extern "C" __global__ void __launch_bounds__(WG_WGS * 128 + 32 * WG_TMA)
         u32 phase = 0;  // of the `full` barrier of `stage`
         for (int s = 0; s < steps; s++) {
             mbar_wait(full0 + 8 * stage, phase);
-            const u32 b = base + stage * WG_STAGE_BYTES;
-            const u64 da = wg_desc(b + wg * MT * 64 * 128), db = wg_desc(b + WG_ROWS * 128);
-            asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-                for (int t = 0; t < MT; t++) wgmma(acc[t], da + t * (64 * 128 / 16) + 2 * kk, db + 2 * kk);
-            asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-            asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+            wg_step(acc, base + stage * WG_STAGE_BYTES, wg);
             // The previous step's wgmma has retired: its buffer may be refilled.
             if (s > 0 && leader) mbar_arrive(empty0 + 8 * prev);
             prev = stage;
@@ -276,16 +284,7 @@ extern "C" __global__ void __launch_bounds__(WG_WGS * 128 + 32 * WG_TMA)
         const u32 b = base + cur * WG_STAGE_BYTES;
         cur = cur == STAGES - 1 ? 0 : cur + 1;
         fill = fill == STAGES - 1 ? 0 : fill + 1;
-        // Descriptors hold the address in 16-byte units in their low bits: the k16 slices
-        // (32 bytes apart) and the 64-row tiles (8 KiB apart) are added to one.
-        const u64 da = wg_desc(b + wg * MT * 64 * 128), db = wg_desc(b + WG_ROWS * 128);
-        asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-            for (int t = 0; t < MT; t++) wgmma(acc[t], da + t * (64 * 128 / 16) + 2 * kk, db + 2 * kk);
-        asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-        asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+        wg_step(acc, b, wg);
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     cp_async_wait<0>();

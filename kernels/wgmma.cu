@@ -291,12 +291,31 @@ extern "C" __global__ void __launch_bounds__(WG_WGS * 128 + 32 * WG_TMA)
     __syncthreads();
 #endif
 
-    // The partial tile into shared memory, [token][row]. Accumulator layout (per warp of
-    // the warpgroup, as mma.sync's C per 8 tokens): acc[t][4j + e] holds W row
-    // 16·warp + g (+8 for e >= 2) of tile t, token 8j + 2t + (e & 1).
-    float* part = (float*)(dyn + (base - base0));
+    // Accumulator layout (per warp of the warpgroup, as mma.sync's C per 8 tokens):
+    // acc[t][4j + e] holds W row 16·warp + g (+8 for e >= 2) of tile t, token
+    // 8j + 2q + (e & 1).
     const int lane = threadIdx.x & 31, warp = (threadIdx.x >> 5) & 3;
     const int g = lane >> 2, q = lane & 3;
+    if (gridDim.y == 1) {
+        // No K split: the accumulators straight to Y, without the shared-memory pass and
+        // the cluster barriers below.
+        if (threadIdx.x < WG_WGS * 128) {
+#pragma unroll
+            for (int t = 0; t < MT; t++) {
+                const int r = row0 + (wg * MT + t) * 64 + warp * 16 + g;
+#pragma unroll
+                for (int j = 0; j < WG_N / 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const int m = 8 * j + 2 * q + (e & 1), rr = r + 8 * (e >> 1);
+                        if (m < M && rr < N) y[(size_t)m * N + rr] = from_f32<WG_DTYPE>(acc[t][4 * j + e]);
+                    }
+            }
+        }
+        return;
+    }
+    // The partial tile into shared memory, [token][row].
+    float* part = (float*)(dyn + (base - base0));
 #pragma unroll
     for (int t = 0; t < MT; t++) {
         if (WG_TMA && threadIdx.x >= WG_WGS * 128) break;  // the producer warp holds no tile

@@ -427,6 +427,16 @@ pub struct BenchArgs {
     /// Timing budget per shape, in milliseconds.
     #[arg(long, default_value_t = 400)]
     pub budget_ms: u64,
+    /// Back-to-back calls of the compute peak's problem, timed as one sample from rest,
+    /// whose rate is the compute roof (the sustained peak; the burst peak, best of a few
+    /// single calls, is reported beside it). Default: the backend's (GPUs 100, the CPU 0:
+    /// the burst peak is the roof).
+    #[arg(long)]
+    pub sustain_calls: Option<usize>,
+    /// Idle time before each shape, so that none inherits the clock and power state of
+    /// heavy calls before it. Default: the backend's (GPUs 500, the CPU 0).
+    #[arg(long)]
+    pub settle_ms: Option<u64>,
     /// Also write the full results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -38,14 +38,13 @@ pub fn markdown(r: &BenchReport, findings: &[Finding], baseline: Option<&BenchRe
     let verdict = if findings.is_empty() { "passed" } else { "FAILED" };
     s.push_str(&format!("## gemmtune bench: {verdict}\n\n"));
     s.push_str(&format!(
-        "{} `{}` ({} shapes), gemmtune {}, {}. Limits measured in this run: peak {:.1} GFLOP/s, copy bandwidth {:.1} GB/s.{}\n\n",
+        "{} `{}` ({} shapes), gemmtune {}, {}. Limits measured in this run: {}.{}\n\n",
         r.backend,
         r.device,
         r.shapes.len(),
         r.gemmtune,
         r.created,
-        r.limits.peak_flops / 1e9,
-        r.limits.bandwidth / 1e9,
+        r.limits.describe(),
         if r.pdl { " Our kernels launched chained (`--pdl`), the library default unchained." } else { "" }
     ));
     if r.hot {

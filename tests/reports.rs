@@ -35,7 +35,7 @@ fn report(shapes: Vec<ShapeBench>) -> BenchReport {
         backend: "cpu".into(),
         device: "Test CPU (2 threads)".into(),
         created: "2026-11-25T00:00:00Z".into(),
-        limits: Limits { peak_flops: 2e11, peak_kernel: "cpu:gemm:t2".into(), peak_problem: "f32 TN m=1536 n=1536 k=1536".into(), bandwidth: 3e10 },
+        limits: Limits { peak_flops: 2e11, burst_flops: 2.2e11, sustain_calls: 100, peak_kernel: "cpu:gemm:t2".into(), peak_problem: "f32 TN m=1536 n=1536 k=1536".into(), bandwidth: 3e10 },
         pdl: false,
         hot: false,
         shapes,

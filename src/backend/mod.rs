@@ -222,6 +222,12 @@ pub trait Backend: Send + Sync {
     /// Measured memory bandwidth in bytes/s: a large copy, bytes read plus written.
     fn measure_bandwidth(&self) -> Result<f64>;
 
+    /// How `bench` handles the device's power management (`--sustain-ms`, `--settle-ms`):
+    /// none by default (the CPU).
+    fn clock_settling(&self) -> ClockSettling {
+        ClockSettling::default()
+    }
+
     /// A large square problem whose best time gives the compute peak for rooflines.
     fn peak_problem(&self) -> Problem;
 
@@ -286,4 +292,24 @@ mod tests {
             assert_eq!(e.exit_code(), 2);
         }
     }
+}
+
+/// A device whose clocks follow its power draw: a large GEMM reaches the power cap within
+/// ~50 ms and runs slower from then on, and after heavy calls the clocks take a few
+/// hundred ms idle to recover (H200 measurements: docs/PERFORMANCE.md, twelfth session).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ClockSettling {
+    /// Back-to-back calls of the peak problem, timed as one sample from rest, whose rate
+    /// is the sustained compute roof (0: the burst peak is the roof).
+    pub sustain_calls: usize,
+    /// Idle time before each benched shape, so no shape inherits the last one's state.
+    pub settle: std::time::Duration,
+}
+
+impl ClockSettling {
+    /// A GPU: the sustained peak of ../shared/reference/h100-baseline.md (100 back-to-back
+    /// 8192^3 calls, one event pair: ~140 ms, mostly at the power cap), and 500 ms idle,
+    /// which restores a decode call's time after 300 ms of a large GEMM (H200: 12.44 us
+    /// rested, 13.8 us right after, 12.58 us 200 ms after).
+    pub const GPU: ClockSettling = ClockSettling { sustain_calls: 100, settle: std::time::Duration::from_millis(500) };
 }

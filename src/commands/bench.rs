@@ -1,5 +1,5 @@
 use super::fmt_us;
-use crate::backend::{Backend, KernelId};
+use crate::backend::{Backend, ClockSettling, KernelId};
 use crate::bench::{bench_problem, measure_limits, BenchReport, ShapeBench, SCHEMA};
 use crate::cli::GateOn;
 use crate::gate::{Finding, Metric};
@@ -18,16 +18,8 @@ use std::time::Duration;
 pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
     if a.limits {
         let cfg = TuneConfig { budget: Duration::from_millis(a.budget_ms.max(1)), ..TuneConfig::default() };
-        let l = measure_limits(&b, &cfg)?;
-        println!(
-            "{} ({}): peak {:.1} GFLOP/s ({} on {}), copy bandwidth {:.1} GB/s",
-            b.identity().device,
-            b.name(),
-            l.peak_flops / 1e9,
-            l.peak_kernel,
-            l.peak_problem,
-            l.bandwidth / 1e9
-        );
+        let l = measure_limits(&b, &cfg, settling(&b, a))?;
+        println!("{} ({}): {}", b.identity().device, b.name(), l.describe());
         return Ok(());
     }
     let pdl = super::chain_launches(&b, a.pdl)?;
@@ -59,6 +51,15 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
             })
         }
         (None, None) => unreachable!("clap requires --table, --kernel or --limits"),
+    }
+}
+
+/// The backend's clock settling, with --sustain-calls / --settle-ms over it.
+fn settling<B: Backend>(b: &B, a: &BenchArgs) -> ClockSettling {
+    let d = b.clock_settling();
+    ClockSettling {
+        sustain_calls: a.sustain_calls.unwrap_or(d.sustain_calls),
+        settle: a.settle_ms.map_or(d.settle, Duration::from_millis),
     }
 }
 
@@ -99,15 +100,16 @@ fn bench<B: Backend>(
     if !a.quiet {
         eprintln!("measuring device limits (compute peak, copy bandwidth)...");
     }
-    let limits = measure_limits(b, &cfg)?;
+    let settle = settling(b, a);
+    let limits = measure_limits(b, &cfg, settle)?;
     let progress = Progress::new(problems.len() as u64, "benching", a.quiet);
     let mut results = Vec::new();
-    // In the shape file's order. The GPU's clock state carries over from shape to shape
-    // (a decode row right after a large prefill GEMM reads slower, a prefill row after
-    // light ones faster); measuring lightest first was tried and moves decode up and
-    // prefill down against the same roof (docs/bench-report.md).
+    // In the shape file's order, each after `settle` idle: a GPU's clocks stay lower for a
+    // while after heavy calls, so without it a decode row right after a large prefill
+    // GEMM reads slower than the same row after light ones (docs/bench-report.md).
     for (p, phase) in problems {
         progress.set_message(p.to_string());
+        std::thread::sleep(settle.settle);
         let (id, source) = choose(p)?;
         let r = bench_problem(b, p, phase.name(), (&id, source), &limits, &cfg)?;
         progress.done(format!("{p}: {:.2}x vs default, {:.0}% of roofline", r.speedup, r.roofline_pct));
@@ -121,13 +123,7 @@ fn bench<B: Backend>(
     if a.hot {
         println!("timed hot (--hot): one operand set, weights cache-resident between calls");
     }
-    println!(
-        "limits: peak {:.1} GFLOP/s ({} on {}), copy bandwidth {:.1} GB/s",
-        limits.peak_flops / 1e9,
-        limits.peak_kernel,
-        limits.peak_problem,
-        limits.bandwidth / 1e9
-    );
+    println!("limits: {}", limits.describe());
     type Group = (&'static str, fn(&ShapeBench) -> bool);
     let groups: [Group; 5] = [
         ("decode phase", |r| r.phase == "decode"),
@@ -294,6 +290,29 @@ mod tests {
         assert!(nan.contains("NaN"), "{nan}");
         let unknown = check_forced(&b, &p, &KernelId::new("cpu:nonsense:t1")).unwrap_err().to_string();
         assert!(unknown.contains("cannot run"), "{unknown}");
+    }
+
+    /// The roof is the sustained peak when a sustain time is given (the burst beside it),
+    /// the burst otherwise; the CPU neither sustains nor settles unless told.
+    #[test]
+    fn the_peak_is_sustained_when_asked_and_the_flags_override_the_backend() {
+        use clap::Parser;
+        let b = CpuBackend::new();
+        let cfg = TuneConfig { budget: Duration::from_millis(30), ..TuneConfig::default() };
+        let burst = measure_limits(&b, &cfg, ClockSettling::default()).unwrap();
+        assert_eq!((burst.peak_flops, burst.sustain_calls), (burst.burst_flops, 0));
+        let told = ClockSettling { sustain_calls: 3, settle: Duration::from_millis(10) };
+        let sustained = measure_limits(&b, &cfg, told).unwrap();
+        assert_eq!(sustained.sustain_calls, 3);
+        assert!(sustained.peak_flops > 0.0 && sustained.peak_flops != sustained.burst_flops, "{sustained:?}");
+        assert!(sustained.describe().contains("sustained over 3 calls (burst "), "{}", sustained.describe());
+        let args = |extra: &[&str]| match crate::cli::Cli::try_parse_from([&["gemmtune", "bench", "--limits"], extra].concat()).unwrap().command {
+            crate::cli::Command::Bench(a) => a,
+            _ => unreachable!(),
+        };
+        assert_eq!(settling(&b, &args(&[])), ClockSettling::default());
+        let told = settling(&b, &args(&["--sustain-calls", "40", "--settle-ms", "250"]));
+        assert_eq!(told, ClockSettling { sustain_calls: 40, settle: Duration::from_millis(250) });
     }
 
     /// No table chose a kernel named by --kernel: slower than the default is reported, not

@@ -351,6 +351,10 @@ impl Backend for RocmBackend {
         Problem::linear(DType::BF16, 8192, 8192, 8192).expect("valid problem")
     }
 
+    fn clock_settling(&self) -> crate::backend::ClockSettling {
+        crate::backend::ClockSettling::GPU
+    }
+
     fn min_sample(&self) -> Duration {
         Duration::from_micros(300)
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PREPARED, NOT RUN: the first device call of the next session. The committed H200 table
+# RUN 2026-12-03 (twelfth session; data in data/): the first device call of that session. The committed H200 table
 # was tuned before the direct-Y epilogue (25e8190), which made unsplit wgmma variants
 # 3-11 % faster; re-tune the 63 shapes with it (the table to commit if the gate passes),
 # then the 27 decode rows of the committed table against the new one, alternated.

@@ -292,7 +292,7 @@ mod tests {
         assert!(unknown.contains("cannot run"), "{unknown}");
     }
 
-    /// The roof is the sustained peak when a sustain time is given (the burst beside it),
+    /// The roof is the sustained peak when sustain calls are given (the burst beside it),
     /// the burst otherwise; the CPU neither sustains nor settles unless told.
     #[test]
     fn the_peak_is_sustained_when_asked_and_the_flags_override_the_backend() {

@@ -297,6 +297,12 @@ pub struct TuneArgs {
     /// Timing budget per shape, in milliseconds (validation comes on top).
     #[arg(long, default_value_t = 250)]
     pub budget_ms: u64,
+    /// Idle time before a second A/B comparison from rest, which a winner gaining less
+    /// than 6 % over the default must win too (a gain that only holds at the power cap
+    /// does not survive `bench`). Default: the backend's (GPUs 500, the CPU 0: no second
+    /// comparison); 0 turns it off.
+    #[arg(long)]
+    pub settle_ms: Option<u64>,
     /// Tune every shape in this dtype instead of the shape file's (f32, f16, bf16).
     #[arg(long)]
     pub dtype: Option<String>,

@@ -91,6 +91,7 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         exclude: a.exclude.iter().map(|e| crate::backend::KernelId::new(e.clone())).collect(),
         budget: Duration::from_millis(a.budget_ms.max(1)),
         seed: a.seed.unwrap_or_else(|| TuneConfig::default().seed),
+        settle: a.settle_ms.map_or(b.clock_settling().settle, Duration::from_millis),
         ..TuneConfig::default()
     };
     let start = Instant::now();
@@ -379,6 +380,9 @@ fn worker_command(
     c.arg("tune").arg("--shapes").arg(&a.shapes).arg("--out").arg(&a.out);
     c.args(["--backend", backend, "--device", &d.to_string(), "--shard", &format!("{i}/{n}")]);
     c.args(["--budget-ms", &a.budget_ms.to_string(), "-q"]);
+    if let Some(ms) = a.settle_ms {
+        c.args(["--settle-ms", &ms.to_string()]);
+    }
     if a.verbose {
         c.arg("-v"); // each worker prints its own shapes' decisions
     }

@@ -300,7 +300,7 @@ pub struct TuneArgs {
     /// Idle time before a second A/B comparison from rest, which a winner gaining less
     /// than 6 % over the default must win too (a gain that only holds at the power cap
     /// does not survive `bench`). Default: the backend's (GPUs 500, the CPU 0: no second
-    /// comparison); 0 turns it off.
+    /// comparison), and 0 for workers that share a GPU (`--devices 0,0`); 0 turns it off.
     #[arg(long)]
     pub settle_ms: Option<u64>,
     /// Tune every shape in this dtype instead of the shape file's (f32, f16, bf16).

@@ -309,6 +309,7 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
     std::thread::scope(|scope| {
         for (i, d) in devices.iter().copied().enumerate() {
             let (exe, backend, failed) = (&exe, &backend, &failed);
+            let settle = worker_settle(a, &devices, d);
             scope.spawn(move || {
                 let inflight = a.out.with_file_name(format!(
                     ".{}.worker{i}.inflight",
@@ -318,7 +319,7 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
                 for attempt in 0..=3 {
                     let _ = std::fs::remove_file(&inflight);
                     // --force only on the first attempt: a restart resumes.
-                    let mut c = worker_command(exe, backend, a, d, i, n, &exclude, a.force && attempt == 0);
+                    let mut c = worker_command(exe, backend, a, (d, settle), i, n, &exclude, a.force && attempt == 0);
                     c.arg("--inflight").arg(&inflight);
                     let status = match supervise(c, &inflight, Duration::from_secs(a.hang_timeout.max(1))) {
                         Ok((s, hung)) => {
@@ -364,13 +365,19 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
     Ok(())
 }
 
+/// The `--settle-ms` of a worker on device `d`: the user's, or 0 where workers share the
+/// GPU (they keep it busy for each other: no idle time to measure a gain from rest in).
+fn worker_settle(a: &TuneArgs, devices: &[usize], d: usize) -> Option<u64> {
+    a.settle_ms.or((devices.iter().filter(|&&x| x == d).count() > 1).then_some(0))
+}
+
 /// The command line of worker `i` of `n` on device `d`.
 #[allow(clippy::too_many_arguments)]
 fn worker_command(
     exe: &std::path::Path,
     backend: &str,
     a: &TuneArgs,
-    d: usize,
+    (d, settle_ms): (usize, Option<u64>),
     i: usize,
     n: usize,
     exclude: &[String],
@@ -380,7 +387,7 @@ fn worker_command(
     c.arg("tune").arg("--shapes").arg(&a.shapes).arg("--out").arg(&a.out);
     c.args(["--backend", backend, "--device", &d.to_string(), "--shard", &format!("{i}/{n}")]);
     c.args(["--budget-ms", &a.budget_ms.to_string(), "-q"]);
-    if let Some(ms) = a.settle_ms {
+    if let Some(ms) = settle_ms {
         c.args(["--settle-ms", &ms.to_string()]);
     }
     if a.verbose {
@@ -431,5 +438,41 @@ fn supervise(
             return Ok((child.wait()?, true));
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> TuneArgs {
+        let mut v = vec!["gemmtune", "tune", "--shapes", "s.csv", "--out", "t.csv"];
+        v.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(v).unwrap().command {
+            crate::cli::Command::Tune(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    fn settle_arg(c: &std::process::Command) -> Option<String> {
+        let a: Vec<String> = c.get_args().map(|s| s.to_string_lossy().into_owned()).collect();
+        a.iter().position(|x| x == "--settle-ms").map(|i| a[i + 1].clone())
+    }
+
+    /// A worker gets `--settle-ms` when the user gave it, and 0 when it shares its GPU with
+    /// another worker (no idle time there to measure a gain from rest in).
+    #[test]
+    fn workers_sharing_a_gpu_skip_the_second_comparison_from_rest() {
+        let exe = std::path::Path::new("gemmtune");
+        let c = |a: &TuneArgs, settle| worker_command(exe, "cuda", a, (0, settle), 0, 2, &[], false);
+        assert_eq!(settle_arg(&c(&args(&[]), None)), None, "the backend's default");
+        let told = args(&["--settle-ms", "300"]);
+        assert_eq!(settle_arg(&c(&told, told.settle_ms)), Some("300".into()));
+        // What the supervisor passes for --devices 0,0 / 0,1 without --settle-ms, and with it.
+        let plain = args(&[]);
+        assert_eq!(settle_arg(&c(&plain, worker_settle(&plain, &[0, 0], 0))), Some("0".into()));
+        assert_eq!(settle_arg(&c(&plain, worker_settle(&plain, &[0, 1], 0))), None);
+        assert_eq!(settle_arg(&c(&told, worker_settle(&told, &[0, 0], 0))), Some("300".into()));
     }
 }

@@ -222,8 +222,8 @@ pub trait Backend: Send + Sync {
     /// Measured memory bandwidth in bytes/s: a large copy, bytes read plus written.
     fn measure_bandwidth(&self) -> Result<f64>;
 
-    /// How `bench` handles the device's power management (`--sustain-calls`, `--settle-ms`):
-    /// none by default (the CPU).
+    /// How `bench` and `tune` handle the device's power management (`--sustain-calls`,
+    /// `--settle-ms`): none by default (the CPU).
     fn clock_settling(&self) -> ClockSettling {
         ClockSettling::default()
     }

@@ -308,8 +308,7 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
     let failed = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for (i, d) in devices.iter().copied().enumerate() {
-            let (exe, backend, failed) = (&exe, &backend, &failed);
-            let settle = worker_settle(a, &devices, d);
+            let (exe, backend, failed, devices) = (&exe, &backend, &failed, &devices);
             scope.spawn(move || {
                 let inflight = a.out.with_file_name(format!(
                     ".{}.worker{i}.inflight",
@@ -319,7 +318,7 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
                 for attempt in 0..=3 {
                     let _ = std::fs::remove_file(&inflight);
                     // --force only on the first attempt: a restart resumes.
-                    let mut c = worker_command(exe, backend, a, (d, settle), i, n, &exclude, a.force && attempt == 0);
+                    let mut c = worker_command(exe, backend, a, devices, i, &exclude, a.force && attempt == 0);
                     c.arg("--inflight").arg(&inflight);
                     let status = match supervise(c, &inflight, Duration::from_secs(a.hang_timeout.max(1))) {
                         Ok((s, hung)) => {
@@ -371,23 +370,22 @@ fn worker_settle(a: &TuneArgs, devices: &[usize], d: usize) -> Option<u64> {
     a.settle_ms.or((devices.iter().filter(|&&x| x == d).count() > 1).then_some(0))
 }
 
-/// The command line of worker `i` of `n` on device `d`.
-#[allow(clippy::too_many_arguments)]
+/// The command line of worker `i`, on `devices[i]`, of one per entry of `devices`.
 fn worker_command(
     exe: &std::path::Path,
     backend: &str,
     a: &TuneArgs,
-    (d, settle_ms): (usize, Option<u64>),
+    devices: &[usize],
     i: usize,
-    n: usize,
     exclude: &[String],
     force: bool,
 ) -> std::process::Command {
+    let (d, n) = (devices[i], devices.len());
     let mut c = std::process::Command::new(exe);
     c.arg("tune").arg("--shapes").arg(&a.shapes).arg("--out").arg(&a.out);
     c.args(["--backend", backend, "--device", &d.to_string(), "--shard", &format!("{i}/{n}")]);
     c.args(["--budget-ms", &a.budget_ms.to_string(), "-q"]);
-    if let Some(ms) = settle_ms {
+    if let Some(ms) = worker_settle(a, devices, d) {
         c.args(["--settle-ms", &ms.to_string()]);
     }
     if a.verbose {
@@ -465,14 +463,11 @@ mod tests {
     #[test]
     fn workers_sharing_a_gpu_skip_the_second_comparison_from_rest() {
         let exe = std::path::Path::new("gemmtune");
-        let c = |a: &TuneArgs, settle| worker_command(exe, "cuda", a, (0, settle), 0, 2, &[], false);
-        assert_eq!(settle_arg(&c(&args(&[]), None)), None, "the backend's default");
-        let told = args(&["--settle-ms", "300"]);
-        assert_eq!(settle_arg(&c(&told, told.settle_ms)), Some("300".into()));
-        // What the supervisor passes for --devices 0,0 / 0,1 without --settle-ms, and with it.
-        let plain = args(&[]);
-        assert_eq!(settle_arg(&c(&plain, worker_settle(&plain, &[0, 0], 0))), Some("0".into()));
-        assert_eq!(settle_arg(&c(&plain, worker_settle(&plain, &[0, 1], 0))), None);
-        assert_eq!(settle_arg(&c(&told, worker_settle(&told, &[0, 0], 0))), Some("300".into()));
+        let c = |a: &TuneArgs, devices: &[usize]| worker_command(exe, "cuda", a, devices, 0, &[], false);
+        let (plain, told) = (args(&[]), args(&["--settle-ms", "300"]));
+        assert_eq!(settle_arg(&c(&plain, &[0, 1])), None, "the backend's default");
+        assert_eq!(settle_arg(&c(&plain, &[0, 0])), Some("0".into()));
+        assert_eq!(settle_arg(&c(&told, &[0, 1])), Some("300".into()));
+        assert_eq!(settle_arg(&c(&told, &[0, 0])), Some("300".into()));
     }
 }

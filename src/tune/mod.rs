@@ -360,7 +360,8 @@ fn decide<B: Backend>(
             let ratio = stats::median(&ratios);
             let (lo, hi) = stats::median_ci(&ratios);
             let noise = (hi - lo) / 2.0 / ratio;
-            if hi < 1.0 && ratio < 1.0 - cfg.min_gain && !cfg.settle.is_zero() && ratio > 1.0 / cfg.rested_below {
+            let wins = hi < 1.0 && ratio < 1.0 - cfg.min_gain;
+            if wins && !cfg.settle.is_zero() && ratio > 1.0 / cfg.rested_below {
                 // A small gain measured hot (the A/B follows the whole sweep) must also
                 // hold from rest: on a GPU at its power cap some library configurations
                 // lead by 1-5 % on large GEMMs that they lose from rest, which is how
@@ -383,7 +384,7 @@ fn decide<B: Backend>(
                     return Ok(outcome(default_idx, dt, dt, noise, d, results));
                 }
             }
-            if hi < 1.0 && ratio < 1.0 - cfg.min_gain {
+            if wins {
                 // Before a kernel replaces the default, check it again on fresh draws: some
                 // library configurations are wrong only now and then (a race), and one
                 // lucky validation must not let them into a table.

@@ -72,7 +72,7 @@ __device__ __forceinline__ void zero_acc(float (&acc)[MMA_MT][MMA_NT][4]) {
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 }
 
-#if !defined(QMMA_FORMAT)
+#if !defined(QMMA_FORMAT) && !defined(MMA_LINE)
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
     mma_kernel(const u16* __restrict__ x, const u16* __restrict__ w, u16* __restrict__ y, int M, int N, int K,
                float* __restrict__ ws, unsigned* __restrict__ counters) {
@@ -158,4 +158,4 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32)
 
     store_tile(acc, y, M, N, ws, counters);
 }
-#endif  // kernels/qmma.cu follows when the host defines QMMA_FORMAT
+#endif  // kernels/qmma.cu or kernels/mmal.cu follows when the host defines QMMA_FORMAT or MMA_LINE

@@ -152,6 +152,8 @@ fn gpu_chained_launches_wait_for_the_call_before() {
         (4, 2048, Dense, "cuda:gemv:r1:t128:u2:m4"),
         (8, 1024, Dense, "cuda:mma:mt1:w4:v2:n1:k8"),
         (32, 2048, Dense, "cuda:mma:mt1:w4:v1:n4:k4"),
+        (8, 1024, Dense, "cuda:mmal:mt1:w8:v2:n1:k4"),
+        (1, 4096, Dense, "cuda:mmal:mt2:w8:v2:n1:k1"),
         (128, 2048, Dense, "cuda:wg:n128:g2:t2:s4:k4"),
         (32, 1024, Dense, "cuda:wg:n32:g2:t1:s6:k1"),
         (32, 2048, Dense, "cuda:wgt:n32:g1:t1:s16:k2"),

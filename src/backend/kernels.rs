@@ -20,6 +20,8 @@ pub const MMA: &str = include_str!("../../kernels/mma.cu");
 /// The int4 tensor-core kernel: kernels/qmma.cu appended to kernels/mma.cu (whose
 /// helpers it uses); the host defines QMMA_FORMAT.
 pub const QMMA: &str = concat!(include_str!("../../kernels/mma.cu"), include_str!("../../kernels/qmma.cu"));
+/// kernels/mmal.cu after kernels/mma.cu (whose helpers it uses); the host defines MMA_LINE.
+pub const MMAL: &str = concat!(include_str!("../../kernels/mma.cu"), include_str!("../../kernels/mmal.cu"));
 pub const WGMMA: &str = include_str!("../../kernels/wgmma.cu");
 pub const QUANT: &str = include_str!("../../kernels/quant.cu");
 pub const MFMA: &str = include_str!("../../kernels/hip/mfma.cu");
@@ -379,7 +381,7 @@ mod tests {
         let s = assemble(GEMV, &[("GEMV_DTYPE", "0")]);
         assert!(s.starts_with("#define GEMV_DTYPE 0\n"));
         assert!(s.contains("f32_to_bf16") && s.contains("gemv_kernel"));
-        for src in [GEMV, UTIL, MMA, QMMA, WGMMA, QUANT, MFMA] {
+        for src in [GEMV, UTIL, MMA, QMMA, MMAL, WGMMA, QUANT, MFMA] {
             let s = assemble(src, &[]);
             assert!(!s.lines().any(|l| l.trim_start().starts_with("#include")), "run-time compilers get no include path");
         }

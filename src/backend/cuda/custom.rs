@@ -17,7 +17,7 @@
 
 use super::device::{drv, tensor_map, Gpu};
 use super::rtc::Rtc;
-use crate::backend::kernels::{self, Spec, Variant, GEMV_SPEC, MMA, QMMA, WGMMA};
+use crate::backend::kernels::{self, Spec, Variant, GEMV_SPEC, MMA, MMAL, QMMA, WGMMA};
 use crate::error::{Error, Result};
 use crate::problem::{DType, Layout, Problem, WeightFormat};
 use cudarc::driver::{CudaFunction, LaunchConfig};
@@ -37,6 +37,28 @@ pub static MMA_SPEC: Spec = Spec {
     ],
     launch: &[],
 };
+
+/// The same GEMM with the weights read in whole 128-byte lines and turned into fragments
+/// through each warp's shared-memory tile (kernels/mmal.cu), for M <= 8: one step is 128
+/// bytes of a row (v2), one n8 tile of tokens. The parameters keep `cuda:mma`'s names.
+pub static MMAL_SPEC: Spec = Spec {
+    family: "mmal",
+    source: MMAL,
+    entry: "mmal_kernel",
+    dtype_define: "MMA_DTYPE",
+    params: &[
+        ("mt", "MMA_MT", &[1, 2]),
+        ("w", "MMA_WARPS", &[4, 8, 16]),
+        ("v", "MMA_V", &[2]),
+        ("n", "MMA_NT", &[1]),
+        ("k", "MMA_KSPLIT", &[1, 2, 4, 8]),
+    ],
+    launch: &[],
+};
+
+/// Shared memory a `cuda:mmal` block may take: what every sm_80+ GPU grants a block
+/// (sm_86/89 allow 99 KiB), leaving room for a second block on Hopper.
+const MMAL_SMEM_MAX: u32 = 96 * 1024;
 
 /// The int4 tensor-core kernel of kernels/qmma.cu (defines shared with MMA_SPEC).
 pub static QMMA_SPEC: Spec = Spec {
@@ -89,6 +111,14 @@ pub static WGT_SPEC: Spec = Spec {
     launch: &["k"],
 };
 
+/// Dynamic shared memory of `cuda:mmal`'s per-warp tiles (W rows and tokens, one step).
+fn line_tiles(v: &Variant) -> u32 {
+    if v.spec.family != MMAL_SPEC.family {
+        return 0;
+    }
+    v.get("w") * (16 * v.get("mt") + 8 * v.get("n")) * 4 * v.get("v") * 16
+}
+
 /// Whether `v` is the warpgroup kernel, in either copy form.
 fn is_wg(v: &Variant) -> bool {
     v.spec.family == WG_SPEC.family || v.spec.family == WGT_SPEC.family
@@ -126,7 +156,7 @@ fn qmma_format(f: WeightFormat) -> Option<&'static str> {
 }
 
 /// Every family of our CUDA GEMM kernels.
-static SPECS: [&Spec; 5] = [&GEMV_SPEC, &MMA_SPEC, &QMMA_SPEC, &WG_SPEC, &WGT_SPEC];
+static SPECS: [&Spec; 6] = [&GEMV_SPEC, &MMA_SPEC, &MMAL_SPEC, &QMMA_SPEC, &WG_SPEC, &WGT_SPEC];
 
 /// Whether `family` (the second field of an id) names one of our kernel families.
 pub fn is_family(family: &str) -> bool {
@@ -154,7 +184,13 @@ impl Custom {
         let mut v: Vec<Custom> = kernels::gemv_candidates(p).into_iter().map(Custom).collect();
         if kernels::base_ok(p) {
             if let Some(nt) = [1u32, 2, 4].into_iter().find(|&x| 8 * x as usize >= p.m) {
-                v.extend(grid(&MMA_SPEC, "n", nt));
+                // `cuda:mmal` reads the same steps in whole lines: at M <= 8 it takes over
+                // the widest steps (v4, which won no row of any committed table), keeping
+                // the tune within its time.
+                v.extend(grid(&MMA_SPEC, "n", nt).into_iter().filter(|c| nt > 1 || c.0.get("v") < 4));
+                if nt == 1 {
+                    v.extend(grid(&MMAL_SPEC, "n", 1));
+                }
             }
         }
         // Offered above the GEMV's M (at M <= 4 it reads the weights with fewer
@@ -210,6 +246,8 @@ impl Custom {
             Some("keeps too many loads in registers".into())
         } else if warps * mt * 16 * (nt * 8 + 1) * 4 > 48 * 1024 {
             Some("needs more than 48 KiB of static shared memory".into())
+        } else if warps * mt * 16 * (nt * 8 + 1) * 4 + line_tiles(v) > MMAL_SMEM_MAX {
+            Some(format!("needs more than {} KiB of shared memory", MMAL_SMEM_MAX / 1024))
         } else if !quant && !p.k.is_multiple_of(32 * vv as usize) {
             Some(format!("needs K % {} == 0, got K = {}", 32 * vv, p.k))
         } else if ksplit > 1 && (tiles > COUNTERS || tiles * (ksplit * mt * 16 * nt * 8) as usize * 4 > WS_BYTES) {
@@ -241,6 +279,7 @@ impl Custom {
         match qmma_format(p.wformat).filter(|_| self.0.spec.family == QMMA_SPEC.family) {
             Some(f) => (format!("{}_{}", self.0.module_name(d), p.wformat), self.0.source(d, &[("QMMA_FORMAT", f)])),
             None if self.0.spec.family == WGT_SPEC.family => (self.0.module_name(d), self.0.source(d, &[("WG_TMA", "1")])),
+            None if self.0.spec.family == MMAL_SPEC.family => (self.0.module_name(d), self.0.source(d, &[("MMA_LINE", "1")])),
             None => (self.0.module_name(d), self.0.source(d, &[])),
         }
     }
@@ -253,10 +292,13 @@ impl Custom {
     pub fn load(&self, p: &Problem, rtc: &Rtc, gpu: &Gpu) -> Result<CudaFunction> {
         let (name, source) = self.module(p);
         let f = rtc.function(gpu, &name, || source, self.0.spec.entry)?;
+        use cudarc::driver::sys::CUfunction_attribute as A;
+        if self.0.spec.family == MMAL_SPEC.family {
+            // Beyond 48 KiB a kernel must opt in to its dynamic shared memory.
+            f.set_attribute(A::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, line_tiles(&self.0) as i32).map_err(drv)?;
+        }
         if is_wg(&self.0) {
-            // Beyond 48 KiB a kernel must opt in to its dynamic shared memory, and beyond 8
-            // blocks to its cluster size.
-            use cudarc::driver::sys::CUfunction_attribute as A;
+            // Likewise, and beyond 8 blocks a kernel must opt in to its cluster size.
             f.set_attribute(A::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, wg_smem(&self.0) as i32).map_err(drv)?;
             f.set_attribute(A::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1).map_err(drv)?;
         }
@@ -277,7 +319,7 @@ impl Custom {
                 let producer = if v.spec.family == WGT_SPEC.family { 32 } else { 0 };
                 ((n.div_ceil(wg_rows(v) as u32), v.get("k")), 128 * v.get("g") + producer, wg_smem(v) as u32)
             }
-            _ => ((n.div_ceil(16 * v.get("mt")), v.get("k")), 32 * v.get("w"), 0),
+            _ => ((n.div_ceil(16 * v.get("mt")), v.get("k")), 32 * v.get("w"), line_tiles(v)),
         }
     }
 
@@ -378,7 +420,9 @@ mod tests {
     fn ids_round_trip_and_applicability() {
         let p1 = Problem::linear(DType::BF16, 1, 1280, 8192).unwrap();
         let c1 = Custom::candidates(&p1, "sm_80");
-        assert_eq!(c1.len(), 18 + 72);
+        // GEMV 18; mma n1 without v4 (2 mt x 3 w x 2 v x 4 k) 48; mmal 2 mt x 3 w x 4 k less
+        // mt2 w16 (100 KiB of shared memory) 20.
+        assert_eq!(c1.len(), 18 + 48 + 20);
         for c in &c1 {
             assert_eq!(Custom::parse(&c.id()).unwrap(), *c);
             assert!(is_family(c.id().split(':').nth(1).unwrap()), "the backend resolves {}", c.id());
@@ -386,7 +430,21 @@ mod tests {
         }
         let p8 = p1.with_m(8);
         let c8 = Custom::candidates(&p8, "sm_80");
-        assert!(c8.iter().all(|c| c.0.spec.family == "mma" && c.0.get("n") == 1), "{c8:?}");
+        assert!(c8.iter().all(|c| ["mma", "mmal"].contains(&c.0.spec.family) && c.0.get("n") == 1), "{c8:?}");
+        assert_eq!(c8.iter().filter(|c| c.0.spec.family == "mmal").count(), 20);
+        // The line-order form: M <= 8 only, its tiles in dynamic shared memory (the
+        // launch's third figure), its module the mma source with MMA_LINE.
+        let l = Custom::parse("cuda:mmal:mt2:w8:v2:n1:k4").unwrap();
+        assert_eq!(l.geometry(&p8), ((40, 4), 256, 8 * (32 + 8) * 8 * 16));
+        assert!(l.unsupported(&p8.with_m(9)).unwrap().contains("M <= 8"));
+        assert!(Custom::parse("cuda:mmal:mt2:w16:v2:n1:k1").unwrap().unsupported(&p8).unwrap().contains("96 KiB"));
+        assert!(Custom::candidates(&p8.with_m(9), "sm_80").iter().all(|c| c.0.spec.family != "mmal"));
+        let (name, src) = l.module(&p8);
+        assert_eq!(name, "mmal_bf16_mt2_w8_v2_n1_k4");
+        assert!(src.starts_with("#define MMA_LINE 1\n#define MMA_DTYPE 0\n") && src.contains("mmal_kernel"));
+        for bad in ["cuda:mmal:mt1:w8:v1:n1:k1", "cuda:mmal:mt1:w8:v2:n2:k1", "cuda:mmal:mt1:w8:v2:n1"] {
+            assert!(Custom::parse(bad).is_err(), "{bad}");
+        }
         let m8 = Custom::parse("cuda:mma:mt1:w4:v4:n1:k2").unwrap();
         assert!(m8.unsupported(&p1.with_m(9)).unwrap().contains("M <= 8"));
         let k96 = Problem::linear(DType::BF16, 8, 1280, 96).unwrap();

@@ -70,13 +70,27 @@ fn wrong_kernels_are_rejected_with_reasons_and_never_win() {
 
 #[test]
 fn rotating_sets_exceed_the_cache_within_the_memory_cap() {
-    let b = CpuBackend::new();
+    use gemmtune::tune::set_count;
     let c = cfg();
-    let p = Problem::linear(DType::F32, 1, 576, 576).unwrap();
-    let n = gemmtune::tune::set_count(&p, b.cache_bytes(), &c);
-    assert!(n as f64 * p.min_bytes() >= 2.0 * b.cache_bytes() as f64, "{n} sets");
+    // Fixed cache sizes, not this machine's: a CI VM may report its host's whole L3 (480
+    // MiB on one), past what the set cap can cover.
+    let p = Problem::linear(DType::F32, 1, 576, 576).unwrap(); // 1.33 MB a set
+    for cache in [2usize << 20, 32 << 20, 60 << 20] {
+        let n = set_count(&p, cache, &c);
+        assert!(n as f64 * p.min_bytes() >= c.cache_factor * cache as f64, "{cache} bytes: {n} sets");
+        assert!(((n - 1) as f64) * p.min_bytes() < c.cache_factor * cache as f64, "{cache} bytes: {n} sets, more than needed");
+    }
+    // At most 256 sets, and no more bytes than the memory cap.
+    assert_eq!(set_count(&p, 480 << 20, &c), 256);
     let huge = Problem::linear(DType::F32, 8192, 49152, 4096).unwrap();
-    assert_eq!(gemmtune::tune::set_count(&huge, b.cache_bytes(), &c), 1);
+    assert_eq!(set_count(&huge, 32 << 20, &c), 1);
+    let big = Problem::linear(DType::F32, 1, 16384, 16384).unwrap(); // 1.07 GB a set
+    assert_eq!(set_count(&big, 480 << 20, &c), 1);
+    let mid = Problem::linear(DType::F32, 1, 4096, 16384).unwrap(); // 268 MB a set
+    assert_eq!(set_count(&mid, 480 << 20, &c), (c.max_set_bytes as f64 / mid.min_bytes()).floor() as usize);
+    // The CPU backend's own figure is what the tuner uses.
+    let b = CpuBackend::new();
+    assert!(b.cache_bytes() > 0);
 }
 
 /// A contest modelled on a GPU at its power cap, on a clock of its own: the kernels run

@@ -3,7 +3,7 @@
 //
 // Why: mma_kernel loads W straight into fragment order, so each 16-byte load of a warp
 // touches 8 rows, 64 bytes (half a line) of each. Measured with pure loads in mma_kernel's
-// grid (docs/runs/h200/access-pattern/stream3.cu), the same bytes read as whole lines (a
+// grid (docs/runs/h200/access-pattern/stream.cu, probe 3), the same bytes read as whole lines (a
 // warp's load: 4 rows x 128 bytes) stream 3-12 % faster from HBM. So here a warp reads its
 // step in line order into registers (the same two-stage register pipeline, the first
 // step's weights before PDL_ENTRY), stores it to its own swizzled shared-memory tile and

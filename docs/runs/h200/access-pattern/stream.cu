@@ -10,6 +10,9 @@
 //         8 KiB spread over the block's threads.
 // Timed with events over back-to-back launches that rotate over enough copies of W to
 // exceed the 50 MB L2 (cold weights), median of 7 samples.
+// One program, three probes (one device call each; `stream <1|2|3>`, outputs stream.txt,
+// stream2.txt, stream3.txt): 1 the three orders; 2 the tiles with more warps and K
+// splits; 3 `cuda:mma`'s grid in fragment order against whole lines (k_mma below).
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -52,8 +55,10 @@ template <int G, int U, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32) k_tile(const unsigned short* w, unsigned* out, int N, int K) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int row0 = blockIdx.x * 8 * G, steps = K / (32 * U);
+    // K split over gridDim.y blocks (1 unless launched with more).
+    const int per = steps / gridDim.y, s_begin = blockIdx.y * per, s_end = s_begin + per;
     unsigned acc = 0;
-    for (int s = warp; s < steps; s += WARPS) {
+    for (int s = s_begin + warp; s < s_end; s += WARPS) {
         uint4 v[U][G];
 #pragma unroll
         for (int u = 0; u < U; u++)
@@ -64,7 +69,7 @@ __global__ void __launch_bounds__(WARPS * 32) k_tile(const unsigned short* w, un
 #pragma unroll
             for (int i = 0; i < G; i++) acc ^= fold(v[u][i]);
     }
-    out[blockIdx.x * WARPS * 32 + threadIdx.x] = acc;
+    out[(blockIdx.y * gridDim.x + blockIdx.x) * WARPS * 32 + threadIdx.x] = acc;
 }
 
 // box: block = 64 rows, 256 threads; per step a 64 x 64-value box (8 KiB), thread i
@@ -84,6 +89,37 @@ __global__ void __launch_bounds__(256) k_box(const unsigned short* w, unsigned* 
         for (int s = 0; s < S; s++) acc ^= fold(v[s][0]) ^ fold(v[s][1]);
     }
     out[blockIdx.x * 256 + threadIdx.x] = acc;
+}
+
+
+// The mma kernel's structure (kernels/mma.cu, V = 2): a block owns 16·MT rows, its WARPS
+// warps take 64-value K steps in turn (gridDim.y blocks split K); per step a warp reads
+// 16·MT rows x 128 bytes with 4·MT 16-byte loads per thread. LINE = 0: the fragment order
+// of mma.cu (lane (g, t): rows g and g + 8, bytes 32t.. and 32t + 16..: every load touches
+// 8 rows, half of each of 4 sectors of each); LINE = 1: lane l reads row 4j + l / 8, bytes
+// 16 (l % 8).. (every load: 4 whole 128-byte lines).
+template <int MT, int WARPS, int LINE>
+__global__ void __launch_bounds__(WARPS * 32) k_mma(const unsigned short* w, unsigned* out, int N, int K) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int row0 = blockIdx.x * 16 * MT, steps = K / 64;
+    const int per = steps / gridDim.y, s_begin = blockIdx.y * per, s_end = s_begin + per;
+    unsigned acc = 0;
+    for (int s = s_begin + warp; s < s_end; s += WARPS) {
+        uint4 v[MT][4];
+#pragma unroll
+        for (int i = 0; i < MT; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const unsigned short* p = LINE ? w + (size_t)(row0 + 16 * i + 4 * j + (lane >> 3)) * K + (size_t)s * 64 + 8 * (lane & 7)
+                                               : w + (size_t)(row0 + 16 * i + g + 8 * (j >> 1)) * K + (size_t)s * 64 + 16 * t + 8 * (j & 1);
+                v[i][j] = ld_stream(p);
+            }
+#pragma unroll
+        for (int i = 0; i < MT; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc ^= fold(v[i][j]);
+    }
+    out[(blockIdx.y * gridDim.x + blockIdx.x) * WARPS * 32 + threadIdx.x] = acc;
 }
 
 template <typename F>
@@ -108,10 +144,11 @@ static void timeit(const char* name, F launch, const std::vector<unsigned short*
     printf("%-28s N=%6d K=%6d  %8.2f us  %6.3f TB/s  %s\n", name, N, K, us, bytes / us / 1e6, e == cudaSuccess ? "" : cudaGetErrorString(e));
 }
 
-int main() {
+int main(int argc, char** argv) {
+    const int probe = argc > 1 ? atoi(argv[1]) : 1;
     const int shapes[][2] = {{28672, 4096}, {4096, 14336}, {7168, 8192}, {4096, 4096}, {1280, 8192}, {8192, 1024}};
     unsigned* out;
-    cudaMalloc(&out, 64 << 20);
+    cudaMalloc(&out, 256 << 20);
     for (auto& sh : shapes) {
         const int N = sh[0], K = sh[1];
         const size_t bytes = 2ull * N * K;
@@ -121,15 +158,42 @@ int main() {
             cudaMalloc(&p, bytes);
             cudaMemset(p, 0x3c, bytes);
         }
-        timeit("row r1 u2 (gemv lm_head)", [&](unsigned short* w) { k_row<1, 2><<<N, 256>>>(w, out, N, K); }, ws, N, K);
-        timeit("row r2 u1 (gemv 4096)", [&](unsigned short* w) { k_row<2, 1><<<N / 2, 256>>>(w, out, N, K); }, ws, N, K);
-        timeit("row r4 u1 (gemv 1280)", [&](unsigned short* w) { k_row<4, 1><<<N / 4, 256>>>(w, out, N, K); }, ws, N, K);
-        timeit("tile g1 u2 w8", [&](unsigned short* w) { k_tile<1, 2, 8><<<N / 8, 256>>>(w, out, N, K); }, ws, N, K);
-        timeit("tile g1 u4 w8", [&](unsigned short* w) { k_tile<1, 4, 8><<<N / 8, 256>>>(w, out, N, K); }, ws, N, K);
-        timeit("tile g2 u2 w8", [&](unsigned short* w) { k_tile<2, 2, 8><<<N / 16, 256>>>(w, out, N, K); }, ws, N, K);
-        timeit("tile g2 u1 w8", [&](unsigned short* w) { k_tile<2, 1, 8><<<N / 16, 256>>>(w, out, N, K); }, ws, N, K);
-        timeit("box s2", [&](unsigned short* w) { k_box<2><<<N / 64, 256>>>(w, out, N, K); }, ws, N, K);
-        timeit("box s4", [&](unsigned short* w) { k_box<4><<<N / 64, 256>>>(w, out, N, K); }, ws, N, K);
+        auto t = [&](const char* name, auto launch) { timeit(name, launch, ws, N, K); };
+        if (probe != 3) t("row r1 u2 (gemv lm_head)", [&](unsigned short* w) { k_row<1, 2><<<N, 256>>>(w, out, N, K); });
+        t("row r2 u1 (gemv 4096)", [&](unsigned short* w) { k_row<2, 1><<<N / 2, 256>>>(w, out, N, K); });
+        t("row r4 u1 (gemv 1280)", [&](unsigned short* w) { k_row<4, 1><<<N / 4, 256>>>(w, out, N, K); });
+        if (probe != 3) {
+            t("tile g1 u2 w8", [&](unsigned short* w) { k_tile<1, 2, 8><<<N / 8, 256>>>(w, out, N, K); });
+            t("tile g1 u4 w8", [&](unsigned short* w) { k_tile<1, 4, 8><<<N / 8, 256>>>(w, out, N, K); });
+            t("tile g2 u2 w8", [&](unsigned short* w) { k_tile<2, 2, 8><<<N / 16, 256>>>(w, out, N, K); });
+            t("tile g2 u1 w8", [&](unsigned short* w) { k_tile<2, 1, 8><<<N / 16, 256>>>(w, out, N, K); });
+        }
+        if (probe == 2) {
+            t("tile g1 u1 w8", [&](unsigned short* w) { k_tile<1, 1, 8><<<N / 8, 256>>>(w, out, N, K); });
+            t("tile g1 u1 w32", [&](unsigned short* w) { k_tile<1, 1, 32><<<N / 8, 1024>>>(w, out, N, K); });
+            t("tile g1 u2 w16", [&](unsigned short* w) { k_tile<1, 2, 16><<<N / 8, 512>>>(w, out, N, K); });
+            t("tile g1 u1 w8 ksplit4", [&](unsigned short* w) { k_tile<1, 1, 8><<<dim3(N / 8, 4), 256>>>(w, out, N, K); });
+            t("tile g1 u2 w8 ksplit2", [&](unsigned short* w) { k_tile<1, 2, 8><<<dim3(N / 8, 2), 256>>>(w, out, N, K); });
+            t("tile g1 u2 w8 ksplit4", [&](unsigned short* w) { k_tile<1, 2, 8><<<dim3(N / 8, 4), 256>>>(w, out, N, K); });
+            t("tile g2 u1 w8 ksplit4", [&](unsigned short* w) { k_tile<2, 1, 8><<<dim3(N / 16, 4), 256>>>(w, out, N, K); });
+            t("tile g1 u2 w4 ksplit4", [&](unsigned short* w) { k_tile<1, 2, 4><<<dim3(N / 8, 4), 128>>>(w, out, N, K); });
+        }
+        if (probe != 3) {
+            t("box s2", [&](unsigned short* w) { k_box<2><<<N / 64, 256>>>(w, out, N, K); });
+            t("box s4", [&](unsigned short* w) { k_box<4><<<N / 64, 256>>>(w, out, N, K); });
+        }
+        if (probe == 3) {
+            t("mma frag mt1 w8", [&](unsigned short* w) { k_mma<1, 8, 0><<<N / 16, 256>>>(w, out, N, K); });
+            t("mma line mt1 w8", [&](unsigned short* w) { k_mma<1, 8, 1><<<N / 16, 256>>>(w, out, N, K); });
+            t("mma frag mt1 w4", [&](unsigned short* w) { k_mma<1, 4, 0><<<N / 16, 128>>>(w, out, N, K); });
+            t("mma line mt1 w4", [&](unsigned short* w) { k_mma<1, 4, 1><<<N / 16, 128>>>(w, out, N, K); });
+            t("mma frag mt2 w8", [&](unsigned short* w) { k_mma<2, 8, 0><<<N / 32, 256>>>(w, out, N, K); });
+            t("mma line mt2 w8", [&](unsigned short* w) { k_mma<2, 8, 1><<<N / 32, 256>>>(w, out, N, K); });
+            t("mma frag mt2 w16", [&](unsigned short* w) { k_mma<2, 16, 0><<<N / 32, 512>>>(w, out, N, K); });
+            t("mma line mt2 w16", [&](unsigned short* w) { k_mma<2, 16, 1><<<N / 32, 512>>>(w, out, N, K); });
+            t("mma frag mt1 w8 ksplit8", [&](unsigned short* w) { k_mma<1, 8, 0><<<dim3(N / 16, 8), 256>>>(w, out, N, K); });
+            t("mma line mt1 w8 ksplit8", [&](unsigned short* w) { k_mma<1, 8, 1><<<dim3(N / 16, 8), 256>>>(w, out, N, K); });
+        }
         for (auto p : ws) cudaFree(p);
     }
     return 0;

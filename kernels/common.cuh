@@ -49,6 +49,13 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
 #define SHFL_XOR(v, o) __shfl_xor_sync(0xffffffffu, (v), (o))
 #define LDG(p) __ldg(p)
 #define LD_PARTIAL(p) __ldcg(p)  // another block's split-K partials: past the (incoherent) L1
+// A generic pointer into shared memory as the 32-bit shared-window address that
+// ldmatrix, cp.async, mbarrier and wgmma descriptors take.
+__device__ __forceinline__ u32 smem_addr(const void* p) {
+    u32 a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
 // Programmatic dependent launch (sm_90+): wait until the kernel before this one on the
 // stream has finished and its writes are visible, then let the next kernel be scheduled
 // (its blocks in turn wait here). A no-op for kernels launched without the PDL attribute.

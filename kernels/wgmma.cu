@@ -51,12 +51,6 @@ constexpr int WG_ROWS = 64 * WG_MT * WG_WGS;                          // W rows 
 constexpr int WG_STAGE_BYTES = (WG_ROWS + WG_N) * 128;                 // one K step of W and X
 constexpr int WG_LD = WG_ROWS + 4;  // partial tile [token][row]: float4 rows, no bank conflicts
 
-__device__ __forceinline__ u32 smem_addr(const void* p) {
-    u32 a;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
-
 // 16 bytes global -> shared, bypassing L1; `bytes` < 16 zero-fills the rest.
 __device__ __forceinline__ void cp_async16(u32 dst, const void* src, int bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(bytes) : "memory");

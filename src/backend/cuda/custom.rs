@@ -237,6 +237,8 @@ impl Custom {
         }
         let (mt, warps, vv, nt, ksplit) = (v.get("mt"), v.get("w"), v.get("v"), v.get("n"), v.get("k"));
         let tiles = p.n.div_ceil(16 * mt as usize);
+        // The warps' partial tiles (store_tile, static shared memory).
+        let partials = warps * mt * 16 * (nt * 8 + 1) * 4;
         if p.m > 8 * nt as usize {
             Some(format!("compiled for M <= {}, got M = {}", 8 * nt, p.m))
         } else if quant && (v.get("p") + 1) * (10 * mt * vv + 16 * nt * vv) + 4 * mt * nt > 176 {
@@ -244,9 +246,9 @@ impl Custom {
             // accumulators, in 32-bit registers: beyond this the compiler spills or
             // occupancy collapses.
             Some("keeps too many loads in registers".into())
-        } else if warps * mt * 16 * (nt * 8 + 1) * 4 > 48 * 1024 {
+        } else if partials > 48 * 1024 {
             Some("needs more than 48 KiB of static shared memory".into())
-        } else if warps * mt * 16 * (nt * 8 + 1) * 4 + line_tiles(v) > MMAL_SMEM_MAX {
+        } else if partials + line_tiles(v) > MMAL_SMEM_MAX {
             Some(format!("needs more than {} KiB of shared memory", MMAL_SMEM_MAX / 1024))
         } else if !quant && !p.k.is_multiple_of(32 * vv as usize) {
             Some(format!("needs K % {} == 0, got K = {}", 32 * vv, p.k))

@@ -3,7 +3,6 @@
 mod common;
 use common::Restricted;
 use gemmtune::backend::cpu::CpuBackend;
-use gemmtune::backend::Backend;
 use gemmtune::problem::{DType, Problem};
 use gemmtune::tune::{tune_problem, TuneConfig};
 use std::time::Duration;

@@ -11,15 +11,19 @@ cargo build --release --locked -q
 g=target/release/gemmtune
 out=target/ci-bench
 mkdir -p "$out"
-# Speedups depend on the instruction set (the decode kernel's AVX-512 path gains more than
-# its AVX2 path), so each CPU kind has its own baseline; a kind without one runs the gate's
-# stale check only (tuned slower than default in this run fails).
+# Speedups depend on the CPU: the decode kernel's AVX-512 path gains more than its AVX2
+# path, and on the same instruction set an AMD EPYC and an Intel Xeon VM differ (on
+# 2026-12-04 a fresh clone failed every attempt against the EPYC baseline on a Xeon VM:
+# lm_head at M = 4 gained 1.3-1.5x there against 2.35x on the EPYC). So each CPU vendor
+# and instruction-set kind has its own baseline; a kind without one runs the gate's stale
+# check only (tuned slower than default in this run fails).
 arch=$($g backends | awk '/^cpu/{f=1} f && $1=="arch"{print $2; exit}')
-baseline=docs/ci/bench-baseline-$arch.json
+vendor=$(awk -F': *' '/^vendor_id/{print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+baseline=docs/ci/bench-baseline-${vendor:-unknown}-$arch.json
 if [ -f "$baseline" ]; then
   against=(--baseline "$baseline")
 else
-  echo "ci-bench: no baseline for CPU kind '$arch' (docs/ci/); checking tuned >= default only"
+  echo "ci-bench: no baseline for CPU kind '${vendor:-unknown} $arch' ($baseline); checking tuned >= default only"
   against=()
 fi
 # Shared 2-vCPU CI machines vary run to run (copy bandwidth 12-24 GB/s within one day here),

@@ -72,6 +72,32 @@ fn decode_kernels_in_other_layouts_and_batches() {
 }
 
 #[test]
+fn skinny_every_instruction_set_tile_and_row_block() {
+    // Candidates list only the best instruction sets here and the blocks their registers
+    // hold; every id that parses must still compute right, including the remainder rows
+    // of a row block and the portable fallback. One thread takes all N rows (7: a block
+    // of 4, one of 2, one row); two threads split 61 rows into 8 tasks of up to 8 rows.
+    let b = CpuBackend::new();
+    for d in DType::ALL {
+        for (m, n, k, t) in [(4, 7, 64, 1), (9, 61, 37, 2)] {
+            let p = Problem::linear(d, m, n, k).unwrap();
+            let mut ids = Vec::new();
+            for isa in ["portable", "avx2", "avx512"] {
+                for (mt, nr) in [(1, 1), (1, 4), (4, 2), (4, 4), (8, 2)] {
+                    let id = KernelId::new(format!("cpu:skinny:{isa}:m{mt}:n{nr}:t{t}"));
+                    match b.resolve(&p, &id) {
+                        Ok(_) => ids.push(id),
+                        Err(e) => assert!(isa != "portable" && e.to_string().contains("lacks"), "{id}: {e}"),
+                    }
+                }
+            }
+            assert!(ids.len() >= 5);
+            check(&b, &p, &ids);
+        }
+    }
+}
+
+#[test]
 fn quantized_weights_every_kernel_every_format() {
     let b = CpuBackend::new();
     // K a multiple of the block (32, or 128 for g128); M across decode tiles and a short

@@ -64,7 +64,9 @@ impl CpuKernel {
         KernelId(match self {
             CpuKernel::Gemm { threads } => format!("cpu:gemm:t{threads}"),
             CpuKernel::MatrixMultiply { threads } => format!("cpu:matrixmultiply:t{threads}"),
-            CpuKernel::Skinny(s) => format!("cpu:skinny:{}:m{}:t{}", s.isa.name(), s.mt, s.threads),
+            // One W row at a time keeps the id it had before `nr` existed.
+            CpuKernel::Skinny(s) if s.nr == 1 => format!("cpu:skinny:{}:m{}:t{}", s.isa.name(), s.mt, s.threads),
+            CpuKernel::Skinny(s) => format!("cpu:skinny:{}:m{}:n{}:t{}", s.isa.name(), s.mt, s.nr, s.threads),
             CpuKernel::DequantGemm { threads } => format!("cpu:dqgemm:t{threads}"),
             CpuKernel::QPanel { rows, threads } => format!("cpu:qpanel:r{rows}:t{threads}"),
             CpuKernel::QDot(q) => format!("cpu:qdot:{}:m{}:n{}:t{}", q.isa.name(), q.mt, q.nr, q.threads),
@@ -115,14 +117,15 @@ impl CpuKernel {
             ["cpu", "qtile", "avx2", t] => Ok(CpuKernel::QTile(QTile { threads: threads(t)? })),
             ["cpu", "gemm", t] => Ok(CpuKernel::Gemm { threads: threads(t)? }),
             ["cpu", "matrixmultiply", t] => Ok(CpuKernel::MatrixMultiply { threads: threads(t)? }),
-            ["cpu", "skinny", isa, mt, t] => {
-                let isa = Isa::parse(isa).ok_or_else(|| format!("unknown instruction set '{isa}' in '{id}'"))?;
-                let mt = mt
-                    .strip_prefix('m')
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .filter(|v| skinny::TILES.contains(v))
-                    .ok_or_else(|| format!("bad tile '{mt}' in kernel id '{id}'"))?;
-                Ok(CpuKernel::Skinny(Skinny { isa, mt, threads: threads(t)? }))
+            ["cpu", "skinny", i, mt, t] => {
+                Ok(CpuKernel::Skinny(Skinny { isa: isa(i)?, mt: param(mt, 'm', &skinny::TILES)?, nr: 1, threads: threads(t)? }))
+            }
+            ["cpu", "skinny", i, mt, nr, t] => {
+                let (mt, nr) = (param(mt, 'm', &skinny::TILES)?, param(nr, 'n', &skinny::ROWS)?);
+                if !Skinny::valid(mt, nr) {
+                    return Err(format!("'{id}': m{mt} x n{nr} needs more accumulators than registers"));
+                }
+                Ok(CpuKernel::Skinny(Skinny { isa: isa(i)?, mt, nr, threads: threads(t)? }))
             }
             ["cpu", "test", what] => TestKernel::parse(what)
                 .map(CpuKernel::Test)
@@ -342,8 +345,10 @@ impl Backend for CpuBackend {
         if Skinny::supports(p) {
             for isa in Isa::offered() {
                 for mt in skinny::TILES.into_iter().filter(|&mt| mt == 1 || mt <= p.m) {
-                    for &t in &self.thread_options() {
-                        ks.push(CpuKernel::Skinny(Skinny { isa, mt, threads: t }));
+                    for nr in skinny::ROWS.into_iter().filter(|&nr| Skinny::offered(isa, mt, nr)) {
+                        for &t in &self.thread_options() {
+                            ks.push(CpuKernel::Skinny(Skinny { isa, mt, nr, threads: t }));
+                        }
                     }
                 }
             }
@@ -536,7 +541,7 @@ impl Backend for CpuBackend {
         let mut v = vec![CpuKernel::Gemm { threads: t }.id(), CpuKernel::MatrixMultiply { threads: t }.id()];
         if Skinny::supports(p) {
             let isa = Isa::offered()[0];
-            v.push(CpuKernel::Skinny(Skinny { isa, mt: if p.m >= 4 { 4 } else { 1 }, threads: t }).id());
+            v.push(CpuKernel::Skinny(Skinny { isa, mt: if p.m >= 4 { 4 } else { 1 }, nr: 1, threads: t }).id());
         }
         v
     }
@@ -559,12 +564,22 @@ mod tests {
                 b.resolve(&p, &c.id).unwrap();
             }
         }
-        for bad in ["cpu:gemm", "cpu:gemm:t0", "cpu:gemm:x2", "cpu:skinny:sse9:m1:t1", "cpu:skinny:avx2:m3:t1", "cuda:x", "cpu:test:nope"] {
+        for bad in ["cpu:gemm", "cpu:gemm:t0", "cpu:gemm:x2", "cpu:skinny:sse9:m1:t1", "cpu:skinny:avx2:m3:t1", "cpu:skinny:avx2:m4:n3:t1", "cpu:skinny:avx512:m8:n4:t1", "cuda:x", "cpu:test:nope"] {
             assert!(CpuKernel::parse(bad).is_err(), "{bad}");
         }
+        // Skinny ids from before W-row blocking select one row at a time, as they did;
+        // blocked ids spell out `n`.
+        let old = CpuKernel::parse("cpu:skinny:avx2:m4:t1").unwrap();
+        assert_eq!(old, CpuKernel::Skinny(Skinny { isa: Isa::Avx2, mt: 4, nr: 1, threads: 1 }));
+        assert_eq!(old.id().as_str(), "cpu:skinny:avx2:m4:t1");
+        let blocked = CpuKernel::Skinny(Skinny { isa: Isa::Avx512, mt: 4, nr: 2, threads: 2 }).id();
+        assert_eq!(blocked.as_str(), "cpu:skinny:avx512:m4:n2:t2");
+        // Blocked variants the registers cannot hold are not offered (AVX2: 16 registers).
+        assert!(Skinny::offered(Isa::Avx512, 4, 4) && !Skinny::offered(Isa::Avx2, 4, 4));
+        assert!(Skinny::offered(Isa::Avx2, 8, 1) && !Skinny::offered(Isa::Avx2, 8, 2));
         // The skinny kernel is not resolvable for prefill shapes.
         let big = Problem::linear(DType::F32, 64, 8, 8).unwrap();
-        let id = CpuKernel::Skinny(Skinny { isa: Isa::Portable, mt: 1, threads: 1 }).id();
+        let id = CpuKernel::Skinny(Skinny { isa: Isa::Portable, mt: 1, nr: 1, threads: 1 }).id();
         assert!(b.resolve(&big, &id).unwrap_err().to_string().contains("M <= 16"));
         // Test kernels need opting in.
         let plain = CpuBackend::new();

@@ -20,6 +20,13 @@ use crate::problem::Problem;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
 
+/// How far ahead of the row being read W is prefetched into L2. The hardware prefetcher
+/// alone leaves this loop well short of the memory's read rate on a 2-core Xeon VM: the
+/// dot products and the loads take turns instead of overlapping. 4.6-37 KB ahead all gave
+/// the same gain in a standalone probe (M = 4, 4x49152x576: 6.7 -> 4.7 ms); the middle is
+/// taken, which for very long rows is still inside the current row.
+const PREFETCH_BYTES: usize = 16 << 10;
+
 /// Largest M the kernel is offered for.
 pub const MAX_M: usize = 16;
 
@@ -29,10 +36,28 @@ pub struct Skinny {
     pub isa: Isa,
     /// X rows dotted per loaded W row.
     pub mt: usize,
+    /// W rows dotted together: each loaded X vector serves `nr` W rows, which cuts the
+    /// X traffic (from L2 once X outgrows L1) and the loads per FMA by `nr`.
+    pub nr: usize,
     pub threads: usize,
 }
 
 pub const TILES: [usize; 3] = [1, 4, 8];
+pub const ROWS: [usize; 3] = [1, 2, 4];
+
+impl Skinny {
+    /// Ids that parse: at most 16 accumulators (`mt * nr`).
+    pub fn valid(mt: usize, nr: usize) -> bool {
+        TILES.contains(&mt) && ROWS.contains(&nr) && mt * nr <= 16
+    }
+
+    /// Variants the tuner tries: with W rows blocked (`nr > 1`), the accumulators, the
+    /// `nr` W vectors and one X vector must fit the registers (32 with AVX-512, 16 with
+    /// AVX2, where 4x4 and 8x2 would spill). `nr = 1` keeps every tile it always had.
+    pub fn offered(isa: Isa, mt: usize, nr: usize) -> bool {
+        Skinny::valid(mt, nr) && (nr == 1 || isa == Isa::Avx512 || mt * nr <= 8)
+    }
+}
 
 impl Skinny {
     pub fn supports(p: &Problem) -> bool {
@@ -42,27 +67,35 @@ impl Skinny {
     pub fn run(&self, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) {
         assert!(Skinny::supports(p), "skinny kernel called for unsupported {p}");
         let xf = x.as_f32();
-        let mut yf = vec![0.0f32; p.m * p.n];
+        // f32 outputs are written in place; half outputs go through one f32 scratch.
+        let mut scratch = match y {
+            HostTensor::F32(_) => Vec::new(),
+            _ => vec![0.0f32; p.m * p.n],
+        };
         for b in 0..p.batch {
             let xb = &xf[b * p.m * p.k..(b + 1) * p.m * p.k];
             let (n, k) = (p.n, p.k);
+            let out = b * p.m * p.n..(b + 1) * p.m * p.n;
+            let yf = match y {
+                HostTensor::F32(v) => &mut v[out.clone()],
+                _ => &mut scratch[..],
+            };
             match w {
-                HostTensor::F32(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], &mut yf),
-                HostTensor::BF16(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], &mut yf),
-                HostTensor::F16(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], &mut yf),
+                HostTensor::F32(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], yf),
+                HostTensor::BF16(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], yf),
+                HostTensor::F16(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], yf),
                 HostTensor::Quant(_) => unreachable!("resolve refuses packed weights"),
             }
-            let out = b * p.m * p.n..(b + 1) * p.m * p.n;
             match y {
-                HostTensor::F32(v) => v[out].copy_from_slice(&yf),
-                HostTensor::BF16(v) => v[out].convert_from_f32_slice(&yf),
-                HostTensor::F16(v) => v[out].convert_from_f32_slice(&yf),
+                HostTensor::F32(_) => {}
+                HostTensor::BF16(v) => v[out].convert_from_f32_slice(&scratch),
+                HostTensor::F16(v) => v[out].convert_from_f32_slice(&scratch),
                 HostTensor::Quant(_) => unreachable!("packed weights are never an output"),
             }
         }
     }
 
-    fn run_batch<E: Widen>(&self, p: &Problem, x: &[f32], w: &[E], y: &mut [f32]) {
+    fn run_batch<E: Weight>(&self, p: &Problem, x: &[f32], w: &[E], y: &mut [f32]) {
         let (n, k) = (p.n, p.k);
         // Enough tasks to balance the threads, each a few hundred KB of W.
         let tasks = if self.threads <= 1 { 1 } else { (self.threads * 4).min(n) };
@@ -74,7 +107,7 @@ impl Skinny {
             if j0 >= j1 {
                 return;
             }
-            let job = Job { x, w: &w[j0 * k..j1 * k], m: p.m, k, n, j0, mt: self.mt, y: yp };
+            let job = Job { x, w: &w[j0 * k..j1 * k], m: p.m, k, n, j0, mt: self.mt, nr: self.nr, y: yp };
             // SAFETY: the ISA was checked when the kernel was resolved (`Isa::available`);
             // the job writes only columns j0..j1 of Y, disjoint across tasks.
             unsafe {
@@ -93,38 +126,45 @@ impl Skinny {
     }
 }
 
-/// Weight element types widened to f32 on the fly.
-pub trait Widen: Copy + Send + Sync {
-    fn widen(src: &[Self], dst: &mut [f32]);
-    /// Borrow as f32 when no conversion is needed.
-    fn as_f32(src: &[Self]) -> Option<&[f32]>;
+/// Weight element types, widened to f32 in registers as they are loaded (no staging
+/// buffer: a widened copy would be stored and loaded again, which at bf16 cost more than
+/// the halved memory traffic saved).
+pub trait Weight: Copy + Send + Sync {
+    /// `S::LANES` weights from `p` as f32.
+    ///
+    /// # Safety
+    /// As `F32s::load`: inside code compiled for `S`, `S::LANES` values readable at `p`.
+    unsafe fn load<S: F32s>(p: *const Self) -> S::V;
+    fn to_f32(self) -> f32;
 }
-impl Widen for f32 {
-    fn widen(src: &[f32], dst: &mut [f32]) {
-        dst.copy_from_slice(src)
-    }
-    fn as_f32(src: &[f32]) -> Option<&[f32]> {
-        Some(src)
-    }
-}
-impl Widen for bf16 {
+impl Weight for f32 {
     #[inline(always)]
-    fn widen(src: &[bf16], dst: &mut [f32]) {
-        // A shift, which vectorizes in the caller's instruction set.
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = f32::from_bits((s.to_bits() as u32) << 16);
-        }
+    unsafe fn load<S: F32s>(p: *const f32) -> S::V {
+        S::load(p)
     }
-    fn as_f32(_: &[bf16]) -> Option<&[f32]> {
-        None
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
     }
 }
-impl Widen for f16 {
-    fn widen(src: &[f16], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst) // F16C when present
+impl Weight for bf16 {
+    #[inline(always)]
+    unsafe fn load<S: F32s>(p: *const bf16) -> S::V {
+        S::load_bf16(p as *const u16)
     }
-    fn as_f32(_: &[f16]) -> Option<&[f32]> {
-        None
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+}
+impl Weight for f16 {
+    #[inline(always)]
+    unsafe fn load<S: F32s>(p: *const f16) -> S::V {
+        S::load_f16(p as *const u16)
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
     }
 }
 
@@ -136,96 +176,133 @@ struct Job<'a, E> {
     n: usize,
     j0: usize,
     mt: usize,
+    nr: usize,
     y: SendPtr<f32>,
 }
 
-impl<E: Widen> Job<'_, E> {
+impl<E: Weight> Job<'_, E> {
     #[inline(always)]
     unsafe fn run<S: F32s>(&self) {
-        let (k, m) = (self.k, self.m);
-        let mut wide = vec![0.0f32; if E::as_f32(self.w).is_some() { 0 } else { k }];
-        for (r, wrow) in self.w.chunks_exact(k).enumerate() {
-            let wrow: &[f32] = match E::as_f32(wrow) {
-                Some(f) => f,
-                None => {
-                    E::widen(wrow, &mut wide);
-                    &wide
-                }
+        let k = self.k;
+        let rows = self.w.len() / k;
+        let mut r = 0;
+        while r < rows {
+            r += match (self.nr, rows - r) {
+                (4.., 4..) => self.rows::<S, 4>(r),
+                (2.., 2..) => self.rows::<S, 2>(r),
+                _ => self.rows::<S, 1>(r),
             };
-            let j = self.j0 + r;
-            let mut i = 0;
-            while i < m {
-                let left = m - i;
-                let y = self.y.get();
-                macro_rules! tile {
-                    ($t:literal) => {{
-                        let d = dots::<S, $t>(self.x, i, k, wrow);
-                        for t in 0..$t {
-                            *y.add((i + t) * self.n + j) = d[t];
+        }
+    }
+
+    /// Y columns of W rows `r..r + R` of this job, for every X row; returns R.
+    #[inline(always)]
+    unsafe fn rows<S: F32s, const R: usize>(&self, r: usize) -> usize {
+        let (k, m) = (self.k, self.m);
+        let group = &self.w[r * k..(r + R) * k];
+        // Ahead, but not past this job's rows: on small weights that sit in cache the
+        // wasted lines would cost more than the prefetch gains.
+        let ahead = (std::mem::size_of_val(&self.w[r * k..]) as isize - PREFETCH_BYTES as isize)
+            .clamp(0, std::mem::size_of_val(group) as isize) as usize;
+        simd::prefetch_l2((group.as_ptr() as *const u8).wrapping_add(PREFETCH_BYTES), ahead);
+        let w: [*const E; R] = std::array::from_fn(|q| group[q * k..].as_ptr());
+        let j = self.j0 + r;
+        let y = self.y.get();
+        let mut i = 0;
+        while i < m {
+            macro_rules! tile {
+                ($t:literal) => {{
+                    let d = dots::<S, E, R, $t>(self.x, i, k, w);
+                    for (q, dq) in d.iter().enumerate() {
+                        for (t, v) in dq.iter().enumerate() {
+                            *y.add((i + t) * self.n + j + q) = *v;
                         }
-                        i += $t;
-                    }};
-                }
-                match (self.mt, left) {
-                    (8.., 8..) => tile!(8),
-                    (4.., 4..) => tile!(4),
-                    (2.., 2..) => tile!(2),
-                    _ => tile!(1),
-                }
+                    }
+                    i += $t;
+                }};
+            }
+            match (self.mt, m - i) {
+                (8.., 8..) => tile!(8),
+                (4.., 4..) => tile!(4),
+                (2.., 2..) => tile!(2),
+                _ => tile!(1),
             }
         }
+        R
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-unsafe fn job_avx512<E: Widen>(job: &Job<'_, E>) {
+unsafe fn job_avx512<E: Weight>(job: &Job<'_, E>) {
     job.run::<simd::Avx512>()
 }
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn job_avx2<E: Widen>(job: &Job<'_, E>) {
+unsafe fn job_avx2<E: Weight>(job: &Job<'_, E>) {
     job.run::<simd::Avx2>()
 }
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn job_avx512<E: Widen>(job: &Job<'_, E>) {
+unsafe fn job_avx512<E: Weight>(job: &Job<'_, E>) {
     job.run::<simd::Scalar>()
 }
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn job_avx2<E: Widen>(job: &Job<'_, E>) {
+unsafe fn job_avx2<E: Weight>(job: &Job<'_, E>) {
     job.run::<simd::Scalar>()
 }
 
-/// Dot products of X rows `i0..i0+T` with one W row: two accumulator vectors per row
-/// (enough independent FMAs in flight), then a horizontal sum and a scalar tail.
+/// Dot products of X rows `i0..i0+T` with W rows `w[0..R]`: one accumulator per pair,
+/// doubled (two vectors per step) when there are 4 pairs or fewer, so enough independent
+/// FMAs are in flight; then a horizontal sum and a scalar tail. With R = 1 this is the
+/// kernel's original loop, so ids without an `n` part give the same results as before.
 ///
 /// SAFETY: the caller's instruction set must support `S`; `x` holds rows `i0..i0+T` of
-/// length `k`, `w` holds `k` elements.
+/// length `k`, each `w[q]` points at `k` readable elements.
 #[inline(always)]
-unsafe fn dots<S: F32s, const T: usize>(x: &[f32], i0: usize, k: usize, w: &[f32]) -> [f32; T] {
-    debug_assert!(x.len() >= (i0 + T) * k && w.len() >= k);
+unsafe fn dots<S: F32s, E: Weight, const R: usize, const T: usize>(
+    x: &[f32],
+    i0: usize,
+    k: usize,
+    w: [*const E; R],
+) -> [[f32; T]; R] {
+    debug_assert!(x.len() >= (i0 + T) * k);
     let xp: [*const f32; T] = std::array::from_fn(|t| x.as_ptr().add((i0 + t) * k));
-    let wp = w.as_ptr();
-    let step = 2 * S::LANES;
+    let two = R * T <= 4 || R == 1;
+    let step = if two { 2 * S::LANES } else { S::LANES };
     let body = k / step * step;
-    let mut a0 = [S::zero(); T];
-    let mut a1 = [S::zero(); T];
+    let mut a0 = [[S::zero(); T]; R];
+    let mut a1 = [[S::zero(); T]; R];
     let mut c = 0;
     while c < body {
-        let w0 = S::load(wp.add(c));
-        let w1 = S::load(wp.add(c + S::LANES));
+        let w0: [S::V; R] = std::array::from_fn(|q| E::load::<S>(w[q].add(c)));
         for t in 0..T {
-            a0[t] = S::fma(S::load(xp[t].add(c)), w0, a0[t]);
-            a1[t] = S::fma(S::load(xp[t].add(c + S::LANES)), w1, a1[t]);
+            let xv = S::load(xp[t].add(c));
+            for q in 0..R {
+                a0[q][t] = S::fma(xv, w0[q], a0[q][t]);
+            }
+        }
+        if two {
+            let w1: [S::V; R] = std::array::from_fn(|q| E::load::<S>(w[q].add(c + S::LANES)));
+            for t in 0..T {
+                let xv = S::load(xp[t].add(c + S::LANES));
+                for q in 0..R {
+                    a1[q][t] = S::fma(xv, w1[q], a1[q][t]);
+                }
+            }
         }
         c += step;
     }
-    std::array::from_fn(|t| {
-        let mut s = S::hsum(S::add(a0[t], a1[t]));
-        for kk in body..k {
-            s += *xp[t].add(kk) * *wp.add(kk);
+    // Plain loops rather than nested `array::from_fn`: with those, LLVM kept the
+    // accumulators in memory (a store after every FMA above, 1.5x slower at M = 8).
+    let mut out = [[0.0f32; T]; R];
+    for q in 0..R {
+        for t in 0..T {
+            let mut s = S::hsum(if two { S::add(a0[q][t], a1[q][t]) } else { a0[q][t] });
+            for kk in body..k {
+                s += *xp[t].add(kk) * (*w[q].add(kk)).to_f32();
+            }
+            out[q][t] = s;
         }
-        s
-    })
+    }
+    out
 }
-

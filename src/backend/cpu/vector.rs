@@ -16,6 +16,10 @@ pub trait F32s {
     unsafe fn zero() -> Self::V;
     unsafe fn splat(v: f32) -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
+    /// `LANES` bf16 values from `p` widened to f32 (a 16-bit shift, exact).
+    unsafe fn load_bf16(p: *const u16) -> Self::V;
+    /// `LANES` f16 values from `p` widened to f32 (F16C on x86, exact).
+    unsafe fn load_f16(p: *const u16) -> Self::V;
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn hsum(v: Self::V) -> f32;
@@ -35,6 +39,12 @@ impl F32s for Scalar {
     unsafe fn load(p: *const f32) -> f32 {
         *p
     }
+    unsafe fn load_bf16(p: *const u16) -> f32 {
+        f32::from_bits((*p as u32) << 16)
+    }
+    unsafe fn load_f16(p: *const u16) -> f32 {
+        half::f16::from_bits(*p).to_f32()
+    }
     unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
         a * b + c
     }
@@ -48,6 +58,23 @@ impl F32s for Scalar {
 
 #[cfg(target_arch = "x86_64")]
 pub use x86::{f16_at, Avx2, Avx512};
+
+/// Asks for the cache lines of `bytes` bytes from `p` to be brought into L2 ahead of use.
+/// A hint only: addresses past the end of an allocation are allowed (a prefetch never
+/// faults), hence the raw `usize` arithmetic. No-op off x86-64.
+#[inline(always)]
+pub fn prefetch_l2(p: *const u8, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..bytes).step_by(64) {
+        // SAFETY: PREFETCHT1 (SSE, part of x86-64) reads nothing architecturally and
+        // cannot fault, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.wrapping_add(line) as *const i8)
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, bytes);
+}
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -81,6 +108,14 @@ mod x86 {
             _mm512_loadu_ps(p)
         }
         #[inline(always)]
+        unsafe fn load_bf16(p: *const u16) -> __m512 {
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const __m256i))))
+        }
+        #[inline(always)]
+        unsafe fn load_f16(p: *const u16) -> __m512 {
+            _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+        }
+        #[inline(always)]
         unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
             _mm512_fmadd_ps(a, b, c)
         }
@@ -109,6 +144,14 @@ mod x86 {
         #[inline(always)]
         unsafe fn load(p: *const f32) -> __m256 {
             _mm256_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn load_bf16(p: *const u16) -> __m256 {
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i))))
+        }
+        #[inline(always)]
+        unsafe fn load_f16(p: *const u16) -> __m256 {
+            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
         }
         #[inline(always)]
         unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {

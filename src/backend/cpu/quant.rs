@@ -181,6 +181,8 @@ impl Job<'_> {
     /// W rows `j..j+R` against every X row, `mt` X rows at a time.
     #[inline(always)]
     unsafe fn rows<S: simd::Simd, const F: u8, const R: usize>(&self, j: usize) {
+        let rows = self.w.as_ptr().add(j * self.rb);
+        super::vector::prefetch_ahead(rows, R * self.rb, self.w.as_ptr().add(self.j1 * self.rb));
         let mut i = 0;
         while i < self.m {
             // The largest tile that fits the rows left (8 only with one W row: registers).

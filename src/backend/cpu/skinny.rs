@@ -13,19 +13,12 @@
 //! time before use.
 
 use super::libs::SendPtr;
+use super::quant::split_rows;
 use super::sysinfo::Isa;
 use super::tensor::HostTensor;
 use super::vector::{self as simd, F32s};
 use crate::problem::Problem;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
-use rayon::prelude::*;
-
-/// How far ahead of the row being read W is prefetched into L2. The hardware prefetcher
-/// alone leaves this loop well short of the memory's read rate on a 2-core Xeon VM: the
-/// dot products and the loads take turns instead of overlapping. 4.6-37 KB ahead all gave
-/// the same gain in a standalone probe (M = 4, 4x49152x576: 6.7 -> 4.7 ms); the middle is
-/// taken, which for very long rows is still inside the current row.
-const PREFETCH_BYTES: usize = 16 << 10;
 
 /// Largest M the kernel is offered for.
 pub const MAX_M: usize = 16;
@@ -97,16 +90,8 @@ impl Skinny {
 
     fn run_batch<E: Weight>(&self, p: &Problem, x: &[f32], w: &[E], y: &mut [f32]) {
         let (n, k) = (p.n, p.k);
-        // Enough tasks to balance the threads, each a few hundred KB of W.
-        let tasks = if self.threads <= 1 { 1 } else { (self.threads * 4).min(n) };
-        let rows_per_task = n.div_ceil(tasks);
         let yp = SendPtr(y.as_mut_ptr());
-        let task = |t: usize| {
-            let j0 = t * rows_per_task;
-            let j1 = (j0 + rows_per_task).min(n);
-            if j0 >= j1 {
-                return;
-            }
+        split_rows(n, self.threads, self.nr, |j0, j1| {
             let job = Job { x, w: &w[j0 * k..j1 * k], m: p.m, k, n, j0, mt: self.mt, nr: self.nr, y: yp };
             // SAFETY: the ISA was checked when the kernel was resolved (`Isa::available`);
             // the job writes only columns j0..j1 of Y, disjoint across tasks.
@@ -117,12 +102,7 @@ impl Skinny {
                     Isa::Portable => job.run::<simd::Scalar>(),
                 }
             }
-        };
-        if tasks == 1 {
-            task(0);
-        } else {
-            (0..tasks).into_par_iter().for_each(task);
-        }
+        });
     }
 }
 
@@ -200,11 +180,7 @@ impl<E: Weight> Job<'_, E> {
     unsafe fn rows<S: F32s, const R: usize>(&self, r: usize) -> usize {
         let (k, m) = (self.k, self.m);
         let group = &self.w[r * k..(r + R) * k];
-        // Ahead, but not past this job's rows: on small weights that sit in cache the
-        // wasted lines would cost more than the prefetch gains.
-        let ahead = (std::mem::size_of_val(&self.w[r * k..]) as isize - PREFETCH_BYTES as isize)
-            .clamp(0, std::mem::size_of_val(group) as isize) as usize;
-        simd::prefetch_l2((group.as_ptr() as *const u8).wrapping_add(PREFETCH_BYTES), ahead);
+        simd::prefetch_ahead(group.as_ptr() as *const u8, std::mem::size_of_val(group), self.w.as_ptr_range().end as *const u8);
         let w: [*const E; R] = std::array::from_fn(|q| group[q * k..].as_ptr());
         let j = self.j0 + r;
         let y = self.y.get();

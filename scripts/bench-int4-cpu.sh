@@ -17,8 +17,8 @@
 # here), as in the runs before 2026-11-25 12:30 UTC, while llama.cpp keeps its warm-up.
 #
 # Threads: all CPUs for both (gemmtune's kernels use the thread counts its table names).
-# When tables/cpu-smollm2-135m.csv was tuned on another machine (its rows do not fit
-# here), the f32 runs use a table tuned here first into .bench/ (git-ignored).
+# When tables/cpu-smollm2-135m.csv or -q.csv was tuned on another machine (its rows do
+# not fit here), that run uses a table tuned here first into .bench/ (git-ignored).
 #
 # Usage: scripts/bench-int4-cpu.sh [--runs N] [--cold]
 set -euo pipefail
@@ -43,12 +43,20 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs, threads $THREADS, load $(cut -d' ' -f1-3 /proc/loadavg), gemmtune warm-up generations $WARMUP"
 
-F32_TABLE=tables/cpu-smollm2-135m.csv
-if ! target/release/gemmtune table validate --strict $F32_TABLE >/dev/null 2>&1; then
-  F32_TABLE=.bench/cpu-smollm2-135m-here.csv
-  echo "tables/cpu-smollm2-135m.csv does not fit this machine: tuning $F32_TABLE"
-  target/release/gemmtune tune --shapes shapes/smollm2-135m.csv --out $F32_TABLE -q
-fi
+# A committed table whose rows do not fit this machine (tuned on another CPU) would leave
+# every GEMM on the default: tune one here first instead.
+table_here() { # committed-table shapes-file name
+  if target/release/gemmtune table validate --strict "$1" >/dev/null 2>&1; then
+    echo "$1"
+  else
+    echo "$1 does not fit this machine: tuning .bench/$3" >&2
+    target/release/gemmtune tune --shapes "$2" --out ".bench/$3" -q >&2
+    echo ".bench/$3"
+  fi
+}
+mkdir -p .bench
+F32_TABLE=$(table_here tables/cpu-smollm2-135m.csv shapes/smollm2-135m.csv cpu-smollm2-135m-here.csv)
+Q_TABLE=$(table_here tables/cpu-smollm2-135m-q.csv shapes/smollm2-135m-q.csv cpu-smollm2-135m-q-here.csv)
 
 # gemmtune: `generate` prints the timings on stderr.
 gemmtune_run() { # name weights table run
@@ -101,7 +109,7 @@ print(f"llama.cpp run {run}: prefill: {len(toks)} tokens in {pre:.3f} s ({len(to
 PYEOF
 
 for run in $(seq "$RUNS"); do
-  gemmtune_run gemmtune-native native tables/cpu-smollm2-135m-q.csv "$run"
+  gemmtune_run gemmtune-native native $Q_TABLE "$run"
   gemmtune_run gemmtune-f32 f32 $F32_TABLE "$run"
   "$PY" "$OUT/llama.py" "$M" "$P" "$THREADS" "$run" "$OUT"
 done

@@ -3,7 +3,8 @@
 //! Candidate families and their ids:
 //! - `cpu:gemm:t<threads>` — the `gemm` crate; `cpu:gemm:t<all>` is the default.
 //! - `cpu:matrixmultiply:t<threads>` — the `matrixmultiply` crate, N split over threads.
-//! - `cpu:skinny:<isa>:m<tile>:t<threads>` — our decode kernel (M ≤ 16, layout TN).
+//! - `cpu:skinny:<isa>:m<tile>[:n<rows>]:t<threads>` — our decode kernel (M ≤ 16, layout
+//!   TN; `n` W rows per block, 1 when absent as in ids from before blocking existed).
 //! - quantized weights (`f32/q4_1`, `f32/q8_0`, `f32/g128` problems; see `quant.rs`):
 //!   `cpu:dqgemm:t<threads>` (dequantize W, then `gemm`; the default),
 //!   `cpu:qpanel:r<rows>:t<threads>` (dequantize panel by panel, prefill) and
@@ -218,8 +219,8 @@ impl CpuBackend {
     }
 
     /// Runs `k` on host tensors directly (the runtime's entry point on the CPU).
-    pub fn run_host(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) {
-        let threads = match k {
+    fn threads_of(&self, k: &CpuKernel) -> usize {
+        match k {
             CpuKernel::Gemm { threads }
             | CpuKernel::MatrixMultiply { threads }
             | CpuKernel::DequantGemm { threads }
@@ -230,7 +231,11 @@ impl CpuBackend {
             CpuKernel::QPair(q) => q.threads,
             CpuKernel::QTile(q) => q.threads,
             CpuKernel::Test(_) => self.threads,
-        };
+        }
+    }
+
+    pub fn run_host(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) {
+        let threads = self.threads_of(k);
         let packed = || match w {
             HostTensor::Quant(q) => q,
             _ => panic!("{} needs packed weights", k.id()),
@@ -512,13 +517,23 @@ impl Backend for CpuBackend {
     }
 
     fn time(&self, k: &CpuKernel, p: &Problem, sets: &mut [Operands<HostTensor>], calls: usize) -> Result<f64> {
-        let start = Instant::now();
-        for i in 0..calls {
-            let n = sets.len();
-            let Operands { x, w, y } = &mut sets[i % n];
-            self.run_host(k, p, x, w, y);
-        }
-        Ok(start.elapsed().as_secs_f64() / calls.max(1) as f64)
+        let mut body = || {
+            let start = Instant::now();
+            for i in 0..calls {
+                let n = sets.len();
+                let Operands { x, w, y } = &mut sets[i % n];
+                self.run_host(k, p, x, w, y);
+            }
+            start.elapsed().as_secs_f64() / calls.max(1) as f64
+        };
+        // The calls run on a worker of the kernel's pool, as the runtime's do (its whole
+        // forward step runs inside `install`), so that each call forks and joins within
+        // the pool. Called from outside, every call is handed to a worker and the caller
+        // sleeps until it is done: on a 2-vCPU VM that hand-off doubled some samples of
+        // two-thread kernels at 20 us (bimodal 20 / 40-65 us), and the tuner picked
+        // single-thread kernels that run 1.3-1.5x slower in the runtime.
+        let threads = self.threads_of(k);
+        Ok(if threads <= 1 { body() } else { self.pool(threads).install(body) })
     }
 
     fn cache_bytes(&self) -> usize {

@@ -1,9 +1,10 @@
 //! Our own decode kernel: `Y[M,N] = X[M,K] · W[N,K]^T` for small M (≤ 16), layout TN.
 //!
 //! Decode is memory-bound: W (megabytes) streams from memory once while X (a few rows)
-//! stays in L1. So the kernel walks W row by row, each W row loaded once and dotted with
-//! `mt` rows of X at a time, and splits N across threads. bf16/f16 weights are widened
-//! to f32 on the fly, which halves the bytes streamed compared with f32 weights.
+//! stays in cache. So the kernel walks W in blocks of `nr` rows (1, 2 or 4), each block
+//! loaded once and dotted with `mt` rows of X at a time, prefetches W into L2 ahead of
+//! the loads, and splits N across threads. bf16/f16 weights are widened to f32 in
+//! registers as they are loaded, which halves the bytes streamed compared with f32.
 //!
 //! No crate offers a GEMV-shaped kernel with this loop order and on-the-fly widening
 //! (`gemm` and `matrixmultiply` pack panels, which costs more than it saves at M ≤ 16),

@@ -203,10 +203,16 @@ impl CpuBackend {
     /// any rayon work inside) fork and join within that pool instead of each waking the
     /// workers up from outside: the runtime runs a whole forward step this way.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        if self.threads <= 1 {
+        self.on_pool(self.threads, f)
+    }
+
+    /// Runs `f` on a worker of the `threads` pool (at once for one thread, or when the
+    /// caller already is one of that pool's workers).
+    fn on_pool<R: Send>(&self, threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        if threads <= 1 {
             f()
         } else {
-            self.pool(self.threads).install(f)
+            self.pool(threads).install(f)
         }
     }
 
@@ -240,7 +246,7 @@ impl CpuBackend {
             HostTensor::Quant(q) => q,
             _ => panic!("{} needs packed weights", k.id()),
         };
-        let mut body = || match k {
+        let body = || match k {
             CpuKernel::Gemm { threads } => libs::gemm_crate(p, x, w, y, *threads),
             CpuKernel::MatrixMultiply { threads } => libs::matrixmultiply(p, x, w, y, *threads),
             CpuKernel::Skinny(s) => s.run(p, x, w, y),
@@ -252,12 +258,7 @@ impl CpuBackend {
             CpuKernel::QTile(q) => q.run(p, x, packed(), y),
             CpuKernel::Test(t) => t.run(p, x, w, y, self.threads),
         };
-        if threads <= 1 {
-            body()
-        } else {
-            // Runs at once when the caller is already one of this pool's workers (`install`).
-            self.pool(threads).install(body)
-        }
+        self.on_pool(threads, body)
     }
 }
 
@@ -517,7 +518,7 @@ impl Backend for CpuBackend {
     }
 
     fn time(&self, k: &CpuKernel, p: &Problem, sets: &mut [Operands<HostTensor>], calls: usize) -> Result<f64> {
-        let mut body = || {
+        let body = || {
             let start = Instant::now();
             for i in 0..calls {
                 let n = sets.len();
@@ -532,8 +533,7 @@ impl Backend for CpuBackend {
         // sleeps until it is done: on a 2-vCPU VM that hand-off doubled some samples of
         // two-thread kernels at 20 us (bimodal 20 / 40-65 us), and the tuner picked
         // single-thread kernels that run 1.3-1.5x slower in the runtime.
-        let threads = self.threads_of(k);
-        Ok(if threads <= 1 { body() } else { self.pool(threads).install(body) })
+        Ok(self.on_pool(self.threads_of(k), body))
     }
 
     fn cache_bytes(&self) -> usize {
@@ -565,6 +565,17 @@ impl Backend for CpuBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timed_calls_run_on_a_worker_of_the_kernels_pool() {
+        // `time` runs its calls through `on_pool`, as the runtime's forward step does.
+        let b = CpuBackend::new();
+        let name = || std::thread::current().name().map(String::from);
+        assert!(b.on_pool(2, name).is_some_and(|n| n.starts_with("gemmtune-cpu2-")));
+        assert_eq!(b.on_pool(1, name), name(), "one thread: the caller's own");
+        let k = CpuKernel::parse("cpu:skinny:portable:m1:t2").unwrap();
+        assert_eq!(b.threads_of(&k), 2);
+    }
 
     #[test]
     fn ids_round_trip_and_bad_ids_explain() {

@@ -51,9 +51,7 @@ impl Skinny {
     pub fn offered(isa: Isa, mt: usize, nr: usize) -> bool {
         Skinny::valid(mt, nr) && (nr == 1 || isa == Isa::Avx512 || mt * nr <= 8)
     }
-}
 
-impl Skinny {
     pub fn supports(p: &Problem) -> bool {
         p.m <= MAX_M && p.layout.w_trans && !p.layout.x_trans
     }

@@ -242,12 +242,10 @@ fn decide<B: Backend>(
     for i in 0..results.len() {
         let Some(k) = &kernels[i] else { continue };
         obs.candidate(p, "warming up", &results[i].id);
-        // Two calls, the second timed: the first pays one-time costs (a CPU thread pool
-        // created or its workers woken from sleep, a GPU module's first launch). Timed
-        // alone, it cut threaded CPU kernels here at small shapes (2-vCPU Xeon VM:
-        // `cpu:qdot:avx512:m1:n1:t2` 103 us against 30 us for t1) and sized the samples
-        // of the rest to a few calls, each sample then paying the wake-up again; tables
-        // got single-thread kernels that `bench` measured 1.3-1.5x slower than two.
+        // Two calls, the second timed, as `bench` does: the first pays one-time costs (a
+        // CPU thread pool created or its workers woken, a GPU module's first launch).
+        // Timed alone, it cut threaded CPU kernels here at small shapes (2-vCPU Xeon VM:
+        // `cpu:qdot:avx512:m1:n1:t2` 103 us against 30 us for t1).
         match guarded(|| b.time(k, p, sets, 1).and_then(|_| b.time(k, p, sets, 1))) {
             Ok(t) => {
                 warm[i] = t;

@@ -224,7 +224,7 @@ impl CpuBackend {
         Ok(())
     }
 
-    /// Runs `k` on host tensors directly (the runtime's entry point on the CPU).
+    /// The thread count `k` runs with (its pool).
     fn threads_of(&self, k: &CpuKernel) -> usize {
         match k {
             CpuKernel::Gemm { threads }
@@ -240,6 +240,7 @@ impl CpuBackend {
         }
     }
 
+    /// Runs `k` on host tensors directly (the runtime's entry point on the CPU).
     pub fn run_host(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) {
         let threads = self.threads_of(k);
         let packed = || match w {

@@ -19,7 +19,7 @@ use super::sysinfo::Isa;
 use super::tensor::HostTensor;
 use super::vector::{self as simd, F32s};
 use crate::problem::Problem;
-use half::{bf16, f16, slice::HalfFloatSliceExt};
+use half::{bf16, f16};
 
 /// Largest M the kernel is offered for.
 pub const MAX_M: usize = 16;
@@ -59,32 +59,20 @@ impl Skinny {
     pub fn run(&self, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) {
         assert!(Skinny::supports(p), "skinny kernel called for unsupported {p}");
         let xf = x.as_f32();
-        // f32 outputs are written in place; half outputs go through one f32 scratch.
-        let mut scratch = match y {
-            HostTensor::F32(_) => Vec::new(),
-            _ => vec![0.0f32; p.m * p.n],
-        };
-        for b in 0..p.batch {
-            let xb = &xf[b * p.m * p.k..(b + 1) * p.m * p.k];
-            let (n, k) = (p.n, p.k);
-            let out = b * p.m * p.n..(b + 1) * p.m * p.n;
-            let yf = match y {
-                HostTensor::F32(v) => &mut v[out.clone()],
-                _ => &mut scratch[..],
-            };
-            match w {
-                HostTensor::F32(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], yf),
-                HostTensor::BF16(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], yf),
-                HostTensor::F16(v) => self.run_batch(p, xb, &v[b * n * k..(b + 1) * n * k], yf),
-                HostTensor::Quant(_) => unreachable!("resolve refuses packed weights"),
+        let (m, n, k) = (p.m, p.n, p.k);
+        // In place for f32 outputs, through one converted copy for half ones.
+        y.write_f32(|yf| {
+            for b in 0..p.batch {
+                let (xb, wb) = (&xf[b * m * k..(b + 1) * m * k], b * n * k..(b + 1) * n * k);
+                let yb = &mut yf[b * m * n..(b + 1) * m * n];
+                match w {
+                    HostTensor::F32(v) => self.run_batch(p, xb, &v[wb], yb),
+                    HostTensor::BF16(v) => self.run_batch(p, xb, &v[wb], yb),
+                    HostTensor::F16(v) => self.run_batch(p, xb, &v[wb], yb),
+                    HostTensor::Quant(_) => unreachable!("resolve refuses packed weights"),
+                }
             }
-            match y {
-                HostTensor::F32(_) => {}
-                HostTensor::BF16(v) => v[out].convert_from_f32_slice(&scratch),
-                HostTensor::F16(v) => v[out].convert_from_f32_slice(&scratch),
-                HostTensor::Quant(_) => unreachable!("packed weights are never an output"),
-            }
-        }
+        });
     }
 
     fn run_batch<E: Weight>(&self, p: &Problem, x: &[f32], w: &[E], y: &mut [f32]) {

@@ -50,7 +50,11 @@ fn wrong_kernels_are_rejected_with_reasons_and_never_win() {
     );
     for p in [Problem::linear(DType::F32, 4, 40, 72).unwrap(), Problem::linear(DType::BF16, 3, 17, 9).unwrap()] {
         let o = tune_problem(&b, &p, &cfg(), &mut ()).unwrap();
-        assert_eq!(o.winner.as_str(), "cpu:gemm:t1");
+        // On bf16 outputs `oob` has no guard region to write into, so it is the gemm crate
+        // itself (with the machine's threads): a correct kernel, which may win a close
+        // race on a loaded machine (it did once in five runs of this file on 2 vCPUs).
+        let correct_oob = p.dtype != DType::F32 && o.winner.as_str() == "cpu:test:oob";
+        assert!(o.winner.as_str() == "cpu:gemm:t1" || correct_oob, "{}: {}", o.winner.as_str(), o.decision);
         let reason = |id: &str| {
             o.candidates.iter().find(|c| c.id.as_str() == id).and_then(|c| c.rejected.clone()).unwrap_or_default()
         };
@@ -135,4 +139,33 @@ fn a_gain_that_only_holds_hot_does_not_replace_the_default() {
     let b = Restricted::new("cpu:test:slow", &["cpu:gemm:t1"]);
     let o = tune_problem(&b, &p, &TuneConfig { rested_below: 100.0, ..rest }, &mut ()).unwrap();
     assert_eq!(o.winner.as_str(), "cpu:gemm:t1", "{}", o.decision);
+}
+
+/// Where one call is a whole sample, the timed warm-up call is the first sample: once the
+/// warm-up has spent the budget (large GEMMs on a GPU), a candidate that is neither the
+/// final contender nor the default is called exactly twice, both in the warm-up. Reported
+/// times are set (5, 4 and 4.5 ms a call: one call per sample, none cut at 3x the best).
+#[test]
+fn a_warm_up_past_the_budget_is_the_first_sample() {
+    use std::collections::HashMap;
+    let calls: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>> = Default::default();
+    let mut b = Restricted::new("cpu:gemm:t1", &["cpu:test:alias", "cpu:test:slow"]);
+    let seen = calls.clone();
+    b.time_hook = Some(Box::new(move |k, _, _| {
+        *seen.lock().unwrap().entry(k.id().as_str().to_string()).or_default() += 1;
+        match k.id().as_str() {
+            "cpu:test:alias" => 4e-3,
+            "cpu:test:slow" => 4.5e-3,
+            _ => 5e-3,
+        }
+    }));
+    let p = Problem::linear(DType::F32, 8, 64, 64).unwrap();
+    let o = tune_problem(&b, &p, &TuneConfig { budget: Duration::from_micros(1), ..cfg() }, &mut ()).unwrap();
+    assert_eq!(o.winner.as_str(), "cpu:test:alias", "{}", o.decision);
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.get("cpu:test:slow"), Some(&2), "{calls:?}");
+    let slow = o.candidates.iter().find(|c| c.id.as_str() == "cpu:test:slow").unwrap();
+    assert_eq!((slow.samples, slow.median), (1, Some(4.5e-3)), "{slow:?}");
+    // Both finalists were timed beyond the warm-up, in the A/B.
+    assert!(calls["cpu:test:alias"] > 2 && calls["cpu:gemm:t1"] > 2, "{calls:?}");
 }

@@ -86,6 +86,11 @@ impl DiskCache {
         DiskCache { dir, ext }
     }
 
+    /// Whether binaries are kept (a cache directory is known).
+    pub fn enabled(&self) -> bool {
+        self.dir.is_some()
+    }
+
     /// The cached binary for `name` under `key`, or `compile()`'s, then stored.
     pub fn get_or(&self, name: &str, key: &[&[u8]], compile: impl FnOnce() -> Result<Vec<u8>>) -> Result<Vec<u8>> {
         let path = self.dir.as_ref().map(|d| d.join(format!("{name}-{:016x}.{}", fnv1a(key), self.ext)));
@@ -115,6 +120,12 @@ impl<M: Clone> Default for Modules<M> {
 }
 
 impl<M: Clone> Modules<M> {
+    /// Whether module `name` was loaded, or failed, in this process.
+    pub fn known(&self, name: &str) -> bool {
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).contains_key(name)
+            || self.failed.lock().unwrap_or_else(|e| e.into_inner()).contains_key(name)
+    }
+
     /// Compiles `(name, source)` jobs not seen yet in parallel on every core, then loads
     /// them one by one.
     pub fn prepare(

@@ -214,6 +214,13 @@ pub trait Backend: Send + Sync {
     /// Bytes of the last-level cache that rotating operand sets must exceed.
     fn cache_bytes(&self) -> usize;
 
+    /// Calls of each candidate in the tuner's warm-up, the last one timed: the first pays
+    /// one-time costs. Two by default (the CPU: a thread pool's workers are asleep again
+    /// after validation).
+    fn warm_up_calls(&self) -> usize {
+        2
+    }
+
     /// Shortest timing sample; shorter kernels are batched into one sample.
     fn min_sample(&self) -> std::time::Duration {
         std::time::Duration::from_millis(2)
@@ -221,6 +228,12 @@ pub trait Backend: Send + Sync {
 
     /// Measured memory bandwidth in bytes/s: a large copy, bytes read plus written.
     fn measure_bandwidth(&self) -> Result<f64>;
+
+    /// Compiles ahead, where the backend keeps compiled kernels on disk, the run-time
+    /// compiled kernels that `candidates` would compile for `problems` after the first,
+    /// until `stop()`. `tune` calls it on a thread of its own while it tunes; none by
+    /// default (the CPU compiles nothing; ROCm: not done yet).
+    fn precompile(&self, _problems: &[Problem], _stop: &(dyn Fn() -> bool + Sync)) {}
 
     /// How `bench` and `tune` handle the device's power management (`--sustain-calls`,
     /// `--settle-ms`): none by default (the CPU).

@@ -8,6 +8,7 @@ use crate::shapes::ShapeFile;
 use crate::table::{commit_rows, Table, TableRow};
 use crate::tune::{tune_problem, Outcome, TuneConfig};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
@@ -102,51 +103,59 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
     let mut tuned = 0usize;
     // A lost GPU context: (index of the shape, what happened, the kernel in flight).
     let mut lost: Option<(usize, String, Option<String>)> = None;
-    for (i, p) in todo.iter().enumerate() {
-        if interrupt::requested() {
-            progress.finish();
-            return Err(Error::Interrupted(format!(
-                "interrupted: {tuned} of {} shapes tuned and saved in {}; rerun the same command to resume",
-                todo.len(),
-                a.out.display()
-            )));
-        }
-        let share = problems.iter().position(|q| q == p).map_or(1.0, |j| shares[j]);
-        progress.set_message(format!("{p} (share covered after it: {:.1}%)", 100.0 * share));
-        let mut obs = Inflight { inner: &mut progress, path: a.inflight.as_deref(), last: None };
-        let result = tune_problem(&b, p, &cfg, &mut obs);
-        let in_flight = obs.last.take();
-        match result {
-            Ok(o) => {
-                candidates += o.candidates.len();
-                // Checkpoint after every shape: a kill loses at most the shape in flight,
-                // and rows other processes wrote to the same table meanwhile are kept.
-                table = commit_rows(&a.out, &table.comments, &validators, vec![TableRow::from_outcome(&o, "")])?;
-                tuned += 1;
-                let line = shape_line(i + 1, todo.len(), &o);
-                if a.verbose && a.quiet {
-                    progress.note(line); // -v asks for the decisions even without a display
-                } else {
-                    progress.done(line);
-                }
-                if a.verbose {
-                    for line in details(&o) {
-                        progress.note(line);
+    // Our kernels of the shapes after the first compile on a thread of their own while the
+    // first shapes are tuned (`Backend::precompile`), until the loop ends.
+    let looping = AtomicBool::new(true);
+    std::thread::scope(|s| -> Result<()> {
+        s.spawn(|| b.precompile(&todo, &|| !looping.load(Ordering::Relaxed) || interrupt::requested()));
+        let _stop = ClearOnDrop(&looping);
+        for (i, p) in todo.iter().enumerate() {
+            if interrupt::requested() {
+                progress.finish();
+                return Err(Error::Interrupted(format!(
+                    "interrupted: {tuned} of {} shapes tuned and saved in {}; rerun the same command to resume",
+                    todo.len(),
+                    a.out.display()
+                )));
+            }
+            let share = problems.iter().position(|q| q == p).map_or(1.0, |j| shares[j]);
+            progress.set_message(format!("{p} (share covered after it: {:.1}%)", 100.0 * share));
+            let mut obs = Inflight { inner: &mut progress, path: a.inflight.as_deref(), last: None };
+            let result = tune_problem(&b, p, &cfg, &mut obs);
+            let in_flight = obs.last.take();
+            match result {
+                Ok(o) => {
+                    candidates += o.candidates.len();
+                    // Checkpoint after every shape: a kill loses at most the shape in flight,
+                    // and rows other processes wrote to the same table meanwhile are kept.
+                    table = commit_rows(&a.out, &table.comments, &validators, vec![TableRow::from_outcome(&o, "")])?;
+                    tuned += 1;
+                    let line = shape_line(i + 1, todo.len(), &o);
+                    if a.verbose && a.quiet {
+                        progress.note(line); // -v asks for the decisions even without a display
+                    } else {
+                        progress.done(line);
+                    }
+                    if a.verbose {
+                        for line in details(&o) {
+                            progress.note(line);
+                        }
                     }
                 }
-            }
-            Err(e) if crate::error::is_sticky(&e.to_string()) => {
-                progress.finish();
-                let what = format!("{p}: the device context is lost ({e}); {tuned} shapes were saved in {}", a.out.display());
-                lost = Some((i, what, in_flight));
-                break;
-            }
-            Err(e) => {
-                progress.note(format!("warning: {p}: {e}"));
-                failed.push(*p);
+                Err(e) if crate::error::is_sticky(&e.to_string()) => {
+                    progress.finish();
+                    let what = format!("{p}: the device context is lost ({e}); {tuned} shapes were saved in {}", a.out.display());
+                    lost = Some((i, what, in_flight));
+                    break;
+                }
+                Err(e) => {
+                    progress.note(format!("warning: {p}: {e}"));
+                    failed.push(*p);
+                }
             }
         }
-    }
+        Ok(())
+    })?;
     if let Some((i, what, culprit)) = lost {
         return continue_in_worker(b, a, &todo[i..], what, culprit);
     }
@@ -252,6 +261,15 @@ fn details(o: &Outcome) -> Vec<String> {
         }
     }
     v
+}
+
+/// Clears its flag when dropped, however the scope it lives in is left.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 /// Ctrl-C while tuning: finish the shape in flight, keep the table, say how to resume.

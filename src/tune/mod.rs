@@ -6,7 +6,8 @@
 //! - operands are random (never zeros) and rotate over enough sets to exceed the
 //!   last-level cache, so weights stream from memory as in real decode;
 //! - every candidate is warmed up, then timed in samples of back-to-back calls (each
-//!   sample at least the backend's `min_sample` long); the statistic is the median;
+//!   sample at least the backend's `min_sample` long; where one call is that long, the
+//!   warm-up's timed call is the first sample); the statistic is the median;
 //! - successive halving: after each round, candidates slower than the best by a
 //!   shrinking margin are dropped and at most half survive, so most time goes to the
 //!   contenders;
@@ -242,14 +243,21 @@ fn decide<B: Backend>(
     for i in 0..results.len() {
         let Some(k) = &kernels[i] else { continue };
         obs.candidate(p, "warming up", &results[i].id);
-        // Two calls, the second timed, as `bench` does: the first pays one-time costs (a
-        // CPU thread pool created or its workers woken, a GPU module's first launch).
-        // Timed alone, it cut threaded CPU kernels here at small shapes (2-vCPU Xeon VM:
-        // `cpu:qdot:avx512:m1:n1:t2` 103 us against 30 us for t1).
-        match guarded(|| b.time(k, p, sets, 1).and_then(|_| b.time(k, p, sets, 1))) {
+        // The backend's warm-up calls, the last timed: the first pays one-time costs (a CPU
+        // thread pool created or its workers woken). Timed alone, it cut threaded CPU
+        // kernels here at small shapes (2-vCPU Xeon VM: `cpu:qdot:avx512:m1:n1:t2` 103 us
+        // against 30 us for t1); on a GPU validation has paid them (`warm_up_calls`).
+        let untimed = b.warm_up_calls().max(1) - 1;
+        match guarded(|| (0..untimed).try_for_each(|_| b.time(k, p, sets, 1).map(drop)).and_then(|_| b.time(k, p, sets, 1))) {
             Ok(t) => {
                 warm[i] = t;
                 calls[i] = ((b.min_sample().as_secs_f64() / t.max(1e-9)).ceil() as usize).clamp(1, 100_000);
+                // Where a sample is one call, the timed warm-up call is one: then a warm-up
+                // that spent the budget (large GEMMs: ~135 candidates x 13 ms on the
+                // H200's lm_head at M = 8192) calls no candidate again before the cuts.
+                if calls[i] == 1 {
+                    timings[i].push(t);
+                }
                 alive.push(i);
             }
             Err(reason) => results[i].rejected = Some(format!("failed while timing: {reason}")),

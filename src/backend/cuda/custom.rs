@@ -208,6 +208,23 @@ impl Custom {
         self.0.id("cuda")
     }
 
+    /// The modules (name, source) of every candidate of `problems` after the first, each
+    /// once, in order of first use, less those the first problem needs: what `tune` can
+    /// compile ahead while the tuner compiles the first problem's own.
+    pub fn modules_after_first(problems: &[Problem], arch: &str) -> Vec<(String, String)> {
+        let Some((first, rest)) = problems.split_first() else { return Vec::new() };
+        let mut seen: std::collections::HashSet<String> = Self::candidates(first, arch).iter().map(|c| c.module_name(first)).collect();
+        let mut out = Vec::new();
+        for p in rest {
+            for c in Self::candidates(p, arch) {
+                if seen.insert(c.module_name(p)) {
+                    out.push(c.module(p));
+                }
+            }
+        }
+        out
+    }
+
     pub fn parse(id: &str) -> std::result::Result<Custom, String> {
         Variant::parse("cuda", &SPECS, id).map(Custom)
     }
@@ -278,11 +295,20 @@ impl Custom {
     /// kernel the weight format, are compiled in).
     pub(crate) fn module(&self, p: &Problem) -> (String, String) {
         let d = p.dtype;
+        let source = match qmma_format(p.wformat).filter(|_| self.0.spec.family == QMMA_SPEC.family) {
+            Some(f) => self.0.source(d, &[("QMMA_FORMAT", f)]),
+            None if self.0.spec.family == WGT_SPEC.family => self.0.source(d, &[("WG_TMA", "1")]),
+            None if self.0.spec.family == MMAL_SPEC.family => self.0.source(d, &[("MMA_LINE", "1")]),
+            None => self.0.source(d, &[]),
+        };
+        (self.module_name(p), source)
+    }
+
+    /// The name of `module`'s module (without assembling its source).
+    fn module_name(&self, p: &Problem) -> String {
         match qmma_format(p.wformat).filter(|_| self.0.spec.family == QMMA_SPEC.family) {
-            Some(f) => (format!("{}_{}", self.0.module_name(d), p.wformat), self.0.source(d, &[("QMMA_FORMAT", f)])),
-            None if self.0.spec.family == WGT_SPEC.family => (self.0.module_name(d), self.0.source(d, &[("WG_TMA", "1")])),
-            None if self.0.spec.family == MMAL_SPEC.family => (self.0.module_name(d), self.0.source(d, &[("MMA_LINE", "1")])),
-            None => (self.0.module_name(d), self.0.source(d, &[])),
+            Some(_) => format!("{}_{}", self.0.module_name(p.dtype), p.wformat),
+            None => self.0.module_name(p.dtype),
         }
     }
 
@@ -477,6 +503,33 @@ mod tests {
         for bad in ["cuda:gemv:r3:t128:u1:m1", "cuda:mma:mt1:w4:v1:n1", "cuda:mma:mt1:w5:v1:n1:k1", "cuda:mma:mt1:w4:v1:n1:k3", "cuda:mma:mt1:w32:v1:n1:k1", "cuda:gemv:x"] {
             assert!(Custom::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// What `tune` compiles ahead: each module of the later shapes once, in order of first
+    /// use, none the first shape compiles itself.
+    #[test]
+    fn modules_compiled_ahead_are_those_of_the_later_shapes() {
+        let shapes = crate::shapes::ShapeFile::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/shapes/llama-h100-63.csv"))).unwrap();
+        let problems: Vec<Problem> = shapes.entries.iter().map(|e| e.problem).collect();
+        let ahead = Custom::modules_after_first(&problems, WG_ARCH);
+        let names: Vec<&str> = ahead.iter().map(|(n, _)| n.as_str()).collect();
+        let unique: std::collections::HashSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "each module once");
+        let module_names = |p: &Problem| -> std::collections::HashSet<String> {
+            Custom::candidates(p, WG_ARCH).iter().map(|c| c.module(p).0).collect()
+        };
+        let first = module_names(&problems[0]);
+        let later: std::collections::HashSet<String> = problems[1..].iter().flat_map(module_names).collect();
+        assert!(names.iter().all(|n| !first.contains(*n)), "the first shape's modules are left to the tuner");
+        assert_eq!(unique, later.iter().filter(|n| !first.contains(*n)).map(|n| n.as_str()).collect());
+        // In order of first use: the M = 8 shape's (mma n1 variants not used at M = 1 ...)
+        // come before the M = 32 shape's wgmma n32 modules.
+        let pos = |prefix: &str| names.iter().position(|n| n.starts_with(prefix)).unwrap();
+        assert!(pos("wg_bf16_n16") < pos("wg_bf16_n32") && pos("wg_bf16_n32") < pos("wg_bf16_n128"), "{names:?}");
+        // A source is the module's own.
+        let (name, src) = &ahead[pos("wgt_bf16_n32")];
+        assert!(src.contains("#define WG_TMA 1\n") && src.contains("#define WG_N 32\n"), "{name}");
+        assert!(Custom::modules_after_first(&problems[..1], WG_ARCH).is_empty() && Custom::modules_after_first(&[], WG_ARCH).is_empty());
     }
 
     /// The TMA form: deep pipelines at small M, one more (producer) warp, its own module.

@@ -6,8 +6,9 @@
 //! - operands are random (never zeros) and rotate over enough sets to exceed the
 //!   last-level cache, so weights stream from memory as in real decode;
 //! - every candidate is warmed up, then timed in samples of back-to-back calls (each
-//!   sample at least the backend's `min_sample` long; where one call is that long, the
-//!   warm-up's timed call is the first sample); the statistic is the median;
+//!   sample at least the backend's `min_sample` long; where one call is that long and the
+//!   backend's warm-up is one call, that call is the first sample); the statistic is the
+//!   median;
 //! - successive halving: after each round, candidates slower than the best by a
 //!   shrinking margin are dropped and at most half survive, so most time goes to the
 //!   contenders;
@@ -252,10 +253,13 @@ fn decide<B: Backend>(
             Ok(t) => {
                 warm[i] = t;
                 calls[i] = ((b.min_sample().as_secs_f64() / t.max(1e-9)).ceil() as usize).clamp(1, 100_000);
-                // Where a sample is one call, the timed warm-up call is one: then a warm-up
-                // that spent the budget (large GEMMs: ~135 candidates x 13 ms on the
-                // H200's lm_head at M = 8192) calls no candidate again before the cuts.
-                if calls[i] == 1 {
+                // Where the warm-up is one call (a GPU: validation has just run the
+                // candidate) and a sample is one call, that call is the first sample: then
+                // a warm-up that spent the budget (large GEMMs: ~135 candidates x 13 ms on
+                // the H200's lm_head at M = 8192) calls no candidate again before the cuts.
+                // Not on the CPU: there a warm call can catch a descheduling (a 20 us
+                // kernel timed at 2 ms on a loaded 2-core VM), which only calibrates.
+                if calls[i] == 1 && untimed == 0 {
                     timings[i].push(t);
                 }
                 alive.push(i);

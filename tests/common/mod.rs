@@ -16,6 +16,8 @@ pub struct Restricted {
     /// Rewrites a measured time per call (kernel, seconds, when the timing began) before the tuner sees it: a
     /// contest whose timings depend on more than the code (e.g. a GPU's power state).
     pub time_hook: Option<Box<TimeHook>>,
+    /// The tuner's warm-up calls (the CPU's two unless a test models another backend).
+    pub warm_up_calls: usize,
 }
 
 pub type TimeHook = dyn Fn(&CpuKernel, f64, std::time::Instant) -> f64 + Send + Sync;
@@ -24,7 +26,7 @@ impl Restricted {
     pub fn new(default: &str, others: &[&str]) -> Restricted {
         let mut ids = vec![KernelId::new(default)];
         ids.extend(others.iter().map(|s| KernelId::new(*s)));
-        Restricted { inner: CpuBackend::new().with_test_kernels(), default: KernelId::new(default), ids, time_hook: None }
+        Restricted { inner: CpuBackend::new().with_test_kernels(), default: KernelId::new(default), ids, time_hook: None, warm_up_calls: 2 }
     }
 }
 
@@ -63,6 +65,9 @@ impl Backend for Restricted {
     }
     fn run(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) -> Result<()> {
         self.inner.run(k, p, x, w, y)
+    }
+    fn warm_up_calls(&self) -> usize {
+        self.warm_up_calls
     }
     fn time(&self, k: &CpuKernel, p: &Problem, sets: &mut [Operands<HostTensor>], calls: usize) -> Result<f64> {
         let began = std::time::Instant::now();

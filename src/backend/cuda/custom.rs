@@ -304,7 +304,7 @@ impl Custom {
         (self.module_name(p), source)
     }
 
-    /// The name of `module`'s module (without assembling its source).
+    /// The name `module` gives this variant's module for `p`, without assembling the source.
     fn module_name(&self, p: &Problem) -> String {
         match qmma_format(p.wformat).filter(|_| self.0.spec.family == QMMA_SPEC.family) {
             Some(_) => format!("{}_{}", self.0.module_name(p.dtype), p.wformat),
@@ -522,8 +522,8 @@ mod tests {
         let later: std::collections::HashSet<String> = problems[1..].iter().flat_map(module_names).collect();
         assert!(names.iter().all(|n| !first.contains(*n)), "the first shape's modules are left to the tuner");
         assert_eq!(unique, later.iter().filter(|n| !first.contains(*n)).map(|n| n.as_str()).collect());
-        // In order of first use: the M = 8 shape's (mma n1 variants not used at M = 1 ...)
-        // come before the M = 32 shape's wgmma n32 modules.
+        // In order of first use: the M = 8 shape's wgmma n16 modules, then the M = 32
+        // shape's n32, then the M = 128 shape's n128.
         let pos = |prefix: &str| names.iter().position(|n| n.starts_with(prefix)).unwrap();
         assert!(pos("wg_bf16_n16") < pos("wg_bf16_n32") && pos("wg_bf16_n32") < pos("wg_bf16_n128"), "{names:?}");
         // A source is the module's own.

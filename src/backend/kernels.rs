@@ -135,11 +135,7 @@ impl<M: Clone> Modules<M> {
         mut load: impl FnMut(Vec<u8>) -> Result<M>,
     ) {
         use rayon::prelude::*;
-        let todo: Vec<(String, String)> = {
-            let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-            let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
-            jobs.into_iter().filter(|(name, _)| !loaded.contains_key(name) && !failed.contains_key(name)).collect()
-        };
+        let todo: Vec<(String, String)> = jobs.into_iter().filter(|(name, _)| !self.known(name)).collect();
         let bins: Vec<(String, Result<Vec<u8>>)> =
             todo.par_iter().map(|(name, src)| (name.clone(), compile(name, src))).collect();
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());

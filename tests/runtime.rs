@@ -3,6 +3,7 @@
 //! cargo test directly.
 
 use gemmtune::backend::cpu::CpuBackend;
+use gemmtune::backend::Backend;
 use gemmtune::dispatch::Dispatcher;
 use gemmtune::gguf::Gguf;
 use gemmtune::model::llama::Llama;
@@ -13,6 +14,7 @@ use gemmtune::model::generate;
 use gemmtune::problem::{DType, Phase, Problem, WeightFormat};
 use gemmtune::profile::{derive, device, load, Fuse, Options};
 use gemmtune::shapes::ShapeFile;
+use gemmtune::table::Table;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -56,23 +58,33 @@ fn greedy_with(m: &Llama, d: &Dispatcher<CpuBackend>, ids: &[u32], n: usize) -> 
 /// set and CPU model), else a table tuned here and now from `shapes` (CI machines differ:
 /// AVX2-only Zen 3 and AVX-512 Zen 4 VMs both run this suite).
 fn cpu_table_for_this_machine(name: &str, shapes: &str) -> Dispatcher<CpuBackend> {
+    let (table, path, _dir) = cpu_table_loaded(name, shapes);
+    Dispatcher::from_loaded(&table, &path, CpuBackend::new(), false).unwrap()
+}
+
+/// `cpu_table_for_this_machine`'s table itself, its path, and the directory that holds it
+/// when it was tuned here (kept alive by the caller).
+fn cpu_table_loaded(name: &str, shapes: &str) -> (Table, PathBuf, Option<tempfile::TempDir>) {
     let committed = root().join("tables").join(name);
-    let d = Dispatcher::from_table(&committed, CpuBackend::new(), false).unwrap();
+    let table = Table::load(&committed).unwrap();
+    let d = Dispatcher::from_loaded(&table, &committed, CpuBackend::new(), false).unwrap();
     if d.tuned_rows() > 0 {
-        return d;
+        return (table, committed, None);
     }
     eprintln!("{}: no row fits this CPU ({}); tuning {shapes} here", committed.display(), d.warnings().join("; "));
     let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("cpu.csv");
+    let path = dir.path().join("cpu.csv");
     let ok = std::process::Command::new(env!("CARGO_BIN_EXE_gemmtune"))
         .args(["tune", "--shapes", shapes, "--budget-ms", "20", "-q", "--out"])
-        .arg(&table)
+        .arg(&path)
         .current_dir(root())
         .status()
         .unwrap()
         .success();
     assert!(ok, "tuning {shapes} failed");
-    Dispatcher::from_table(&table, CpuBackend::new(), true).unwrap()
+    let table = Table::load(&path).unwrap();
+    Dispatcher::from_loaded(&table, &path, CpuBackend::new(), true).unwrap();
+    (table, path, Some(dir))
 }
 
 #[test]
@@ -152,18 +164,31 @@ fn recorded_shapes_equal_the_config_derived_shapes() {
 /// follow transformers' for as long as the f32 path does.
 #[test]
 fn native_weights_follow_the_f32_path_untuned_and_tuned() {
+    const FUSED: [&str; 3] = ["cpu:qdot:", "cpu:qpair:", "cpu:qsplit:"];
+    let is_fused = |id: &str| FUSED.iter().any(|f| id.starts_with(f));
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/smollm2_greedy.json")).unwrap()).unwrap();
     let native = Llama::load_with(&model_path(), WeightMode::Native).unwrap();
     let f32_default = Dispatcher::untuned(CpuBackend::new());
     let untuned = Dispatcher::untuned(CpuBackend::new());
-    let tuned = cpu_table_for_this_machine("cpu-smollm2-135m-q.csv", "shapes/smollm2-135m-q.csv");
+    let (table, path, _dir) = cpu_table_loaded("cpu-smollm2-135m-q.csv", "shapes/smollm2-135m-q.csv");
+    let tuned = Dispatcher::from_loaded(&table, &path, CpuBackend::new(), false).unwrap();
+    // Which kernel wins a decode shape is a timing race (a 20 ms budget when tuned here,
+    // under the other tests' load); that the fused kernels carry a generation is not. So the
+    // same table with every decode row on the backend's first fused candidate runs too.
+    let backend = CpuBackend::new();
+    let mut forced = table.clone();
+    for r in forced.rows.iter_mut().filter(|r| !r.problem.wformat.is_dense() && r.problem.m == 1) {
+        let fused = backend.candidates(&r.problem).unwrap().into_iter().find(|c| is_fused(c.id.as_str()));
+        r.kernel = fused.unwrap_or_else(|| panic!("{}: no fused candidate", r.problem)).id;
+    }
+    let fused = Dispatcher::from_loaded(&forced, &path, CpuBackend::new(), false).unwrap();
     for case in fixture["cases"].as_array().unwrap() {
         let ids: Vec<u32> = case["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
         let want: Vec<u32> = case["expected_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
         let matching = |got: &[u32]| got.iter().zip(&want).take_while(|(a, b)| a == b).count();
         let f32_same = matching(&greedy(&f32_default, &ids, want.len()));
-        for (name, d) in [("default dispatch", &untuned), ("tuned table", &tuned)] {
+        for (name, d) in [("default dispatch", &untuned), ("tuned table", &tuned), ("fused decode", &fused)] {
             let got = greedy_with(&native, d, &ids, want.len());
             let same = matching(&got);
             assert!(
@@ -173,17 +198,19 @@ fn native_weights_follow_the_f32_path_untuned_and_tuned() {
             );
         }
     }
-    // Every linear layer ran packed: q4_1 blocks, the q8_0 lm_head; decode on fused kernels
-    // (dequantize-dot, its pair-vector form, or split-integer dot).
-    let cov = tuned.coverage();
-    assert!(cov.hits > 0 && cov.default == 0, "{}", cov.summary());
+    // Every linear layer ran packed (q4_1 blocks, the q8_0 lm_head) on a tuned row, and
+    // decode ran on fused kernels (dequantize-dot, its pair-vector form, or split-integer dot).
     let untuned_cov = untuned.coverage();
     assert!(untuned_cov.unseen.keys().all(|p| !p.wformat.is_dense()), "a dense GEMM ran");
+    for (name, d) in [("tuned table", &tuned), ("fused decode", &fused)] {
+        let cov = d.coverage();
+        assert!(cov.hits > 0 && cov.default == 0, "{name}: {}", cov.summary());
+    }
     for (f, n) in [(WeightFormat::Q4_1, 576), (WeightFormat::Q8_0, 49152)] {
         let p = Problem::linear(DType::F32, 1, n, 576).unwrap().with_weights(f).unwrap();
         assert!(untuned_cov.unseen.contains_key(&p), "{p} was not dispatched");
-        let (id, _) = tuned.choose(&p).unwrap();
-        assert!(["cpu:qdot:", "cpu:qpair:", "cpu:qsplit:"].iter().any(|f| id.as_str().starts_with(f)), "{p}: {id}");
+        let (id, _) = fused.choose(&p).unwrap();
+        assert!(is_fused(id.as_str()), "{p}: {id}");
     }
 }
 

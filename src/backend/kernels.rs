@@ -126,6 +126,39 @@ impl<M: Clone> Modules<M> {
             || self.failed.lock().unwrap_or_else(|e| e.into_inner()).contains_key(name)
     }
 
+    /// Runs `compile` (which stores into the on-disk cache) on `jobs` not known here yet,
+    /// in their order, on all cores but two, until `stop()` says so; loads nothing, so no
+    /// device context is needed: `prepare` later finds the binaries on disk and only
+    /// loads them. Its own worker threads rather than `prepare`'s rayon batch: the jobs
+    /// are taken in order (the next shapes' first), the stop is checked between them, and
+    /// two cores stay with the tuner meanwhile. Returns how many it compiled.
+    pub fn precompile(
+        &self,
+        jobs: &[(String, String)],
+        compile: impl Fn(&str, &str) -> Result<Vec<u8>> + Sync,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> usize
+    where
+        M: Send,
+    {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(2).max(1));
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((name, src)) = jobs.get(i).filter(|_| !stop()) else { break };
+                    // A failure is compiled again, and reported, when the module is asked for.
+                    if !self.known(name) && compile(name, src).is_ok() {
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        done.into_inner()
+    }
+
     /// Compiles `(name, source)` jobs not seen yet in parallel on every core, then loads
     /// them one by one.
     pub fn prepare(
@@ -311,6 +344,30 @@ impl Variant {
     }
 }
 
+/// The modules (name, source) of every candidate of `problems` after the first, each once,
+/// in order of first use, less those the first problem needs: what `tune` can compile
+/// ahead while the tuner compiles the first problem's own. `candidates`, `name` and
+/// `source` are the backend's (sources are assembled only for the modules returned).
+pub fn modules_after_first<V>(
+    problems: &[Problem],
+    candidates: impl Fn(&Problem) -> Vec<V>,
+    name: impl Fn(&V, &Problem) -> String,
+    source: impl Fn(&V, &Problem) -> String,
+) -> Vec<(String, String)> {
+    let Some((first, rest)) = problems.split_first() else { return Vec::new() };
+    let mut seen: std::collections::HashSet<String> = candidates(first).iter().map(|c| name(c, first)).collect();
+    let mut out = Vec::new();
+    for p in rest {
+        for c in candidates(p) {
+            let n = name(&c, p);
+            if seen.insert(n.clone()) {
+                out.push((n, source(&c, p)));
+            }
+        }
+    }
+    out
+}
+
 /// What every kernel of ours requires: 16-bit types, the linear layer's layout, one
 /// batch, 16-byte aligned rows (K % 8), decode-sized M.
 pub fn base_ok(p: &Problem) -> bool {
@@ -413,6 +470,30 @@ mod tests {
         assert!(e.to_string().contains("b: does not compile"), "{e}");
         assert_eq!(compiled.load(std::sync::atomic::Ordering::SeqCst), 2, "b is not compiled again");
         assert_eq!(m.get("c", || "fine".into(), compile, |b| Ok(b.len() * 10)).unwrap(), 40);
+    }
+
+    /// Compiling ahead: in order, each job not known here once, a failure not counted (it
+    /// is compiled again when asked for), nothing after the stop.
+    #[test]
+    fn precompile_compiles_unknown_jobs_until_stopped() {
+        let m: Modules<usize> = Modules::default();
+        m.prepare(vec![("known".into(), "ok".into())], |_, s| Ok(s.as_bytes().to_vec()), |b| Ok(b.len()));
+        let jobs: Vec<(String, String)> =
+            ["a", "known", "b", "bad", "c"].iter().map(|n| (n.to_string(), if *n == "bad" { "error" } else { "ok" }.to_string())).collect();
+        let seen = Mutex::new(Vec::new());
+        let compile = |name: &str, src: &str| {
+            seen.lock().unwrap().push(name.to_string());
+            if src == "error" { Err(Error::runtime("does not compile")) } else { Ok(vec![0]) }
+        };
+        assert_eq!(m.precompile(&jobs, compile, &|| false), 3);
+        let mut got = seen.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, ["a", "b", "bad", "c"]);
+        // Compiled ahead means cached, not loaded: `prepare` still loads them later.
+        assert!(!m.known("a") && m.known("known"));
+        seen.lock().unwrap().clear();
+        assert_eq!(m.precompile(&jobs, compile, &|| true), 0);
+        assert!(seen.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -232,7 +232,7 @@ pub trait Backend: Send + Sync {
     /// Compiles ahead, where the backend keeps compiled kernels on disk, the run-time
     /// compiled kernels that `candidates` would compile for `problems` after the first,
     /// until `stop()`. `tune` calls it on a thread of its own while it tunes; none by
-    /// default (the CPU compiles nothing; ROCm: not done yet).
+    /// default (the CPU compiles nothing).
     fn precompile(&self, _problems: &[Problem], _stop: &(dyn Fn() -> bool + Sync)) {}
 
     /// How `bench` and `tune` handle the device's power management (`--sustain-calls`,

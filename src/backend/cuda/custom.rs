@@ -208,21 +208,9 @@ impl Custom {
         self.0.id("cuda")
     }
 
-    /// The modules (name, source) of every candidate of `problems` after the first, each
-    /// once, in order of first use, less those the first problem needs: what `tune` can
-    /// compile ahead while the tuner compiles the first problem's own.
+    /// What `tune` compiles ahead for `problems` (kernels::modules_after_first).
     pub fn modules_after_first(problems: &[Problem], arch: &str) -> Vec<(String, String)> {
-        let Some((first, rest)) = problems.split_first() else { return Vec::new() };
-        let mut seen: std::collections::HashSet<String> = Self::candidates(first, arch).iter().map(|c| c.module_name(first)).collect();
-        let mut out = Vec::new();
-        for p in rest {
-            for c in Self::candidates(p, arch) {
-                if seen.insert(c.module_name(p)) {
-                    out.push(c.module(p));
-                }
-            }
-        }
-        out
+        kernels::modules_after_first(problems, |p| Self::candidates(p, arch), |c, p| c.module_name(p), |c, p| c.module(p).1)
     }
 
     pub fn parse(id: &str) -> std::result::Result<Custom, String> {

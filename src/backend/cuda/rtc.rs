@@ -110,30 +110,15 @@ impl Rtc {
         self.modules.prepare(jobs, |n, s| self.cubin(n, s), |b| gpu.ctx.load_module(Ptx::from_binary(b)).map_err(drv))
     }
 
-    /// Compiles `jobs` into the on-disk cache only (no context needed; `prepare` later
-    /// finds them there and just loads them), in their order, on all cores but two,
-    /// skipping modules this process has already and stopping once `stop()` says so.
-    /// `tune` runs it on a thread of its own for the shapes after the first, so that their
-    /// compilation overlaps the timing of the first ones (on a fresh H200 node the
-    /// compilation took 9 s of a 63 s tune of the 63 Llama shapes, in four batches).
+    /// Compiles `jobs` into the on-disk cache ahead of use (`Modules::precompile`); nothing
+    /// without a cache directory. `tune` runs it on a thread of its own for the shapes
+    /// after the first, so that their compilation overlaps the timing of the first ones (on
+    /// a fresh H200 node the compilation took 9 s of a 63 s tune of the 63 Llama shapes, in
+    /// four batches).
     pub fn precompile(&self, jobs: &[(String, String)], stop: &(dyn Fn() -> bool + Sync)) {
-        if !self.disk.enabled() {
-            return;
+        if self.disk.enabled() {
+            self.modules.precompile(jobs, |n, s| self.cubin(n, s), stop);
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(2).max(1));
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((name, src)) = jobs.get(i).filter(|_| !stop()) else { break };
-                    if !self.modules.known(name) {
-                        // A failure is compiled again, and reported, when the module is asked for.
-                        let _ = self.cubin(name, src);
-                    }
-                });
-            }
-        });
     }
 
     /// `function` from module `name` (compiled from `source` if needed).

@@ -97,6 +97,12 @@ impl Custom {
         self.0.source(d, &extra)
     }
 
+    /// What `tune` compiles ahead for `problems` on `gfx` with wavefronts of `warp`
+    /// (kernels::modules_after_first).
+    pub fn modules_after_first(problems: &[Problem], gfx: &str, warp: i32) -> Vec<(String, String)> {
+        kernels::modules_after_first(problems, |p| Self::candidates(p, gfx), |c, p| c.0.module_name(p.dtype), |c, p| c.source(p.dtype, warp))
+    }
+
     /// Compiles every listed variant not compiled yet, in parallel.
     pub fn prepare(variants: &[Custom], d: DType, rtc: &Rtc, gpu: &Gpu) {
         rtc.prepare(gpu, variants.iter().map(|v| (v.0.module_name(d), v.source(d, rtc.warp()))).collect())
@@ -125,6 +131,27 @@ impl Custom {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `tune` compiles ahead on ROCm: the later shapes' modules once each, none of the
+    /// first shape's, with the HIP defines of the device's wavefront.
+    #[test]
+    fn modules_compiled_ahead_are_those_of_the_later_shapes() {
+        let problems: Vec<Problem> =
+            [(1, 1280, 8192), (8, 1280, 8192), (32, 1280, 8192), (1, 4096, 4096), (128, 4096, 4096)].iter().map(|&(m, n, k)| Problem::linear(DType::BF16, m, n, k).unwrap()).collect();
+        let ahead = Custom::modules_after_first(&problems, "gfx942", 64);
+        let names: std::collections::HashSet<&str> = ahead.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), ahead.len(), "each module once");
+        let modules = |p: &Problem| -> std::collections::HashSet<String> { Custom::candidates(p, "gfx942").iter().map(|c| c.0.module_name(p.dtype)).collect() };
+        let first = modules(&problems[0]);
+        let later: std::collections::HashSet<String> = problems[1..].iter().flat_map(modules).filter(|n| !first.contains(n)).collect();
+        assert!(!later.is_empty());
+        assert_eq!(names, later.iter().map(|n| n.as_str()).collect());
+        // M = 8 and 32 need the MFMA kernels compiled for 16 tokens (n1) and 32 (n2), M = 1
+        // the GEMV only; M = 128 has none of ours.
+        assert!(ahead.iter().all(|(n, _)| n.starts_with("mfma_bf16_")), "{names:?}");
+        assert!(ahead.iter().all(|(_, src)| src.contains("#define GEMMTUNE_HIP 1\n") && src.contains("#define WARP_SIZE 64\n")));
+        assert!(Custom::modules_after_first(&problems[..1], "gfx942", 64).is_empty());
+    }
 
     #[test]
     fn ids_round_trip_and_applicability() {

@@ -260,6 +260,10 @@ impl Backend for RocmBackend {
         KernelId::new(candidates::DEFAULT)
     }
 
+    fn precompile(&self, problems: &[Problem], stop: &(dyn Fn() -> bool + Sync)) {
+        self.rtc.precompile(&custom::Custom::modules_after_first(problems, self.gfx(), self.rtc.warp()), stop);
+    }
+
     fn resolve(&self, p: &Problem, id: &KernelId) -> Result<RocmKernel> {
         super::dense_weights_only("rocm", p)?;
         let _g = self.guard();

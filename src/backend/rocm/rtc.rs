@@ -107,6 +107,14 @@ impl Rtc {
         self.modules.prepare(jobs, |n, s| self.code_object(n, s), |b| gpu.load_module(&b))
     }
 
+    /// Compiles `jobs` into the on-disk cache ahead of use (`Modules::precompile`, as the
+    /// CUDA backend does); nothing without a cache directory.
+    pub fn precompile(&self, jobs: &[(String, String)], stop: &(dyn Fn() -> bool + Sync)) {
+        if self.disk.enabled() {
+            self.modules.precompile(jobs, |n, s| self.code_object(n, s), stop);
+        }
+    }
+
     /// `function` from module `name` (compiled from `source` if needed).
     pub fn function(&self, gpu: &Gpu, name: &str, source: impl FnOnce() -> String, function: &str) -> Result<Function> {
         self.modules.get(name, source, |n, s| self.code_object(n, s), |b| gpu.load_module(&b))?.function(function)

@@ -44,3 +44,11 @@ __device__ void gather(const void* p, const u64* idx, float* out, u64 n) {
 extern "C" __global__ void gather_bf16(const void* p, const u64* idx, float* out, u64 n) { gather<0>(p, idx, out, n); }
 extern "C" __global__ void gather_f16(const void* p, const u64* idx, float* out, u64 n) { gather<1>(p, idx, out, n); }
 extern "C" __global__ void gather_f32(const void* p, const u64* idx, float* out, u64 n) { gather<2>(p, idx, out, n); }
+
+// Counts the bytes of a guard region that are no longer 0xff (a kernel wrote past the end
+// of its output, which was filled with 0xff up to the guard's end).
+extern "C" __global__ void guard_changed(const unsigned char* p, u64 n, u64* out) {
+    u64 local = 0;
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) local += p[i] != 0xff;
+    if (local) atomicAdd(out, local);
+}

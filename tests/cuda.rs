@@ -40,6 +40,37 @@ fn gpu_fill_is_bit_exact_with_the_host_generator() {
     checks::fill_is_bit_exact(&gpu());
 }
 
+/// Validation's one-copy readback (`inspect_guarded`): the poison, the sampled values and
+/// a write past the end of Y (here a fill made 16 elements too long) are each seen, and the
+/// sampled indices may change between calls.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn gpu_inspection_sees_poison_values_and_a_write_past_the_end() {
+    let b = gpu();
+    let n = 4099;
+    for d in DType::ALL {
+        let mut buf = b.alloc(d, n).unwrap();
+        b.fill_nan(&mut buf).unwrap();
+        let (seen, intact) = b.inspect_guarded(&buf, &[3, 4000]).unwrap();
+        assert_eq!((seen.nonfinite, seen.first_nonfinite, intact), (n, Some(0), true), "{d}");
+        b.fill_random(&mut buf, 5).unwrap();
+        let (seen, intact) = b.inspect_guarded(&buf, &[7, 0, n - 1]).unwrap();
+        assert_eq!((seen.nonfinite, intact), (0, true), "{d}");
+        let want: Vec<f32> = [7, 0, n - 1].iter().map(|&i| gemmtune::random::element(d, 5, i as u64)).collect();
+        assert_eq!(seen.values, want, "{d}");
+        let (len, bytes) = (buf.len, buf.bytes);
+        (buf.len, buf.bytes) = (len + 16, bytes + 16 * d.bytes() as usize);
+        b.fill_random(&mut buf, 6).unwrap();
+        (buf.len, buf.bytes) = (len, bytes);
+        let (seen, intact) = b.inspect_guarded(&buf, &[7, 0, n - 1]).unwrap();
+        assert_eq!((seen.nonfinite, intact), (0, false), "{d}: the write past the end is seen");
+        assert_eq!(seen.values[0], gemmtune::random::element(d, 6, 7), "{d}");
+        assert!(!b.guard_intact(&buf).unwrap());
+        b.fill_nan(&mut buf).unwrap();
+        assert!(b.inspect_guarded(&buf, &[]).unwrap().1, "{d}: poisoned again, the guard is whole");
+    }
+}
+
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn gpu_every_candidate_is_correct_on_awkward_shapes() {

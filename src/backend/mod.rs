@@ -185,6 +185,12 @@ pub trait Backend: Send + Sync {
         Ok(Inspection::of(&self.download(y)?, indices))
     }
 
+    /// `inspect` and `guard_intact` together, as validation asks for both after every
+    /// candidate's run. Device backends may read both back at once (CUDA does).
+    fn inspect_guarded(&self, y: &Self::Buffer, indices: &[usize]) -> Result<(Inspection, bool)> {
+        Ok((self.inspect(y, indices)?, self.guard_intact(y)?))
+    }
+
     /// Runs the kernel once: `Y = X · W^T` in `p`'s layout. Returns when the result can be
     /// read back (device backends may return after enqueueing; `download` synchronizes).
     fn run(&self, k: &Self::Kernel, p: &Problem, x: &Self::Buffer, w: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;

@@ -68,7 +68,7 @@ impl Draw {
         let (seen, guard_ok) = guarded(|| {
             b.fill_nan(&mut ops.y)?;
             b.run(k, p, &ops.x, &ops.w, &mut ops.y)?;
-            Ok((b.inspect(&ops.y, &self.indices)?, b.guard_intact(&ops.y)?))
+            b.inspect_guarded(&ops.y, &self.indices)
         })?;
         if !guard_ok {
             return Err("wrote past the end of its output (the guard region changed)".into());

@@ -300,6 +300,14 @@ impl CudaBackend {
         &self.rtc
     }
 
+    /// `Backend::inspect`, with the guard check read back in the same copy (`rtc::inspect`).
+    fn inspect_with(&self, y: &DevBuf, indices: &[usize], guard: bool) -> Result<(Inspection, bool)> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        self.gpu.bind()?;
+        rtc::inspect(&self.rtc, &self.gpu, &mut scratch, y, indices, guard)
+    }
+
     /// Operands may be larger than the problem (the runtime's activation buffers are
     /// sized for its largest batch); the kernels touch only the problem's elements.
     fn check_operands(p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf) -> Result<()> {
@@ -521,10 +529,11 @@ impl Backend for CudaBackend {
     }
 
     fn inspect(&self, y: &DevBuf, indices: &[usize]) -> Result<Inspection> {
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        self.gpu.bind()?;
-        rtc::inspect(&self.rtc, &self.gpu, &mut scratch, y, indices)
+        self.inspect_with(y, indices, false).map(|(seen, _)| seen)
+    }
+
+    fn inspect_guarded(&self, y: &DevBuf, indices: &[usize]) -> Result<(Inspection, bool)> {
+        self.inspect_with(y, indices, true)
     }
 
     fn run(&self, k: &CudaKernel, p: &Problem, x: &DevBuf, w: &DevBuf, y: &mut DevBuf) -> Result<()> {

@@ -83,6 +83,7 @@ fn cpu_table_loaded(name: &str, shapes: &str) -> (Table, PathBuf, Option<tempfil
         .success();
     assert!(ok, "tuning {shapes} failed");
     let table = Table::load(&path).unwrap();
+    // Every row tuned here fits this CPU: a strict load refuses any skipped row.
     Dispatcher::from_loaded(&table, &path, CpuBackend::new(), true).unwrap();
     (table, path, Some(dir))
 }

@@ -237,8 +237,14 @@ impl Gpu {
     }
 
     pub fn memset(&self, dst: &DevBuf, byte: u8) -> Result<()> {
-        // SAFETY: within the allocation.
-        unsafe { dr::memset_d8_async(dst.ptr, byte, dst.bytes, self.cu_stream()) }.map_err(drv)
+        self.memset_range(dst, 0, byte, dst.bytes)
+    }
+
+    /// Sets `bytes` bytes of `dst` from byte `offset` on to `byte` (stream-ordered, no wait).
+    pub fn memset_range(&self, dst: &DevBuf, offset: usize, byte: u8, bytes: usize) -> Result<()> {
+        assert!(offset + bytes <= dst.bytes, "memset past the end of the buffer");
+        // SAFETY: within the allocation (checked above).
+        unsafe { dr::memset_d8_async(dst.ptr + offset as u64, byte, bytes, self.cu_stream()) }.map_err(drv)
     }
 
     /// Device-to-device copy bandwidth (bytes read + written per second), best of 10.

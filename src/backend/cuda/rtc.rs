@@ -190,13 +190,9 @@ pub fn inspect(
     Scratch::ensure(slot, gpu, indices.len())?;
     let sc = slot.as_mut().expect("ensured");
     let report = sc.report.ptr;
-    // SAFETY: the header lies within the report buffer; memsets are stream-ordered.
-    unsafe {
-        let st = gpu.cu_stream();
-        cudarc::driver::result::memset_d8_async(report, 0, 8, st).map_err(drv)?;
-        cudarc::driver::result::memset_d8_async(report + 8, 0xff, 8, st).map_err(drv)?;
-        cudarc::driver::result::memset_d8_async(report + 16, 0, 8, st).map_err(drv)?;
-    }
+    // The header's counts to zero, the first non-finite index to u64::MAX.
+    gpu.memset_range(&sc.report, 0, 0, HEADER)?;
+    gpu.memset_range(&sc.report, 8, 0xff, 8)?;
     let f = util(rtc, gpu, &format!("nonfinite_{}", suffix(y.dtype)))?;
     let n = y.len as u64;
     // SAFETY: reads `n` elements of y, writes the header's first two u64.

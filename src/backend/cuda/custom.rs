@@ -283,7 +283,7 @@ impl Custom {
     /// kernel the weight format, are compiled in).
     pub(crate) fn module(&self, p: &Problem) -> (String, String) {
         let d = p.dtype;
-        let source = match qmma_format(p.wformat).filter(|_| self.0.spec.family == QMMA_SPEC.family) {
+        let source = match self.weight_format(p) {
             Some(f) => self.0.source(d, &[("QMMA_FORMAT", f)]),
             None if self.0.spec.family == WGT_SPEC.family => self.0.source(d, &[("WG_TMA", "1")]),
             None if self.0.spec.family == MMAL_SPEC.family => self.0.source(d, &[("MMA_LINE", "1")]),
@@ -292,9 +292,14 @@ impl Custom {
         (self.module_name(p), source)
     }
 
+    /// The QMMA_FORMAT the int4 kernel compiles in for `p`; None for every other family.
+    fn weight_format(&self, p: &Problem) -> Option<&'static str> {
+        qmma_format(p.wformat).filter(|_| self.0.spec.family == QMMA_SPEC.family)
+    }
+
     /// The name `module` gives this variant's module for `p`, without assembling the source.
     fn module_name(&self, p: &Problem) -> String {
-        match qmma_format(p.wformat).filter(|_| self.0.spec.family == QMMA_SPEC.family) {
+        match self.weight_format(p) {
             Some(_) => format!("{}_{}", self.0.module_name(p.dtype), p.wformat),
             None => self.0.module_name(p.dtype),
         }

@@ -22,10 +22,9 @@ use crate::problem::Problem;
 
 /// The questions the candidate logic asks of the libraries.
 pub trait Libraries {
-    /// Solution indices rocBLAS lists for `p` (`rocblas_gemm_ex_get_solutions`).
+    /// Solution indices rocBLAS lists for `p` (`rocblas_gemm_ex_get_solutions`): the ones
+    /// that can solve it. Asked instead of a check-only `rocblas_gemm_ex` (rocblas.rs says why).
     fn rocblas_solutions(&self, p: &Problem) -> Result<Vec<i32>>;
-    /// Whether rocBLAS accepts solution `index` for `p` (`check_solution_index`).
-    fn rocblas_can_solve(&self, p: &Problem, index: i32) -> Result<bool>;
     /// hipBLASLt's algorithms for `p` with their workspace, heuristic picks first.
     fn hipblaslt_algorithms(&self, p: &Problem) -> Result<Vec<(Algo, usize)>>;
     /// `hipblasLtGetVersion`.
@@ -57,15 +56,13 @@ pub struct Budget {
 /// hipBLASLt algorithms (one per solution index), then our own kernels.
 pub fn enumerate(libs: &impl Libraries, p: &Problem, budget: Budget) -> Result<Vec<Candidate>> {
     let mut out = vec![Candidate { id: crate::backend::KernelId::new(DEFAULT), attrs: "graph=1".into() }];
-    let mut seen = std::collections::HashSet::new();
-    for index in libs.rocblas_solutions(p)? {
-        if seen.len() >= budget.rocblas {
-            break;
-        }
-        if index != 0 && !seen.contains(&index) && libs.rocblas_can_solve(p, index)? {
-            seen.insert(index);
-            out.push(Candidate::new(format!("rocm:rocblas:{index}")));
-        }
+    // rocBLAS's list comes out of a set ordered by pointer (Tensile's `getAllSolutions`):
+    // sorted, the budget keeps the same solutions on every run.
+    let mut solutions = libs.rocblas_solutions(p)?;
+    solutions.sort_unstable();
+    solutions.dedup();
+    for index in solutions.into_iter().filter(|&i| i > 0).take(budget.rocblas) {
+        out.push(Candidate::new(format!("rocm:rocblas:{index}")));
     }
     let version = libs.hipblaslt_version();
     let mut indices = std::collections::HashSet::new();
@@ -95,10 +92,12 @@ pub fn resolve(libs: &impl Libraries, p: &Problem, id: &str) -> Result<Choice> {
         ["rocm", "rocblas", "default"] => Ok(Choice::RocblasDefault),
         ["rocm", "rocblas", index] => {
             let i: i32 = index.parse().map_err(|_| Error::input(format!("'{id}': bad rocBLAS solution index")))?;
-            if i == 0 {
-                return Err(Error::input(format!("'{id}': solution 0 is rocBLAS's default, use {DEFAULT}")));
+            // rocBLAS runs its default for an index <= 0 (`solution_index > 0` guards both
+            // its paths): such an id would time the default under another name.
+            if i <= 0 {
+                return Err(Error::input(format!("'{id}': rocBLAS solution indices start at 1 (0 and below run its default, {DEFAULT})")));
             }
-            if !libs.rocblas_can_solve(p, i)? {
+            if !libs.rocblas_solutions(p)?.contains(&i) {
                 return Err(Error::runtime(format!("{id}: rocBLAS solution {i} cannot solve {p}")));
             }
             Ok(Choice::Rocblas(i))
@@ -135,13 +134,11 @@ pub fn resolve(libs: &impl Libraries, p: &Problem, id: &str) -> Result<Choice> {
 mod tests {
     use super::*;
     use crate::problem::DType;
-    use std::collections::HashSet;
 
     /// TEST DOUBLE, never a backend: answers the library questions from fixed lists, as a
     /// device with these rocBLAS solutions and hipBLASLt algorithms would.
     struct FakeLibraries {
         solutions: Vec<i32>,
-        solvable: HashSet<i32>,
         algorithms: Vec<(Algo, usize)>,
         version: i32,
         gfx: &'static str,
@@ -157,9 +154,6 @@ mod tests {
         fn rocblas_solutions(&self, _p: &Problem) -> Result<Vec<i32>> {
             Ok(self.solutions.clone())
         }
-        fn rocblas_can_solve(&self, _p: &Problem, index: i32) -> Result<bool> {
-            Ok(self.solvable.contains(&index))
-        }
         fn hipblaslt_algorithms(&self, _p: &Problem) -> Result<Vec<(Algo, usize)>> {
             Ok(self.algorithms.clone())
         }
@@ -173,8 +167,9 @@ mod tests {
 
     fn fake() -> FakeLibraries {
         FakeLibraries {
-            solutions: vec![1216, 7, 1216, 0, 99, 40000],
-            solvable: [1216, 7, 40000].into_iter().collect(),
+            // As rocBLAS lists them (in no useful order), with a repeat and two the
+            // library would treat as its default.
+            solutions: vec![1216, 7, 1216, 0, 40000, -3],
             // Index 56537 twice (the heuristic pick and the appended list), 12 once.
             algorithms: vec![(algo(56537, 1), 4096), (algo(12, 2), 0), (algo(56537, 3), 0), (algo(-5, 4), 1 << 20)],
             version: 100100,
@@ -185,7 +180,7 @@ mod tests {
     const BIG: Budget = Budget { rocblas: 512, hipblaslt: 512 };
 
     #[test]
-    fn enumeration_keeps_what_the_libraries_accept_in_their_order() {
+    fn enumeration_keeps_what_the_libraries_list_rocblas_by_index_hipblaslt_in_order() {
         let f = fake();
         let p = Problem::linear(DType::F32, 64, 4096, 4096).unwrap();
         let ids: Vec<String> = enumerate(&f, &p, BIG).unwrap().into_iter().map(|c| c.id.0).collect();
@@ -194,8 +189,8 @@ mod tests {
             ids,
             vec![
                 DEFAULT.to_string(),
-                "rocm:rocblas:1216".into(),
                 "rocm:rocblas:7".into(),
+                "rocm:rocblas:1216".into(),
                 "rocm:rocblas:40000".into(),
                 lt(algo(56537, 1)),
                 lt(algo(12, 2)),
@@ -204,10 +199,10 @@ mod tests {
         );
         let c = enumerate(&f, &p, BIG).unwrap();
         assert_eq!(c[4].attrs, "graph=1;workspace=4096");
-        // Budgets cap each library, keeping the library's order.
+        // Budgets cap each library: the lowest rocBLAS indices, hipBLASLt's heuristic picks.
         let small = enumerate(&f, &p, Budget { rocblas: 1, hipblaslt: 1 }).unwrap();
         let ids: Vec<&str> = small.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(ids, vec![DEFAULT, "rocm:rocblas:1216", lt(algo(56537, 1)).as_str()]);
+        assert_eq!(ids, vec![DEFAULT, "rocm:rocblas:7", lt(algo(56537, 1)).as_str()]);
         // Decode bf16 problems add our kernels; MFMA only where the device has it.
         let d = Problem::linear(DType::BF16, 1, 4096, 4096).unwrap();
         let n = enumerate(&f, &d, BIG).unwrap().len();
@@ -238,7 +233,8 @@ mod tests {
         let p = Problem::linear(DType::BF16, 4, 4096, 4096).unwrap();
         let err = |id: &str| resolve(&f, &p, id).unwrap_err().to_string();
         assert!(err("rocm:rocblas:99").contains("cannot solve"));
-        assert!(err("rocm:rocblas:0").contains("default"));
+        assert!(err("rocm:rocblas:0").contains("start at 1"));
+        assert!(err("rocm:rocblas:-3").contains("start at 1"));
         assert!(err("rocm:rocblas:x").contains("bad rocBLAS solution index"));
         assert!(err(&encode_id(100200, &algo(12, 2))).contains("re-tune"));
         assert!(err(&encode_id(100100, &algo(13, 2))).contains("does not offer"));
@@ -248,7 +244,7 @@ mod tests {
         // A TunableOp row names the algorithm by index: the listed blob is found.
         assert_eq!(resolve(&f, &p, "rocm:hipblaslt-index:12").unwrap(), Choice::Hipblaslt(algo(12, 2)));
         assert_eq!(resolve(&f, &p, "rocm:hipblaslt-index:56537").unwrap(), Choice::Hipblaslt(algo(56537, 1)));
-        assert!(err("rocm:rocblas:-123456").contains("cannot solve"));
+        assert!(err("rocm:rocblas:-123456").contains("start at 1"));
     }
 
     #[test]

@@ -176,9 +176,6 @@ impl Libraries for RocmBackend {
     fn rocblas_solutions(&self, p: &Problem) -> Result<Vec<i32>> {
         self.blas.solutions(p, &self.query_scratch)
     }
-    fn rocblas_can_solve(&self, p: &Problem, index: i32) -> Result<bool> {
-        self.blas.can_solve(p, &self.query_scratch, index)
-    }
     fn hipblaslt_algorithms(&self, p: &Problem) -> Result<Vec<(Algo, usize)>> {
         let cached = self.algorithms.lock().unwrap_or_else(|e| e.into_inner()).get(p).cloned();
         let list = match cached {

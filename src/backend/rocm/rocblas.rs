@@ -1,7 +1,13 @@
 //! rocBLAS: the handle, `rocblas_gemm_ex` with the default or a chosen solution, the
-//! solutions that can solve a problem (`rocblas_gemm_ex_get_solutions`, count then fill),
-//! and the pre-check of a solution index without launching anything
-//! (`rocblas_gemm_flags_check_solution_index`). Shared/reference/apis.md §3.
+//! solutions that can solve a problem (`rocblas_gemm_ex_get_solutions`, count then fill).
+//! Shared/reference/apis.md §3.
+//!
+//! Whether a solution can solve a problem is asked only through that list (it holds the
+//! solutions whose predicates accept the problem), never with `rocblas_gemm_ex` and
+//! `rocblas_gemm_flags_check_solution_index`: rocBLAS honours that flag on its Tensile path
+//! only, and when it routes the GEMM to hipBLASLt (`ROCBLAS_USE_HIPBLASLT=1`, or by default
+//! on gfx12) it runs the GEMM anyway (rocBLAS `tensile_host.cpp`, `hipblaslt_host.cpp`), which
+//! on stand-in operands would read and write past them.
 //!
 //! Solution indices are valid only for the same rocBLAS build, and they name hipBLASLt
 //! solutions when rocBLAS routes GEMMs through hipBLASLt (`ROCBLAS_USE_HIPBLASLT`): both
@@ -127,16 +133,14 @@ impl Blas {
     }
 
     /// `rocblas_gemm_ex` for every batch of `p` (`Y = X·Wᵀ` as column-major `C = op(W)·op(X)`).
-    /// `check_only`: rocBLAS only checks that the solution can solve the problem.
-    fn gemm_ex(&self, p: &Problem, x: u64, w: u64, y: u64, s: Solution, check_only: bool) -> sys::rocblas_status {
+    fn gemm_ex(&self, p: &Problem, x: u64, w: u64, y: u64, s: Solution) -> sys::rocblas_status {
         let (algo, index) = match s {
             Solution::Default => (sys::rocblas_gemm_algo_standard, 0),
             Solution::Index(i) => (sys::rocblas_gemm_algo_solution_index, i),
         };
-        let flags = if check_only { sys::rocblas_gemm_flags_check_solution_index } else { sys::rocblas_gemm_flags_none };
+        let flags = sys::rocblas_gemm_flags_none;
         let e = p.dtype.bytes();
-        let batches = if check_only { 1 } else { p.batch as u64 };
-        for b in 0..batches {
+        for b in 0..p.batch as u64 {
             let (wb, xb, yb) = (w + b * (p.n * p.k) as u64 * e, x + b * (p.m * p.k) as u64 * e, y + b * (p.m * p.n) as u64 * e);
             // SAFETY: the operands hold the problem's elements (checked by the backend);
             // C and D are Y (beta = 0).
@@ -151,20 +155,11 @@ impl Blas {
     }
 
     pub fn gemm(&self, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf, s: Solution) -> Result<()> {
-        check(self.gemm_ex(p, x.ptr, w.ptr, y.ptr, s, false), "rocblas_gemm_ex")
+        check(self.gemm_ex(p, x.ptr, w.ptr, y.ptr, s), "rocblas_gemm_ex")
     }
 
-    /// Whether solution `index` can solve `p` (nothing runs). `scratch` stands in for the
-    /// operands: rocBLAS checks the arguments but reads no element.
-    pub fn can_solve(&self, p: &Problem, scratch: &DevBuf, index: i32) -> Result<bool> {
-        match self.gemm_ex(p, scratch.ptr, scratch.ptr, scratch.ptr, Solution::Index(index), true) {
-            sys::rocblas_status_success => Ok(true),
-            sys::rocblas_status_invalid_value => Ok(false),
-            s => Err(Error::runtime(format!("rocblas_gemm_ex (check solution {index}): {}", status_name(s)))),
-        }
-    }
-
-    /// Every solution index that can solve `p`, in rocBLAS's order (count, then fill).
+    /// Every solution index that can solve `p` (count, then fill; nothing runs, on either of
+    /// rocBLAS's paths). `scratch` stands in for the operands, which are not read.
     pub fn solutions(&self, p: &Problem, scratch: &DevBuf) -> Result<Vec<i32>> {
         let s = scratch.ptr;
         let query = |list: *mut i32, size: &mut i32| {

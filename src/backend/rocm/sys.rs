@@ -214,7 +214,6 @@ pub type rocblas_gemm_algo = c_int;
 pub const rocblas_gemm_algo_standard: rocblas_gemm_algo = 0x0;
 pub const rocblas_gemm_algo_solution_index: rocblas_gemm_algo = 0x1;
 pub const rocblas_gemm_flags_none: u32 = 0x0;
-pub const rocblas_gemm_flags_check_solution_index: u32 = 0x8;
 pub type rocblas_pointer_mode = c_int;
 pub const rocblas_pointer_mode_host: rocblas_pointer_mode = 0;
 
@@ -535,7 +534,7 @@ mod tests {
         assert_eq!((rocblas_operation_none, rocblas_operation_transpose), (111, 112));
         assert_eq!((rocblas_datatype_f16_r, rocblas_datatype_f32_r, rocblas_datatype_bf16_r), (150, 151, 168));
         assert_eq!((rocblas_gemm_algo_standard, rocblas_gemm_algo_solution_index), (0, 1));
-        assert_eq!((rocblas_gemm_flags_none, rocblas_gemm_flags_check_solution_index), (0, 8));
+        assert_eq!(rocblas_gemm_flags_none, 0);
         assert_eq!(ROCBLAS_STATUS_NAMES[rocblas_status_invalid_value as usize], "rocblas_status_invalid_value");
         assert_eq!(ROCBLAS_STATUS_NAMES[15], "rocblas_status_arch_mismatch");
         // hipblas-common.h: the values that differ from cuBLAS.

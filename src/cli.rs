@@ -134,6 +134,11 @@ pub struct ServeArgs {
     /// Requests waiting beyond the batch before new ones get 429.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
+    /// Most prompt tokens prefilled between two decode steps while other sequences are
+    /// decoding (a long prompt is prefilled in chunks of this size, so it stalls their
+    /// streams by one chunk at a time).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub prefill_chunk: u64,
     /// Record every GEMM problem of the session to this shape file (written at exit).
     #[arg(long)]
     pub record: Option<PathBuf>,

@@ -15,8 +15,8 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn openai_client_completions_chat_streaming_errors_and_concurrency() {
+/// The model and a Python with `openai`, as scripts/test.sh prepares them.
+fn setup() -> (std::path::PathBuf, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = root.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(model.exists(), "run scripts/fetch-model.sh first (scripts/test.sh does)");
@@ -24,13 +24,19 @@ fn openai_client_completions_chat_streaming_errors_and_concurrency() {
         .unwrap_or_else(|_| root.join("target/pyenv/bin/python").to_string_lossy().into_owned());
     let ok = Command::new(&python).args(["-c", "import openai"]).status().map(|s| s.success()).unwrap_or(false);
     assert!(ok, "{python} cannot import openai: run scripts/test.sh (it installs it) or set GEMMTUNE_TEST_PYTHON");
+    (model, python)
+}
 
+/// `serve` on a free loopback port with `args`; returns it and its address.
+fn start(model: &Path, args: &[&str]) -> (Server, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = common::bin()
         .args(["serve", "--model"])
-        .arg(&model)
+        .arg(model)
         .arg("--table")
         .arg(root.join("tables/cpu-smollm2-135m.csv"))
-        .args(["--port", "0", "--max-batch", "16"])
+        .args(["--port", "0"])
+        .args(args)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -43,6 +49,14 @@ fn openai_client_completions_chat_streaming_errors_and_concurrency() {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
+    (server, addr)
+}
+
+#[test]
+fn openai_client_completions_chat_streaming_errors_and_concurrency() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (model, python) = setup();
+    let (server, addr) = start(&model, &["--max-batch", "16"]);
     assert!(addr.starts_with("127.0.0.1:"), "binds loopback by default: {addr}");
     let out = Command::new(&python)
         .arg(root.join("tests/py/openai_client.py"))
@@ -60,5 +74,18 @@ fn openai_client_completions_chat_streaming_errors_and_concurrency() {
         .unwrap();
     let m = String::from_utf8_lossy(&metrics.stdout);
     assert!(m.contains("status=\"404\"} 1") && m.contains("gemmtune_gemm_calls_total{source=\"exact\"}"), "{m}");
+    assert!(m.contains("gemmtune_requests_total{endpoint=\"other\",status=\"404\"} 1"), "the unknown path is counted: {m}");
+    drop(server);
+}
+
+#[test]
+fn a_request_joins_a_running_batch_the_one_past_it_gets_429_and_chunked_prefill_matches() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (model, python) = setup();
+    let (server, addr) = start(&model, &["--max-batch", "2", "--queue", "0"]);
+    let (host, port) = addr.split_once(':').unwrap();
+    let out = Command::new(&python).arg(root.join("tests/py/admission.py")).args([host, port, "SmolLM2-135M-Instruct"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("all checks passed"), "{text}");
     drop(server);
 }

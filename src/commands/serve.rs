@@ -25,9 +25,12 @@ pub fn run(a: &ServeArgs) -> Result<()> {
                 .await
                 .map_err(|e| Error::runtime(format!("cannot bind {}:{}: {e}", a.host, a.port)))?;
             let addr = listener.local_addr().map_err(|e| Error::runtime(e.to_string()))?;
-            eprintln!("serving '{name}' on http://{addr} ({:?}, max batch {}, queue {})", a.exec.backend, a.max_batch, a.queue);
+            eprintln!(
+                "serving '{name}' on http://{addr} ({:?}, max batch {}, queue {}, prefill chunk {})",
+                a.exec.backend, a.max_batch, a.queue, a.prefill_chunk
+            );
             tokio::select! {
-                r = crate::serve::serve(rt, tok, stats.clone(), name, listener, a.max_batch, a.queue) => {
+                r = crate::serve::serve(rt, tok, stats.clone(), name, listener, crate::serve::Limits { max_batch: a.max_batch, queue: a.queue, prefill_chunk: a.prefill_chunk as usize }) => {
                     r.map_err(|e| Error::runtime(format!("server: {e}")))
                 }
                 _ = tokio::signal::ctrl_c() => {

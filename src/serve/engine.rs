@@ -1,15 +1,23 @@
-//! The batching engine: one thread owns the model and runs continuous batching. New
-//! requests are prefilled one by one (M = prompt tokens); then every active sequence
-//! advances by one token in a single forward pass, so the decode GEMMs run with
-//! M = number of active sequences, exactly where tuned M buckets matter. Finished
-//! sequences leave the batch at once and waiting ones join at the next step.
+//! The batching engine: one thread owns the model and runs continuous batching. Every
+//! active sequence advances by one token in a single forward pass, so the decode GEMMs run
+//! with M = number of active sequences, exactly where tuned M buckets matter. Finished
+//! sequences leave the batch at once. A new request is prefilled between decode steps
+//! (M = prompt tokens), in chunks of at most `prefill_chunk` tokens while others are
+//! decoding, so a long prompt delays their next token by one chunk, not by its whole
+//! prefill.
+//!
+//! Admission: at most `max_batch` sequences decode and `queue` more wait; a request past
+//! that gets 429 at once. Each job carries a slot of that count, freed when the engine
+//! drops the job, whichever way it ends.
 
+use super::stop::StopText;
 use crate::model::runtime::{Runtime, SeqCache};
 use crate::model::sampler::Sampler;
 use crate::model::tokenizer::{StreamDecoder, Tokenizer};
 use crate::problem::Phase;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -21,13 +29,15 @@ pub struct Job {
     pub temperature: f32,
     pub top_p: f32,
     pub seed: u64,
+    /// Stop sequences (none empty).
+    pub stop: Vec<String>,
     pub events: UnboundedSender<Event>,
 }
 
 /// What the engine sends back for a job.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A piece of generated text (may be empty while a character is incomplete).
+    /// A piece of generated text (never empty).
     Text(String),
     Done { reason: FinishReason, prompt_tokens: usize, completion_tokens: usize },
     Error(String),
@@ -48,6 +58,21 @@ impl FinishReason {
     }
 }
 
+/// One admitted request's share of `max_batch + queue`, given back when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A job with its slot, as it travels to and through the engine.
+struct Queued {
+    job: Job,
+    _slot: Slot,
+}
+
 /// A decode step's result: logits to sample from, or greedy ids picked by the runtime
 /// (when every active sequence decodes greedily).
 enum Step {
@@ -56,18 +81,30 @@ enum Step {
 }
 
 struct Active<C> {
-    job: Job,
+    q: Queued,
     cache: C,
     sampler: Sampler,
     decoder: StreamDecoder,
+    stop: StopText,
     next: u32,
     generated: usize,
 }
 
-/// A handle to submit jobs; the queue is bounded.
+/// A sequence whose prompt is being prefilled: `done` tokens of it are in the cache.
+struct Prefill<C> {
+    q: Queued,
+    cache: C,
+    done: usize,
+}
+
+/// A handle to submit jobs.
 #[derive(Clone)]
 pub struct Engine {
-    tx: SyncSender<Job>,
+    tx: Sender<Queued>,
+    /// Jobs admitted and not yet finished (waiting, prefilling or decoding).
+    load: Arc<AtomicUsize>,
+    capacity: usize,
+    alive: Arc<AtomicBool>,
     pub active: Arc<AtomicUsize>,
     pub max_batch: usize,
 }
@@ -78,64 +115,100 @@ pub enum Submit {
     Down,
 }
 
+/// Marks the engine stopped when its thread ends, by return or by panic.
+struct Alive(Arc<AtomicBool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 impl Engine {
-    pub fn start<R: Runtime + 'static>(rt: R, tok: Arc<Tokenizer>, max_batch: usize, queue: usize) -> Engine {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
+    pub fn start<R: Runtime + 'static>(rt: R, tok: Arc<Tokenizer>, limits: super::Limits) -> Engine {
+        let super::Limits { max_batch, queue, prefill_chunk } = limits;
+        let (tx, rx) = std::sync::mpsc::channel::<Queued>();
         let active = Arc::new(AtomicUsize::new(0));
-        let a = active.clone();
+        let alive = Arc::new(AtomicBool::new(true));
+        let (a, flag) = (active.clone(), Alive(alive.clone()));
         std::thread::Builder::new()
             .name("gemmtune-engine".into())
-            .spawn(move || run(rt, tok, rx, a, max_batch))
+            .spawn(move || {
+                let _alive = flag;
+                run(rt, tok, rx, a, max_batch, prefill_chunk.max(1))
+            })
             .expect("spawn engine thread");
-        Engine { tx, active, max_batch }
+        Engine { tx, load: Arc::new(AtomicUsize::new(0)), capacity: max_batch + queue, alive, active, max_batch }
+    }
+
+    /// Whether the engine thread is still running.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
     }
 
     pub fn submit(&self, job: Job) -> Submit {
-        match self.tx.try_send(job) {
+        if !self.is_alive() {
+            return Submit::Down;
+        }
+        if self.load.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            self.load.fetch_sub(1, Ordering::SeqCst);
+            return Submit::Busy;
+        }
+        let q = Queued { job, _slot: Slot(self.load.clone()) };
+        match self.tx.send(q) {
             Ok(()) => Submit::Ok,
-            Err(TrySendError::Full(_)) => Submit::Busy,
-            Err(TrySendError::Disconnected(_)) => Submit::Down,
+            Err(_) => Submit::Down, // the job (and its slot) came back and is dropped
         }
     }
 }
 
-fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Job>, active_count: Arc<AtomicUsize>, max_batch: usize) {
+fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Queued>, active_count: Arc<AtomicUsize>, max_batch: usize, chunk: usize) {
     let context = rt.config().context;
+    let mut waiting: VecDeque<Queued> = VecDeque::new();
+    let mut prefill: Option<Prefill<R::Cache>> = None;
     let mut active: Vec<Active<R::Cache>> = Vec::new();
     loop {
-        // Admit waiting jobs (block when idle).
-        while active.len() < max_batch {
-            let job = if active.is_empty() {
-                match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(j) => j,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-            } else {
-                match rx.try_recv() {
-                    Ok(j) => j,
-                    Err(_) => break,
-                }
-            };
-            if job.events.is_closed() {
-                continue; // the client went away while waiting
+        // Take new jobs (block when idle); forget the ones whose client left while waiting.
+        if active.is_empty() && prefill.is_none() && waiting.is_empty() {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(q) => waiting.push_back(q),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
             }
-            let mut cache = match rt.new_cache() {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = job.events.send(Event::Error(e.to_string()));
-                    continue;
+        }
+        waiting.extend(rx.try_iter());
+        waiting.retain(|q| !q.job.events.is_closed());
+        if prefill.is_none() && active.len() < max_batch {
+            if let Some(q) = waiting.pop_front() {
+                match rt.new_cache() {
+                    Ok(cache) => prefill = Some(Prefill { q, cache, done: 0 }),
+                    Err(e) => {
+                        let _ = q.job.events.send(Event::Error(e.to_string()));
+                    }
                 }
-            };
-            rt.set_phase(Phase::Prefill);
-            match rt.forward(&mut [(&mut cache, &job.prompt)]) {
-                Ok(mut logits) => {
-                    let mut sampler = Sampler::new(job.temperature, job.top_p, job.seed);
-                    let next = sampler.sample(&logits.remove(0));
-                    active.push(Active { job, cache, sampler, decoder: StreamDecoder::new(), next, generated: 0 });
-                }
-                Err(e) => {
-                    let _ = job.events.send(Event::Error(e.to_string()));
+            }
+        }
+        // One prefill chunk (the whole prompt when nothing else is decoding).
+        if let Some(mut p) = prefill.take() {
+            if !p.q.job.events.is_closed() {
+                let prompt = &p.q.job.prompt;
+                let end = if active.is_empty() { prompt.len() } else { (p.done + chunk).min(prompt.len()) };
+                rt.set_phase(Phase::Prefill);
+                match rt.forward(&mut [(&mut p.cache, &prompt[p.done..end])]) {
+                    Ok(_) if end < prompt.len() => {
+                        p.done = end;
+                        prefill = Some(p);
+                    }
+                    Ok(mut logits) => {
+                        let j = &p.q.job;
+                        let mut sampler = Sampler::new(j.temperature, j.top_p, j.seed);
+                        let next = sampler.sample(&logits.remove(0));
+                        let stop = StopText::new(j.stop.clone());
+                        active.push(Active { q: p.q, cache: p.cache, sampler, decoder: StreamDecoder::new(), stop, next, generated: 0 });
+                    }
+                    Err(e) => {
+                        let _ = p.q.job.events.send(Event::Error(e.to_string()));
+                    }
                 }
             }
         }
@@ -144,28 +217,7 @@ fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Job>, active_cou
             continue;
         }
         // Emit each sequence's pending token; retire the finished ones.
-        active.retain_mut(|a| {
-            let done = |a: &Active<R::Cache>, reason| Event::Done {
-                reason,
-                prompt_tokens: a.job.prompt.len(),
-                completion_tokens: a.generated,
-            };
-            if tok.stop.contains(&a.next) {
-                let _ = a.job.events.send(done(a, FinishReason::Stop));
-                return false;
-            }
-            a.generated += 1;
-            let text = a.decoder.push(&tok, a.next).unwrap_or_default();
-            if a.job.events.send(Event::Text(text)).is_err() {
-                return false; // client disconnected: free the slot
-            }
-            let full = a.cache.len() + 1 >= context;
-            if a.generated >= a.job.max_tokens || full {
-                let _ = a.job.events.send(done(a, FinishReason::Length));
-                return false;
-            }
-            true
-        });
+        active.retain_mut(|a| emit(a, &tok, context));
         active_count.store(active.len(), Ordering::Relaxed);
         if active.is_empty() {
             continue;
@@ -196,9 +248,36 @@ fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Job>, active_cou
             }
             Err(e) => {
                 for a in active.drain(..) {
-                    let _ = a.job.events.send(Event::Error(e.to_string()));
+                    let _ = a.q.job.events.send(Event::Error(e.to_string()));
                 }
             }
         }
     }
+}
+
+/// Sends a sequence's pending token as text; false when the sequence is finished (an end
+/// token, a stop sequence, its length limit or the context) or its client has gone.
+fn emit<C: SeqCache>(a: &mut Active<C>, tok: &Tokenizer, context: usize) -> bool {
+    let events = &a.q.job.events;
+    let send_text = |t: String| t.is_empty() || events.send(Event::Text(t)).is_ok();
+    let done = |reason, generated| Event::Done { reason, prompt_tokens: a.q.job.prompt.len(), completion_tokens: generated };
+    if tok.stop.contains(&a.next) {
+        let _ = send_text(a.stop.finish()) && events.send(done(FinishReason::Stop, a.generated)).is_ok();
+        return false;
+    }
+    a.generated += 1;
+    let piece = a.decoder.push(tok, a.next).unwrap_or_default();
+    let (text, hit) = a.stop.push(&piece);
+    if !send_text(text) || events.is_closed() {
+        return false; // client disconnected: free the slot
+    }
+    if hit {
+        let _ = events.send(done(FinishReason::Stop, a.generated));
+        return false;
+    }
+    if a.generated >= a.q.job.max_tokens || a.cache.len() + 1 >= context {
+        let _ = send_text(a.stop.finish()) && events.send(done(FinishReason::Length, a.generated)).is_ok();
+        return false;
+    }
+    true
 }

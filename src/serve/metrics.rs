@@ -1,4 +1,5 @@
-//! Prometheus text metrics: requests by endpoint and status, tokens, latency histogram,
+//! Prometheus text metrics: requests by endpoint and status (499: the client closed the
+//! connection first), tokens, latency histogram,
 //! active sequences, and GEMM dispatch coverage.
 
 use crate::dispatch::Coverage;
@@ -21,6 +22,7 @@ struct Inner {
     latency_n: u64,
     prompt_tokens: u64,
     completion_tokens: u64,
+    engine_errors: u64,
 }
 
 impl Metrics {
@@ -35,6 +37,11 @@ impl Metrics {
         }
         m.latency_sum += s;
         m.latency_n += 1;
+    }
+
+    /// A request the engine failed (a forward error), whatever status it was answered with.
+    pub fn engine_error(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).engine_errors += 1;
     }
 
     pub fn tokens(&self, prompt: usize, completion: usize) {
@@ -59,6 +66,10 @@ impl Metrics {
         s.push_str(&format!(
             "# TYPE gemmtune_prompt_tokens_total counter\ngemmtune_prompt_tokens_total {}\n# TYPE gemmtune_completion_tokens_total counter\ngemmtune_completion_tokens_total {}\n",
             m.prompt_tokens, m.completion_tokens
+        ));
+        s.push_str(&format!(
+            "# HELP gemmtune_engine_errors_total Requests the engine failed (streamed ones were answered 200 before).\n# TYPE gemmtune_engine_errors_total counter\ngemmtune_engine_errors_total {}\n",
+            m.engine_errors
         ));
         s.push_str(&format!("# TYPE gemmtune_active_sequences gauge\ngemmtune_active_sequences {active}\n"));
         s.push_str("# HELP gemmtune_gemm_calls_total GEMM calls by how the dispatcher chose the kernel.\n# TYPE gemmtune_gemm_calls_total counter\n");

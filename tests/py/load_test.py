@@ -1,6 +1,7 @@
 """Load and abuse test of a running `gemmtune serve` (loopback only, bounded in count and
 time): 64 concurrent streaming clients, plus malformed requests, oversized bodies, slow
-readers and mid-stream disconnects. Prints a JSON summary; exits 1 if a well-formed
+readers and mid-stream disconnects; then how long one stream stalls while a 3000-token
+prompt is prefilled beside it. Prints a JSON summary; exits 1 if a well-formed
 request got anything but a completed answer or a clear 429/503, or the server died.
 
 usage: python load_test.py HOST PORT MODEL SERVER_PID
@@ -106,6 +107,37 @@ after = c.getresponse()
 after_status = after.status
 after.read()
 
+# A long prompt arriving while another request streams: how long the stream stalls.
+def prefill_stall():
+    c = http.client.HTTPConnection(host, port, timeout=300)
+    c.request("POST", "/v1/completions", json.dumps({"model": model, "prompt": "Tell me a story:", "max_tokens": 120, "temperature": 0, "stream": True}),
+              {"Content-Type": "application/json"})
+    r = c.getresponse()
+    stamps, long_req = [], {}
+
+    def long_prompt():
+        t0 = time.time()
+        c2 = http.client.HTTPConnection(host, port, timeout=300)
+        c2.request("POST", "/v1/completions", json.dumps({"model": model, "prompt": "hello " * 3000, "max_tokens": 1}), {"Content-Type": "application/json"})
+        r2 = c2.getresponse()
+        long_req.update(status=r2.status, s=time.time() - t0, prompt_tokens=json.loads(r2.read()).get("usage", {}).get("prompt_tokens"))
+
+    t = None
+    for line in r:
+        if line.startswith(b"data: "):
+            stamps.append(time.time())
+            if len(stamps) == 10:
+                t = threading.Thread(target=long_prompt)
+                t.start()
+    if t:
+        t.join()
+    gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    return {"stream_events": len(stamps), "max_gap_s": round(gaps[-1], 3), "median_gap_s": round(statistics.median(gaps), 3),
+            "long_prompt": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in long_req.items()}}
+
+
+stall = prefill_stall()
+
 by = {}
 for kind, status, _, _ in results:
     by.setdefault(kind, {}).setdefault(str(status), 0)
@@ -120,10 +152,11 @@ summary = {
     "server_peak_rss_mb": round(rss_kb() / 1024, 1),
     "health_after": health,
     "request_after": after_status,
+    "stream_during_3000_token_prefill": stall,
 }
 print(json.dumps(summary, indent=1))
 bad = [r for r in results if r[1] < 0 or (r[0] in ("stream", "slow") and r[1] not in (200, 429, 503))]
-if bad or health != 200 or after_status != 200 or len(results) != len(threads):
+if bad or health != 200 or after_status != 200 or len(results) != len(threads) or stall["long_prompt"].get("status") != 200:
     print("FAILED:", bad[:5])
     sys.exit(1)
 print("load test: passed")

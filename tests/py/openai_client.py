@@ -53,6 +53,49 @@ for call, exc, what in [
     except exc as e:
         check(isinstance(e.body, dict) and "message" in e.body, f"{what}: error body {e.body}")
 
+# Stop sequences end the text before them, streamed or not, with finish_reason "stop".
+full = client.completions.create(model=model, prompt="Count: 1, 2, 3,", max_tokens=12, temperature=0).choices[0].text
+check("," in full, f"the unstopped text has a comma: {full!r}")
+cut = client.completions.create(model=model, prompt="Count: 1, 2, 3,", max_tokens=12, temperature=0, stop=[","])
+check(cut.choices[0].text == full[: full.index(",")] and cut.choices[0].finish_reason == "stop", f"stop: {cut.choices[0]!r} from {full!r}")
+parts = [c.choices[0].text for c in client.completions.create(model=model, prompt="Count: 1, 2, 3,", max_tokens=12, temperature=0, stop=",", stream=True)]
+check("".join(parts) == cut.choices[0].text and all(parts[:-1]), f"streamed stop: {parts!r}")
+
+# Sampling: a seed repeats a text; without one, requests differ.
+say = dict(model=model, prompt="Once upon a time", max_tokens=16, temperature=1.0)
+seeded = [client.completions.create(seed=7, **say).choices[0].text for _ in range(2)]
+check(seeded[0] == seeded[1], f"same seed, same text: {seeded!r}")
+free = {client.completions.create(**say).choices[0].text for _ in range(3)}
+check(len(free) > 1, f"no seed: fresh samples, got {free!r}")
+
+# max_completion_tokens (max_tokens null), text parts, a tool-less assistant turn.
+r = client.chat.completions.create(model=model, messages=msgs, max_completion_tokens=2, temperature=0)
+check(r.usage.completion_tokens <= 2, f"max_completion_tokens: {r.usage}")
+parts_msg = [{"role": "user", "content": [{"type": "text", "text": "Name a"}, {"type": "text", "text": "fruit."}]},
+             {"role": "assistant", "content": None}, {"role": "user", "content": "Again."}]
+check(client.chat.completions.create(model=model, messages=parts_msg, max_tokens=4, temperature=0).choices[0].message.content is not None, "text parts")
+
+# stream_options.include_usage: one last chunk with the usage and no choices.
+chunks = list(client.chat.completions.create(model=model, messages=msgs, max_tokens=4, temperature=0, stream=True, stream_options={"include_usage": True}))
+check(chunks[-1].choices == [] and chunks[-1].usage.completion_tokens >= 1, f"usage chunk {chunks[-1]!r}")
+check(all(c.usage is None for c in chunks[:-1]), "usage only in the last chunk")
+
+# Errors: OpenAI-style bodies, the right status classes, and the server keeps serving.
+for call, exc, what in [
+    (lambda: client.completions.create(model=model, prompt="x", n=2), openai.BadRequestError, "n = 2 (not implemented: refused, not ignored)"),
+    (lambda: client.completions.create(model=model, prompt="x", logprobs=2), openai.BadRequestError, "logprobs"),
+    (lambda: client.chat.completions.create(model=model, messages=msgs, frequency_penalty=1.0), openai.BadRequestError, "a penalty"),
+    (lambda: client.completions.create(model=model, prompt="x", stop=["a", ""]), openai.BadRequestError, "an empty stop sequence"),
+    (lambda: client.chat.completions.create(model=model, messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]),
+     openai.BadRequestError, "an image part"),
+    (lambda: client.post("/no/such/path", body={}, cast_to=object), openai.NotFoundError, "an unknown path"),
+]:
+    try:
+        call()
+        raise SystemExit(f"FAILED: {what} was accepted")
+    except exc as e:
+        check(isinstance(e.body, dict) and "message" in e.body, f"{what}: error body {e.body}")
+
 # 16 concurrent requests, batched by the engine. Each sequence is prefilled on its own, so
 # its first greedy token equals the one a solo request gets.
 prompts = [f"Write the number {i} in words:" for i in range(16)]

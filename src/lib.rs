@@ -29,3 +29,4 @@ pub mod gate;
 pub mod reports;
 pub mod fuzz;
 pub mod tunableop;
+pub mod textfile;

@@ -266,6 +266,19 @@ impl Problem {
         }
     }
 
+    /// The column of a shape file or table that a `check` message is about (None when it
+    /// is about several at once, as an operand's size).
+    pub fn check_field(msg: &str) -> Option<&'static str> {
+        match msg.split([' ', '=']).next()? {
+            "m" => Some("m"),
+            "n" => Some("n"),
+            "k" => Some("k"),
+            "batch" => Some("batch"),
+            _ if msg.contains("(layout ") => Some("layout"),
+            _ => None,
+        }
+    }
+
     /// Rejects zero and absurd sizes before anybody allocates for them.
     pub fn check(&self) -> Result<(), String> {
         for (name, v) in [("m", self.m), ("n", self.n), ("k", self.k), ("batch", self.batch)] {

@@ -55,15 +55,18 @@ pub struct ShapeFile {
 
 impl ShapeFile {
     pub fn load(path: &Path) -> Result<ShapeFile> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read shape file", e))?;
+        let text = crate::textfile::read(path, "shape file")?;
         ShapeFile::parse(&text, path)
     }
 
     /// Parses shape-file text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<ShapeFile> {
+        let lines = crate::textfile::LineIndex::new(text);
+        let line_of = |p: Option<&csv::Position>| p.map_or(1, |p| lines.record_line(text, p.byte() as usize));
         let mut comments = Vec::new();
+        // Comments start in the first column, as the csv reader below skips them.
         for line in text.lines() {
-            match line.trim_start().strip_prefix('#') {
+            match line.strip_prefix('#') {
                 Some(c) => comments.push(c.trim().to_string()),
                 None if line.trim().is_empty() => continue,
                 None => break,
@@ -76,9 +79,9 @@ impl ShapeFile {
             .from_reader(text.as_bytes());
         let headers = rdr
             .headers()
-            .map_err(|e| Error::at(path, 1, None, format!("unreadable header: {e}")))?
+            .map_err(|e| Error::at(path, line_of(e.position()), None, format!("unreadable header: {e}")))?
             .clone();
-        let header_line = rdr.position().line().max(1) as usize;
+        let header_line = line_of(headers.position());
         let mut col = BTreeMap::new();
         for (i, h) in headers.iter().enumerate() {
             let h = h.to_ascii_lowercase();
@@ -107,11 +110,8 @@ impl ShapeFile {
         let mut entries: Vec<ShapeEntry> = Vec::new();
         let mut index: BTreeMap<Problem, usize> = BTreeMap::new();
         for rec in rdr.records() {
-            let rec = rec.map_err(|e| {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-                Error::at(path, line, None, format!("unreadable row: {e}"))
-            })?;
-            let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+            let rec = rec.map_err(|e| Error::at(path, line_of(e.position()), None, format!("unreadable row: {e}")))?;
+            let line = line_of(rec.position());
             if rec.len() != headers.len() {
                 return Err(Error::at(
                     path,
@@ -138,10 +138,7 @@ impl ShapeFile {
             };
             let (m, n, k) = (dim("m", None)?, dim("n", None)?, dim("k", None)?);
             let batch = dim("batch", Some(1))?;
-            let problem = Problem::new(dtype, layout, m, n, k, batch).and_then(|p| p.with_weights(wformat)).map_err(|e| {
-                let field = ["m", "n", "k", "batch"].into_iter().find(|f| e.starts_with(f));
-                Error::at(path, line, field, e)
-            })?;
+            let problem = Problem::new(dtype, layout, m, n, k, batch).and_then(|p| p.with_weights(wformat)).map_err(|e| Error::at(path, line, Problem::check_field(&e), &e))?;
             let mut entry = ShapeEntry::new(problem);
             if let Some(v) = get("phase") {
                 entry.phase = v.parse().map_err(|e| bad("phase", e))?;
@@ -295,6 +292,12 @@ mod tests {
             ("dtype,m,n\nf32,1,2\n", "field 'k': required column"),
             ("dtype,m,n,k,calls\nf32,1,2,3,NaN\n", "field 'calls'"),
             ("# c\ndtype,m,n,k,layout\nf32,1,2,3,XX\n", "s.csv:3: field 'layout'"),
+            // Lines the csv reader skips still count; so do CRLF line ends.
+            ("dtype,m,n,k\nf32,1,64,64\n# note\n\nf32,2,64,x\n", "s.csv:5: field 'k'"),
+            ("dtype,m,n,k\r\nf32,1,64,x\r\n", "s.csv:2: field 'k'"),
+            ("# c1\n# c2\ndtype,m,n,kk\nf32,1,2,3\n", "s.csv:3: field 'kk'"),
+            ("dtype,dtype,m,n,k\nf32,f32,1,64,64\n", "s.csv:1: field 'dtype': column appears twice"),
+            ("dtype,m,n,k,layout\nf32/q4_1,1,64,64,NN\n", "s.csv:2: field 'layout'"),
         ];
         for (text, want) in cases {
             let e = parse(text).unwrap_err().to_string();

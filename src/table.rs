@@ -134,7 +134,7 @@ pub struct Table {
 
 impl Table {
     pub fn load(path: &Path) -> Result<Table> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read table", e))?;
+        let text = crate::textfile::read(path, "table")?;
         Table::parse(&text, path)
     }
 
@@ -199,6 +199,8 @@ impl Table {
             .flexible(true)
             .comment(Some(b'#'))
             .from_reader(&text.as_bytes()[body_start..]);
+        let lines = crate::textfile::LineIndex::new(text);
+        let line_of = |p: Option<&csv::Position>| p.map_or(header_line, |p| lines.record_line(text, body_start + p.byte() as usize));
         let headers = rdr
             .headers()
             .map_err(|e| Error::at(path, header_line, None, format!("unreadable header: {e}")))?
@@ -213,11 +215,8 @@ impl Table {
         }
         let mut seen: BTreeMap<Problem, usize> = BTreeMap::new();
         for rec in rdr.records() {
-            let rec = rec.map_err(|e| {
-                let line = e.position().map(|p| p.line() as usize + header_line - 1).unwrap_or(header_line);
-                Error::at(path, line, None, format!("unreadable row: {e}"))
-            })?;
-            let line = rec.position().map(|p| p.line() as usize + header_line - 1).unwrap_or(0);
+            let rec = rec.map_err(|e| Error::at(path, line_of(e.position()), None, format!("unreadable row: {e}")))?;
+            let line = line_of(rec.position());
             if rec.len() != COLUMNS.len() {
                 return Err(Error::at(
                     path,
@@ -243,10 +242,7 @@ impl Table {
             let layout: Layout = f(1).parse().map_err(|e| bad(1, e))?;
             let problem = Problem::new(dtype, layout, dim(2)?, dim(3)?, dim(4)?, dim(5)?)
                 .and_then(|p| p.with_weights(wformat))
-                .map_err(|e| {
-                    let col = ["m", "n", "k", "batch"].iter().position(|c| e.starts_with(c)).map_or(2, |i| i + 2);
-                    bad(col, e)
-                })?;
+                .map_err(|e| Error::at(path, line, Problem::check_field(&e), &e))?;
             for i in [6, 8] {
                 if f(i).is_empty() {
                     return Err(bad(i, "empty kernel id".into()));

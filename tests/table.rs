@@ -72,6 +72,12 @@ fn damaged_rows_are_reported_with_line_and_field() {
     // A hand edit of a number breaks the checksum.
     let e = parse(&edit(&|l| l.replacen(",12.500,", ",10.000,", 1))).unwrap_err();
     assert!(e.contains(&format!("t.csv:{first}: field 'check'")), "{e}");
+    // Blank and comment lines between rows, and CRLF line ends, do not shift the line named.
+    let spaced = edit(&|l| l.replacen(",12.500,", ",10.000,", 1)).replacen("\ndtype,", "\n\n# note\n\ndtype,", 1);
+    let e = parse(&spaced).unwrap_err();
+    assert!(e.contains(&format!("t.csv:{}: field 'check'", first + 3)), "{e}");
+    let e = parse(&edit(&|l| l.replacen(",12.500,", ",10.000,", 1)).replace('\n', "\r\n")).unwrap_err();
+    assert!(e.contains(&format!("t.csv:{first}: field 'check'")), "{e}");
     // Truncation mid-row.
     let cut = text[..text.len() - 30].to_string();
     let e = parse(&cut).unwrap_err();
@@ -98,7 +104,7 @@ fn unknown_dtype_and_bad_dims_are_rejected_even_with_a_good_checksum() {
         // Recompute the checksum of the edited row so only the content is wrong.
         let mut out = Vec::new();
         for l in text.lines() {
-            if l.starts_with("f16,") || l.starts_with("f32,") || l.starts_with("f8,") {
+            if l.starts_with("f16,") || l.starts_with("f32,") || l.starts_with("f8,") || l.starts_with("f32/") {
                 let mut fields: Vec<&str> = l.split(',').collect();
                 fields.pop();
                 let mut h = crc32fast::Hasher::new();
@@ -119,6 +125,9 @@ fn unknown_dtype_and_bad_dims_are_rejected_even_with_a_good_checksum() {
     assert!(e.contains("field 'm'"), "{e}");
     let e = parse(&refresh(good.replace("f32,TN,1,576", "f32,TN,1,99999999999"))).unwrap_err();
     assert!(e.contains("field 'n'"), "{e}");
+    // An error about the layout names the layout, not m.
+    let e = parse(&refresh(good.replace("f32,TN,1,576", "f32/q8_0,NN,1,576"))).unwrap_err();
+    assert!(e.contains("field 'layout'"), "{e}");
 }
 
 #[test]

@@ -397,6 +397,10 @@ pub enum TableCommand {
         /// table's ROCm validators are written too.
         #[arg(long = "validator")]
         validators: Vec<String>,
+        /// The validator set (`v1`, ... as `table show` lists them) whose rows to export:
+        /// a TunableOp file holds one; needed when the table holds several.
+        #[arg(long)]
+        set: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },

@@ -213,7 +213,7 @@ impl Table {
                 format!("wrong header: expected '{}'", COLUMNS.join(",")),
             ));
         }
-        let mut seen: BTreeMap<Problem, usize> = BTreeMap::new();
+        let mut seen: BTreeMap<(Problem, Machine), usize> = BTreeMap::new();
         for rec in rdr.records() {
             let rec = rec.map_err(|e| Error::at(path, line_of(e.position()), None, format!("unreadable row: {e}")))?;
             let line = line_of(rec.position());
@@ -251,8 +251,8 @@ impl Table {
             if !t.validators.contains_key(f(16)) {
                 return Err(bad(16, format!("validator set '{}' is not defined in the header", f(16))));
             }
-            if let Some(prev) = seen.insert(problem, line) {
-                return Err(Error::at(path, line, None, format!("{problem} is listed twice (first on line {prev})")));
+            if let Some(prev) = seen.insert((problem, machine(&t.validators[f(16)])), line) {
+                return Err(Error::at(path, line, None, format!("{problem} is listed twice for one device (first on line {prev})")));
             }
             t.rows.push(TableRow {
                 problem,
@@ -316,33 +316,49 @@ impl Table {
     }
 
     /// Inserts or replaces the row for `row.problem`.
+    /// A row's key: its problem and the machine its validators name. One table holds a row
+    /// per problem and machine, so tables of several devices merge into one that serves
+    /// each (a device uses the rows whose validators match it).
+    fn key(&self, r: &TableRow) -> (Problem, Machine) {
+        (r.problem, self.validators.get(&r.validators).map(machine).unwrap_or_default())
+    }
+
+    /// Adds `row` (its validator set already in the table), replacing the row of the same
+    /// problem on the same machine.
     pub fn upsert(&mut self, row: TableRow) {
-        match self.rows.iter_mut().find(|r| r.problem == row.problem) {
-            Some(r) => *r = row,
+        let key = self.key(&row);
+        match self.rows.iter().position(|r| self.key(r) == key) {
+            Some(i) => self.rows[i] = row,
             None => self.rows.push(row),
         }
     }
 
+    /// The first row of problem `p` (whichever machine it was tuned on).
     pub fn get(&self, p: &Problem) -> Option<&TableRow> {
         self.rows.iter().find(|r| r.problem == *p)
     }
 
-    /// Merges `other` in. For a problem in both, the row tuned most recently wins.
-    /// Returns how many rows of `other` replaced or were dropped for existing ones.
+    /// Merges `other` in. For a problem tuned on the same machine in both, the row tuned
+    /// most recently wins; rows of other machines are kept side by side. Returns how many
+    /// rows of `other` replaced or were dropped for existing ones.
     pub fn merge(&mut self, other: &Table) -> usize {
+        let mut index: BTreeMap<(Problem, Machine), usize> = self.rows.iter().enumerate().map(|(i, r)| (self.key(r), i)).collect();
         let mut conflicts = 0;
         for row in &other.rows {
             let mut row = row.clone();
             row.validators = self.validator_id(&other.validators[&row.validators]);
             row.line = 0;
-            match self.rows.iter_mut().find(|r| r.problem == row.problem) {
-                Some(r) => {
+            match index.get(&self.key(&row)) {
+                Some(&i) => {
                     conflicts += 1;
-                    if row.tuned_at > r.tuned_at {
-                        *r = row;
+                    if row.tuned_at > self.rows[i].tuned_at {
+                        self.rows[i] = row;
                     }
                 }
-                None => self.rows.push(row),
+                None => {
+                    index.insert(self.key(&row), self.rows.len());
+                    self.rows.push(row);
+                }
             }
         }
         self.drop_unused_validators();
@@ -371,6 +387,14 @@ impl Table {
         }
         (ok, skipped)
     }
+}
+
+/// The machine a validator set names: backend, device and arch. Library and gemmtune
+/// versions are left out: a re-tune after an upgrade replaces the machine's old rows.
+type Machine = [String; 3];
+
+fn machine(v: &Validators) -> Machine {
+    ["backend", "device", "arch"].map(|k| v.get(k).cloned().unwrap_or_default())
 }
 
 /// An exclusive advisory lock on a table file (a sidecar `.<name>.lock`), held until

@@ -162,16 +162,48 @@ pub fn parse_results(text: &str, path: &Path) -> Result<Results> {
     Ok(r)
 }
 
-/// Writes the ROCm rows of `t` as a TunableOp results file with `validators` (given or
-/// from the table's validator sets). Rows whose kernel TunableOp cannot run are left out
-/// and returned.
-pub fn export(t: &Table, validators: &[(String, String)]) -> (String, Vec<String>) {
+/// The validator set whose rows go into a TunableOp file, which has one set of validators:
+/// `chosen`, or the table's only set; a table of several devices or library versions must
+/// say which.
+pub fn export_set(t: &Table, chosen: Option<&str>) -> Result<String> {
+    let count = |id: &str| t.rows.iter().filter(|r| r.validators == id).count();
+    if let Some(id) = chosen {
+        return match t.validators.contains_key(id) {
+            true => Ok(id.to_string()),
+            false => Err(Error::input(format!("--set {id}: the table has no validator set '{id}' (it has {})", sets(t, &count)))),
+        };
+    }
+    let used: Vec<&String> = t.validators.keys().filter(|id| count(id) > 0).collect();
+    match used.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(Error::input("the table has no rows to export")),
+        _ => Err(Error::input(format!(
+            "the table holds rows of {} validator sets ({}); a TunableOp file has one set: choose it with --set",
+            used.len(),
+            sets(t, &count)
+        ))),
+    }
+}
+
+fn sets(t: &Table, count: &dyn Fn(&str) -> usize) -> String {
+    let name = |v: &Validators| ["backend", "device", "arch"].iter().filter_map(|k| v.get(*k).cloned()).collect::<Vec<_>>().join(" ");
+    t.validators.iter().map(|(id, v)| format!("{id}: {} rows, {}", count(id), name(v))).collect::<Vec<_>>().join("; ")
+}
+
+/// Writes the rows of validator set `set` of `t` as a TunableOp results file with
+/// `validators` (see `validators_for`). Rows whose kernel TunableOp cannot run are left
+/// out and returned; rows of other sets are left out too (one line says how many).
+pub fn export(t: &Table, set: &str, validators: &[(String, String)]) -> (String, Vec<String>) {
     let mut out = String::new();
     for (k, v) in validators {
         out.push_str(&format!("Validator,{k},{v}\n"));
     }
     let mut left_out = Vec::new();
-    for r in &t.rows {
+    let others = t.rows.iter().filter(|r| r.validators != set).count();
+    if others > 0 {
+        left_out.push(format!("{others} rows of other validator sets than {set}"));
+    }
+    for r in t.rows.iter().filter(|r| r.validators == set) {
         if !r.problem.wformat.is_dense() {
             left_out.push(format!("{}: TunableOp has no quantized weights", r.problem));
             continue;
@@ -187,23 +219,38 @@ pub fn export(t: &Table, validators: &[(String, String)]) -> (String, Vec<String
     (out, left_out)
 }
 
-/// Validators of a gemmtune ROCm table for TunableOp, from the first ROCm validator set;
-/// `given` (KEY=VALUE) override or add.
-pub fn validators_for(t: &Table, given: &[(String, String)]) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = vec![("PT_VERSION".into(), "unknown".into())];
-    if let Some(set) = t.validators.values().find(|s| s.get("backend").map(String::as_str) == Some("rocm")) {
-        for (ours, theirs) in [("lib.rocblas", "ROCBLAS_VERSION"), ("lib.hipblaslt", "HIPBLASLT_VERSION"), ("arch", "GCN_ARCH_NAME"), ("lib.hip", "HIP_VERSION")] {
-            if let Some(x) = set.get(ours) {
-                v.push((theirs.into(), x.clone()));
+/// TunableOp validators for validator set `set` of `t`: the TunableOp validators an
+/// imported file had (kept as `tunableop.<KEY>`), then those gemmtune's ROCm validators
+/// give (ROCBLAS_VERSION, HIPBLASLT_VERSION, GCN_ARCH_NAME, HIP_VERSION) where missing,
+/// PT_VERSION `unknown` when nothing gave it; `given` (KEY=VALUE) override or add.
+pub fn validators_for(t: &Table, set: &str, given: &[(String, String)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, x: &str, replace: bool| match v.iter_mut().find(|(kk, _)| kk == k) {
+        Some(e) if replace => e.1 = x.to_string(),
+        Some(_) => {}
+        None => v.push((k.to_string(), x.to_string())),
+    };
+    if let Some(vals) = t.validators.get(set) {
+        if let Some(pt) = vals.get("tunableop.PT_VERSION") {
+            put("PT_VERSION", pt, false);
+        }
+        for (k, x) in vals.iter().filter_map(|(k, x)| k.strip_prefix("tunableop.").map(|k| (k, x))) {
+            put(k, x, false);
+        }
+        if vals.get("backend").map(String::as_str) == Some("rocm") {
+            for (ours, theirs) in [("lib.rocblas", "ROCBLAS_VERSION"), ("lib.hipblaslt", "HIPBLASLT_VERSION"), ("arch", "GCN_ARCH_NAME"), ("lib.hip", "HIP_VERSION")] {
+                if let Some(x) = vals.get(ours) {
+                    put(theirs, x, false);
+                }
             }
         }
     }
+    put("PT_VERSION", "unknown", false);
     for (k, x) in given {
-        match v.iter_mut().find(|(kk, _)| kk == k) {
-            Some(e) => e.1 = x.clone(),
-            None => v.push((k.clone(), x.clone())),
-        }
+        put(k, x, true);
     }
+    // PT_VERSION first, as PyTorch writes it.
+    v.sort_by_key(|(k, _)| k != "PT_VERSION");
     v
 }
 

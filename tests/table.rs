@@ -153,23 +153,40 @@ fn rows_of_another_device_are_skipped_with_one_warning() {
 }
 
 #[test]
-fn merge_keeps_the_newest_row_and_both_validator_sets() {
+fn merge_keeps_the_newest_row_per_machine_and_every_machine_s_rows() {
     let b = CpuBackend::new();
     let mut a = sample_table(&b);
-    let mut other = Table::default();
-    let mut v = b.identity().validators();
-    v.insert("device".into(), "GPU-ish".into());
-    let vid = other.validator_id(&v);
     let p = Problem::linear(DType::F32, 1, 576, 576).unwrap();
-    other.upsert(row(p, "cpu:gemm:t2", &vid, "2026-06-01T00:00:00Z"));
-    other.upsert(row(p.with_m(3), "cpu:gemm:t2", &vid, "2026-06-01T00:00:00Z"));
-    let conflicts = a.merge(&other);
-    assert_eq!(conflicts, 1);
-    assert_eq!(a.rows.len(), 3);
-    assert_eq!(a.get(&p).unwrap().kernel.as_str(), "cpu:gemm:t2");
-    assert_eq!(a.validators.len(), 2);
-    let again = parse(&a.to_text()).unwrap();
-    assert_eq!(again.rows.len(), 3);
+    // Another device: its row of the same problem stands beside ours.
+    let mut other = Table::default();
+    let mut w = b.identity().validators();
+    w.insert("device".into(), "another CPU".into());
+    let wid = other.validator_id(&w);
+    other.upsert(row(p, "cpu:matrixmultiply:t2", &wid, "2026-07-01T00:00:00Z"));
+    assert_eq!(a.merge(&other), 0);
+    assert_eq!(a.rows.iter().filter(|r| r.problem == p).count(), 2);
+    let merged = parse(&a.to_text()).unwrap();
+    assert_eq!((merged.rows.len(), merged.validators.len()), (3, 2));
+    // This device's dispatcher takes this device's row of the problem.
+    let d = gemmtune::dispatch::Dispatcher::from_loaded(&merged, Path::new("t.csv"), CpuBackend::new(), false).unwrap();
+    let (k, src) = d.choose(&p).unwrap();
+    assert_eq!((k.as_str(), src), ("cpu:gemm:t1", gemmtune::dispatch::Source::Exact));
+    // The same machine after an upgrade: its newer rows replace its old ones only.
+    let mut upgraded = Table::default();
+    let mut v = b.identity().validators();
+    v.insert("gemmtune".into(), "9.9.9".into());
+    let vid = upgraded.validator_id(&v);
+    upgraded.upsert(row(p, "cpu:gemm:t2", &vid, "2026-06-01T00:00:00Z"));
+    upgraded.upsert(row(p.with_m(3), "cpu:gemm:t2", &vid, "2026-06-01T00:00:00Z"));
+    assert_eq!(a.merge(&upgraded), 1);
+    let kernels: Vec<&str> = a.rows.iter().filter(|r| r.problem == p).map(|r| r.kernel.as_str()).collect();
+    assert_eq!(kernels, ["cpu:gemm:t2", "cpu:matrixmultiply:t2"]);
+    assert_eq!(a.rows.len(), 4);
+    // One problem twice for one device is still a damaged table.
+    let text = a.to_text();
+    let dup = text.lines().find(|l| l.starts_with("f32,TN,3,")).unwrap();
+    let e = parse(&format!("{text}{dup}\n")).unwrap_err();
+    assert!(e.contains("listed twice for one device"), "{e}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod common;
 use common::bin;
 use gemmtune::problem::{DType, Layout, Problem};
-use gemmtune::tunableop::{export, import, parse_results, untuned_to_shapes, validators_for};
+use gemmtune::tunableop::{export, export_set, import, parse_results, untuned_to_shapes, validators_for};
 use std::path::Path;
 
 fn data(name: &str) -> (String, std::path::PathBuf) {
@@ -32,7 +32,8 @@ fn rocm_results_import_with_validators_and_the_m_n_swap() {
     let p = Problem::linear(DType::F16, 8, 1280, 8192).unwrap();
     assert_eq!(t.get(&p).unwrap().kernel.as_str(), "rocm:rocblas:default");
     // Export writes the same rows back (extra BLAS_PARAMS fields are not kept).
-    let (out, left_out) = export(&t, &validators_for(&t, &[("PT_VERSION".into(), "2.9.0".into())]));
+    // The imported PT_VERSION goes back out without being given.
+    let (out, left_out) = export(&t, "v1", &validators_for(&t, "v1", &[]));
     assert!(left_out.is_empty());
     for line in text.lines().filter(|l| l.starts_with("GemmTunableOp_")) {
         let key: Vec<&str> = line.split(',').take(3).collect();
@@ -58,8 +59,30 @@ fn older_signatures_and_cuda_side_files() {
     assert_eq!(v["backend"], "cuda");
     assert!(t.rows.iter().all(|r| r.kernel.as_str() == "cuda:cublas:default"));
     // CUDA rows have no TunableOp kernel beyond Default-on-ROCm: export leaves them out.
-    let (_, left_out) = export(&t, &[]);
+    let (_, left_out) = export(&t, "v1", &[]);
     assert_eq!(left_out.len(), 2);
+}
+
+#[test]
+fn a_table_of_two_devices_exports_one_with_its_own_validators() {
+    let (text, path) = data("rocm_results.csv");
+    let (a, _) = import(&text, &path).unwrap();
+    let other = text.replace("gfx942:sramecc+:xnack-", "gfx90a:sramecc+:xnack-").replace("Validator,PT_VERSION,2.9.0", "Validator,PT_VERSION,2.8.0");
+    let (b, _) = import(&other, &path).unwrap();
+    let mut t = a.clone();
+    t.merge(&b);
+    assert_eq!(t.rows.len(), 8, "both devices' rows are kept");
+    let e = export_set(&t, None).unwrap_err().to_string();
+    assert!(e.contains("2 validator sets") && e.contains("--set") && e.contains("gfx90a"), "{e}");
+    assert!(export_set(&t, Some("v9")).is_err());
+    for (arch, pt) in [("gfx942", "2.9.0"), ("gfx90a", "2.8.0")] {
+        let id = t.validators.iter().find(|(_, v)| v["arch"].starts_with(arch)).unwrap().0.as_str();
+        let (out, left_out) = export(&t, id, &validators_for(&t, id, &[]));
+        assert!(out.contains(&format!("Validator,GCN_ARCH_NAME,{arch}")) && out.contains(&format!("Validator,PT_VERSION,{pt}")), "{out}");
+        assert!(!out.contains(if arch == "gfx942" { "gfx90a" } else { "gfx942" }), "{out}");
+        assert_eq!(out.lines().filter(|l| l.starts_with("GemmTunableOp_")).count(), 4);
+        assert_eq!(left_out, vec![format!("4 rows of other validator sets than {id}")]);
+    }
 }
 
 #[test]

@@ -40,7 +40,7 @@ pub fn run(cmd: TableCommand) -> Result<()> {
                 }
             })
         }
-        TableCommand::Export { table, format, validators, out } => {
+        TableCommand::Export { table, format, validators, set, out } => {
             check_format(&format)?;
             let t = Table::load(&table)?;
             let given: Vec<(String, String)> = validators
@@ -51,12 +51,14 @@ pub fn run(cmd: TableCommand) -> Result<()> {
                         .ok_or_else(|| Error::input(format!("--validator '{kv}' is not KEY=VALUE")))
                 })
                 .collect::<Result<_>>()?;
-            let (text, left_out) = tunableop::export(&t, &tunableop::validators_for(&t, &given));
+            let set = tunableop::export_set(&t, set.as_deref())?;
+            let (text, left_out) = tunableop::export(&t, &set, &tunableop::validators_for(&t, &set, &given));
             crate::atomic::write_atomic(&out, |w| w.write_all(text.as_bytes()))?;
             for l in &left_out {
                 eprintln!("left out: {l}");
             }
-            println!("{}: {} TunableOp rows ({} left out)", out.display(), t.rows.len() - left_out.len(), left_out.len());
+            let rows = text.lines().filter(|l| !l.starts_with("Validator,")).count();
+            println!("{}: {rows} TunableOp rows of validator set {set} ({} rows left out)", out.display(), t.rows.len() - rows);
             Ok(())
         }
         TableCommand::Import { file, format, out } => {
@@ -66,11 +68,15 @@ pub fn run(cmd: TableCommand) -> Result<()> {
             for s in &skipped {
                 eprintln!("skipped {s}");
             }
+            let _lock = crate::table::TableLock::acquire(&out)?;
             t.save(&out)?;
             println!("{}: {} rows from {} ({} lines skipped)", out.display(), t.rows.len(), file.display(), skipped.len());
             Ok(())
         }
         TableCommand::Merge { tables, out } => {
+            // Held from the first read to the write: a `tune` committing rows to `out`
+            // meanwhile waits, then rereads, instead of being overwritten.
+            let _lock = crate::table::TableLock::acquire(&out)?;
             let mut merged = Table::default();
             merged.comments.push(format!("merged by gemmtune {}", env!("CARGO_PKG_VERSION")));
             let mut conflicts = 0;
@@ -79,7 +85,7 @@ pub fn run(cmd: TableCommand) -> Result<()> {
             }
             merged.save(&out)?;
             println!(
-                "merged {} tables into {}: {} rows, {} shapes present in several (newest kept)",
+                "merged {} tables into {}: {} rows, {} shapes of one device present in several (newest kept; other devices' rows kept beside)",
                 tables.len(),
                 out.display(),
                 merged.rows.len(),

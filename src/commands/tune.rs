@@ -112,8 +112,14 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         for (i, p) in todo.iter().enumerate() {
             if interrupt::requested() {
                 progress.finish();
+                // With --force the same command would start over: say what resumes instead.
+                let how = if a.force {
+                    "the others keep the rows they had; rerun without --force to tune only shapes missing from the table, with --force to re-tune all again"
+                } else {
+                    "rerun the same command to resume"
+                };
                 return Err(Error::Interrupted(format!(
-                    "interrupted: {tuned} of {} shapes tuned and saved in {}; rerun the same command to resume",
+                    "interrupted: {tuned} of {} shapes tuned and saved in {}; {how}",
                     todo.len(),
                     a.out.display()
                 )));

@@ -322,7 +322,7 @@ pub struct TuneArgs {
     pub device: usize,
     /// Tune only shard K of N (K/N, 0-based): every N-th shape of the heaviest-first order,
     /// so shards carry similar weight. Several shards can write one table.
-    #[arg(long, value_parser = shard)]
+    #[arg(long, value_parser = parse_shard)]
     pub shard: Option<(usize, usize)>,
     /// Tune on several devices at once: one worker process per entry, each a shard of the
     /// shapes, all writing --out (merged under the table lock). `all` = every visible GPU;
@@ -526,7 +526,8 @@ fn share(s: &str) -> Result<f64, String> {
     }
 }
 
-fn shard(s: &str) -> Result<(usize, usize), String> {
+/// `K/N` of `--shard`.
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (k, n) = s.split_once('/').ok_or_else(|| format!("'{s}' is not K/N"))?;
     match (k.parse::<usize>(), n.parse::<usize>()) {
         (Ok(k), Ok(n)) if n >= 1 && k < n => Ok((k, n)),

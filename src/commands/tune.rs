@@ -327,12 +327,18 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::runtime(format!("cannot find own executable: {e}")))?;
     let backend = format!("{:?}", a.backend).to_lowercase();
     let start = Instant::now();
+    // Ctrl-C reaches the workers too (one process group); a SIGINT sent to this process
+    // alone is passed on (`supervise`). Either way the workers finish their shape and stop.
+    interrupt::install();
     // One supervisor thread per worker: restart a worker that died or lost its GPU
     // context, excluding the candidate that was in flight.
     let failed = std::sync::atomic::AtomicUsize::new(0);
+    // Workers that stopped on an input error (exit 2) or on Ctrl-C (130).
+    let (input_errors, interrupted) = (std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0));
     std::thread::scope(|scope| {
         for (i, d) in devices.iter().copied().enumerate() {
             let (exe, backend, failed, devices) = (&exe, &backend, &failed, &devices);
+            let (input_errors, interrupted) = (&input_errors, &interrupted);
             scope.spawn(move || {
                 let inflight = a.out.with_file_name(format!(
                     ".{}.worker{i}.inflight",
@@ -357,11 +363,20 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
                         }
                     };
                     if !a.quiet {
-                        eprintln!("worker {i} (device {d}, shard {i}/{n}): {status}");
+                        let (k, m) = worker_shard(a, i, n);
+                        eprintln!("worker {i} (device {d}, shard {k}/{m}): {status}");
                     }
                     if status.success() {
                         let _ = std::fs::remove_file(&inflight);
                         return;
+                    }
+                    if status.code() == Some(130) || interrupt::requested() {
+                        let _ = std::fs::remove_file(&inflight);
+                        interrupted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                    if status.code() == Some(2) {
+                        input_errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                     // Died (a signal) or lost its context (75): skip the kernel in flight.
                     let crashed = status.code().is_none() || status.code() == Some(75);
@@ -377,15 +392,32 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
             });
         }
     });
-    let failed = failed.into_inner();
-    let t = Table::load(&a.out)?;
+    let (failed, input_errors, interrupted) = (failed.into_inner(), input_errors.into_inner(), interrupted.into_inner());
+    // No table yet when every worker failed before its first shape.
+    let rows = if a.out.exists() { Table::load(&a.out)?.rows.len() } else { 0 };
     if !a.quiet {
-        eprintln!("{n} workers finished in {:.1} s; {} rows in {}", start.elapsed().as_secs_f64(), t.rows.len(), a.out.display());
+        eprintln!("{n} workers finished in {:.1} s; {rows} rows in {}", start.elapsed().as_secs_f64(), a.out.display());
+    }
+    if interrupted > 0 {
+        return Err(Error::Interrupted(format!(
+            "interrupted: {interrupted} of {n} workers stopped after their shape in flight; {rows} rows saved in {}; rerun the same command to resume",
+            a.out.display()
+        )));
+    }
+    if failed > 0 && failed == input_errors {
+        return Err(Error::input(format!("{failed} of {n} workers stopped on an input error (above)")));
     }
     if failed > 0 {
         return Err(Error::runtime(format!("{failed} of {n} workers failed")));
     }
     Ok(())
+}
+
+/// The shard worker `i` of `n` tunes: shard i/n, or within the user's `--shard s/S` the
+/// i-th of n parts of it, (s + S·i)/(S·n): shards take every N-th shape, so those are
+/// exactly the shapes of shard s split n ways.
+fn worker_shard(a: &TuneArgs, i: usize, n: usize) -> (usize, usize) {
+    a.shard.map_or((i, n), |(s, total)| (s + total * i, total * n))
 }
 
 /// The `--settle-ms` of a worker on device `d`: the user's, or 0 where workers share the
@@ -405,9 +437,10 @@ fn worker_command(
     force: bool,
 ) -> std::process::Command {
     let (d, n) = (devices[i], devices.len());
+    let (k, m) = worker_shard(a, i, n);
     let mut c = std::process::Command::new(exe);
     c.arg("tune").arg("--shapes").arg(&a.shapes).arg("--out").arg(&a.out);
-    c.args(["--backend", backend, "--device", &d.to_string(), "--shard", &format!("{i}/{n}")]);
+    c.args(["--backend", backend, "--device", &d.to_string(), "--shard", &format!("{k}/{m}")]);
     c.args(["--budget-ms", &a.budget_ms.to_string(), "-q"]);
     if let Some(ms) = worker_settle(a, devices, d) {
         c.args(["--settle-ms", &ms.to_string()]);
@@ -448,9 +481,18 @@ fn supervise(
 ) -> std::io::Result<(std::process::ExitStatus, bool)> {
     let mut child = c.spawn()?;
     let mut last = (String::new(), Instant::now());
+    let mut passed_on = false;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok((status, false));
+        }
+        if interrupt::requested() && !passed_on {
+            passed_on = true;
+            #[cfg(unix)]
+            // SAFETY: a signal to our own child, which has not been reaped (try_wait above).
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+            }
         }
         let now = std::fs::read_to_string(inflight).unwrap_or_default();
         if now != last.0 {
@@ -477,9 +519,28 @@ mod tests {
         }
     }
 
-    fn settle_arg(c: &std::process::Command) -> Option<String> {
+    fn arg_of(c: &std::process::Command, flag: &str) -> Option<String> {
         let a: Vec<String> = c.get_args().map(|s| s.to_string_lossy().into_owned()).collect();
-        a.iter().position(|x| x == "--settle-ms").map(|i| a[i + 1].clone())
+        a.iter().position(|x| x == flag).map(|i| a[i + 1].clone())
+    }
+
+    fn settle_arg(c: &std::process::Command) -> Option<String> {
+        arg_of(c, "--settle-ms")
+    }
+
+    /// Workers split the user's shard, not the whole file: together they take exactly the
+    /// shapes (every N-th by index) the shard names, each once.
+    #[test]
+    fn workers_split_the_users_shard() {
+        let exe = std::path::Path::new("gemmtune");
+        let shard_of = |a: &TuneArgs, i: usize| arg_of(&worker_command(exe, "cuda", a, &[0, 1, 2], i, &[], false), "--shard").unwrap();
+        assert_eq!((0..3).map(|i| shard_of(&args(&[]), i)).collect::<Vec<_>>(), ["0/3", "1/3", "2/3"]);
+        let a = args(&["--shard", "1/4"]);
+        let parts: Vec<(usize, usize)> = (0..3).map(|i| shard_of(&a, i)).map(|s| crate::cli::parse_shard(&s).unwrap()).collect();
+        for idx in 0..240 {
+            let takers = parts.iter().filter(|(k, m)| idx % m == *k).count();
+            assert_eq!(takers, usize::from(idx % 4 == 1), "shape {idx}");
+        }
     }
 
     /// A worker gets `--settle-ms` when the user gave it, and 0 when it shares its GPU with

@@ -2,24 +2,42 @@
 //!
 //! The new content goes to a temporary file in the same directory, is flushed and
 //! fsynced, then renamed over the target: a reader (or a crash, a kill, a full disk)
-//! sees either the old file or the new one, never a half-written mix.
+//! sees either the old file or the new one, never a half-written mix. The replacement
+//! keeps what the user set on the file: a symlink is followed (its target is replaced,
+//! the link stays), the file's permissions carry over, and a read-only file is refused
+//! rather than replaced. Temporary files of writers that were killed are removed by the
+//! next write.
 
 use crate::error::{Error, Result};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The file a write to `path` replaces: the target of a symlink, else `path` itself.
+pub fn resolve(path: &Path) -> PathBuf {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Writes `path` atomically with whatever `fill` writes.
 pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = match path.parent() {
+    let target = resolve(path);
+    let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create directory", e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let old = fs::metadata(&target).ok();
+    if old.as_ref().is_some_and(|m| m.permissions().readonly()) {
+        return Err(Error::input(format!("{}: the file is read-only; not replaced (make it writable to update it)", path.display())));
+    }
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    remove_stale_temporaries(&dir, &name);
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
@@ -28,8 +46,11 @@ pub fn write_atomic(
             fill(&mut w)?;
             w.flush()?;
         }
+        if let Some(m) = &old {
+            f.set_permissions(m.permissions())?;
+        }
         f.sync_all()?;
-        fs::rename(&tmp, path)?;
+        fs::rename(&tmp, &target)?;
         // Make the rename itself durable.
         if let Ok(d) = fs::File::open(&dir) {
             let _ = d.sync_all();
@@ -41,6 +62,32 @@ pub fn write_atomic(
         return Err(Error::io(path, "write", e));
     }
     Ok(())
+}
+
+/// Removes `.<name>.tmp.<pid>` files in `dir` whose writer no longer runs (killed
+/// mid-write: a kill -9 cannot clean up after itself).
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp.");
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !process_runs(pid) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn process_runs(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists (and may be signalled).
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(not(unix))]
+fn process_runs(_pid: u32) -> bool {
+    true // unknown: keep the file
 }
 
 #[cfg(test)]
@@ -62,5 +109,32 @@ mod tests {
         // No temporary file is left behind.
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_permissions_read_only_files_and_leftovers_of_killed_writers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let target = real.join("t.csv");
+        write_atomic(&target, |w| w.write_all(b"v1\n")).unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        // A leftover of a writer that is gone (no process has pid 2^22 + 1 here: above
+        // the default pid_max).
+        let stale = real.join(".t.csv.tmp.4194305");
+        fs::write(&stale, b"half").unwrap();
+        write_atomic(&link, |w| w.write_all(b"v2\n")).unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "v2\n");
+        assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!stale.exists(), "the killed writer's temporary file is removed");
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o444)).unwrap();
+        let e = write_atomic(&target, |w| w.write_all(b"v3\n")).unwrap_err();
+        assert!(e.to_string().contains("read-only") && e.exit_code() == 2, "{e}");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "v2\n");
     }
 }

@@ -403,6 +403,8 @@ pub struct TableLock(#[allow(dead_code)] std::fs::File);
 
 impl TableLock {
     pub fn acquire(path: &Path) -> Result<TableLock> {
+        // Writers through a symlink and through its target share one lock.
+        let path = &crate::atomic::resolve(path);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

@@ -253,10 +253,9 @@ impl<B: Backend> Dispatcher<B> {
         };
         let mut recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
         let fresh: Vec<((Problem, Phase), u64)> = counts
-            .into_iter()
-            .filter_map(|(key, c)| {
+            .iter()
+            .filter_map(|&(key, c)| {
                 let before = recorded.get(&key).copied().unwrap_or(0);
-                recorded.insert(key, c);
                 (c > before).then_some((key, c - before))
             })
             .collect();
@@ -282,7 +281,10 @@ impl<B: Backend> Dispatcher<B> {
             e.weight = e.calls;
             file.add(e);
         }
-        file.save(path)
+        file.save(path)?;
+        // Counted as written only once they are: a failed save is retried whole next time.
+        recorded.extend(counts);
+        Ok(())
     }
 }
 

@@ -74,6 +74,9 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         t.comments.push(format!("tuned by gemmtune {} from {}", env!("CARGO_PKG_VERSION"), a.shapes.display()));
         t
     };
+    // Fail now, not after the first shape's tuning, when the table cannot be written there
+    // (taking its lock creates the lock file beside it).
+    drop(crate::table::TableLock::acquire(&a.out)?);
     let validators = b.identity().validators();
     let (usable, _) = table.check_rows(&b);
     let done: BTreeSet<Problem> = usable.iter().map(|r| r.problem).collect();

@@ -36,8 +36,13 @@ fi
 for attempt in 1 2 3; do
   $g tune --shapes shapes/ci-bench.csv --out "$out/table.csv" --force --budget-ms 300 -q
   if [ "${1:-}" = "--update-baseline" ]; then
-    $g bench --table "$out/table.csv" --shapes shapes/ci-bench.csv --budget-ms 300 -q --json "$baseline"
-    exit 0
+    # Written first beside, kept only when this run's own gate (tuned >= default) passes.
+    if $g bench --table "$out/table.csv" --shapes shapes/ci-bench.csv --budget-ms 300 -q --json "$out/baseline-candidate.json"; then
+      cp "$out/baseline-candidate.json" "$baseline"
+      exit 0
+    fi
+    echo "ci-bench: this run's gate failed; baseline not updated (attempt $attempt)"
+    continue
   fi
   if $g bench --table "$out/table.csv" --shapes shapes/ci-bench.csv --budget-ms 300 -q \
     "${against[@]}" --gate-on speedup --max-regression 40% \

@@ -66,6 +66,30 @@ pub struct ShapeBench {
     pub bound: String,
 }
 
+impl ShapeBench {
+    /// The default kernel's median time: its own entry, or the tuned kernel's when the
+    /// table's choice is the default (then timed once).
+    pub fn default_us(&self) -> f64 {
+        self.default_timing().map_or(f64::NAN, |k| k.median_us)
+    }
+
+    /// The default kernel's entry of `kernels` (the tuned one's when they are the same).
+    pub fn default_timing(&self) -> Option<&KernelTiming> {
+        self.kernels.iter().find(|k| k.role == "default").or(self.kernels.first())
+    }
+
+    /// The default kernel's % of the roofline, from its own measured time.
+    pub fn default_roofline_pct(&self) -> f64 {
+        self.roofline_pct * self.kernels.first().map_or(f64::NAN, |k| k.median_us) / self.default_us()
+    }
+
+    /// The problem this row names (None when its fields do not make one).
+    pub fn to_problem(&self) -> Option<Problem> {
+        let (dtype, wformat) = crate::problem::parse_types(&self.dtype).ok()?;
+        Problem::new(dtype, self.layout.parse().ok()?, self.m, self.n, self.k, self.batch).and_then(|p| p.with_weights(wformat)).ok()
+    }
+}
+
 /// Version of the JSON report schema (docs/bench-report.md).
 pub const SCHEMA: &str = "gemmtune-bench/1";
 
@@ -98,6 +122,18 @@ impl BenchReport {
         if r.schema != SCHEMA {
             return Err(Error::input(format!("{}: schema '{}' is not '{SCHEMA}'", path.display(), r.schema)));
         }
+        // What the gate and the reports read of every shape, checked now rather than met
+        // as a panic after a whole run.
+        for (i, x) in r.shapes.iter().enumerate() {
+            let ok_time = |t: f64| t.is_finite() && t > 0.0;
+            if x.kernels.first().is_none_or(|k| !ok_time(k.median_us)) || !ok_time(x.default_us()) || !x.speedup.is_finite() {
+                return Err(Error::input(format!(
+                    "{}: shapes[{i}] ({}): needs the tuned kernel's timing first in 'kernels', positive times and a finite speedup",
+                    path.display(),
+                    x.problem
+                )));
+            }
+        }
         Ok(r)
     }
 
@@ -126,6 +162,9 @@ pub fn measure_limits<B: Backend>(b: &B, cfg: &TuneConfig, settling: ClockSettli
             if let Ok(s) = guarded(|| b.time(&k, &p, &mut sets, 1)) {
                 t.push(s);
             }
+        }
+        if t.is_empty() {
+            continue; // every sample failed: this kernel measures nothing
         }
         let m = t.iter().copied().fold(f64::MAX, f64::min);
         if best.as_ref().is_none_or(|b| m < b.0) {

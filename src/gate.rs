@@ -85,12 +85,18 @@ fn tuned_us(s: &ShapeBench) -> f64 {
 }
 
 /// Parses "5%", "5" (percent) or "0.05" (fraction below 1) into a fraction.
+/// How many shapes the findings are about (a shape may have several).
+pub fn failing_shapes(findings: &[Finding]) -> usize {
+    findings.iter().map(|f| &f.problem).collect::<std::collections::BTreeSet<_>>().len()
+}
+
 pub fn parse_percent(s: &str) -> Result<f64, String> {
-    let t = s.trim().trim_end_matches('%');
-    let v: f64 = t.parse().map_err(|_| format!("'{s}' is not a percentage"))?;
-    let f = if s.trim().ends_with('%') || v >= 1.0 { v / 100.0 } else { v };
+    // The % is required: a bare "1" (1 %?) and "0.99" (99 %?) read opposite ways.
+    let t = s.trim().strip_suffix('%').ok_or_else(|| format!("'{s}' is not a percentage: write it with %, e.g. 5%"))?;
+    let v: f64 = t.trim().parse().map_err(|_| format!("'{s}' is not a percentage"))?;
+    let f = v / 100.0;
     if !(0.0..10.0).contains(&f) {
-        return Err(format!("'{s}' is out of range"));
+        return Err(format!("'{s}' is out of range (0% to 1000%)"));
     }
     Ok(f)
 }

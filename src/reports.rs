@@ -62,7 +62,7 @@ pub fn markdown(r: &BenchReport, findings: &[Finding], baseline: Option<&BenchRe
             geomean(g.iter().map(|x| x.speedup)),
             g.iter().map(|x| x.speedup).fold(f64::MAX, f64::min),
             geomean(g.iter().map(|x| x.roofline_pct)),
-            geomean(g.iter().map(|x| x.roofline_pct / x.speedup))
+            geomean(g.iter().map(|x| x.default_roofline_pct()))
         ));
     }
     if !findings.is_empty() {
@@ -86,7 +86,7 @@ pub fn markdown(r: &BenchReport, findings: &[Finding], baseline: Option<&BenchRe
             x.problem,
             short_kernel(&x.kernels[0].kernel),
             fmt_us(x.kernels[0].median_us),
-            fmt_us(x.kernels[1].median_us),
+            fmt_us(x.default_us()),
             x.speedup,
             x.speedup_lo,
             x.speedup_hi,
@@ -111,7 +111,7 @@ pub fn csv(r: &BenchReport) -> String {
     ])
     .expect("memory");
     for x in &r.shapes {
-        let (t, d) = (&x.kernels[0], &x.kernels[1]);
+        let (t, d) = (&x.kernels[0], x.default_timing().expect("a report's shapes have timings"));
         w.write_record([
             x.problem.clone(),
             x.dtype.clone(),
@@ -147,17 +147,19 @@ fn xml_escape(s: &str) -> String {
 /// found something for it.
 pub fn junit(r: &BenchReport, findings: &[Finding]) -> String {
     let total_s: f64 = r.shapes.iter().map(|x| x.kernels[0].median_us * 1e-6).sum();
+    // Test cases that fail, not findings: a shape both stale and regressed is one failure.
+    let failing = crate::gate::failing_shapes(findings);
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     s.push_str(&format!(
         "<testsuites name=\"gemmtune bench\" tests=\"{}\" failures=\"{}\" time=\"{total_s:.6}\">\n",
         r.shapes.len(),
-        findings.len()
+        failing
     ));
     s.push_str(&format!(
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\" time=\"{total_s:.6}\" timestamp=\"{}\">\n",
         xml_escape(&format!("gemmtune.bench.{}", r.backend)),
         r.shapes.len(),
-        findings.len(),
+        failing,
         xml_escape(&r.created)
     ));
     s.push_str(&format!(
@@ -249,8 +251,9 @@ pub fn svg_roofline(r: &BenchReport) -> crate::error::Result<String> {
             .iter()
             .map(|x| {
                 let flops = 2.0 * (x.batch * x.m * x.n * x.k) as f64;
-                let bytes = ((x.m * x.k + x.n * x.k + x.m * x.n) * x.batch) as f64 * if x.dtype == "f32" { 4.0 } else { 2.0 };
-                (flops / bytes, flops / (x.kernels[0].median_us * 1e-6) / 1e9, flops / (x.kernels[1].median_us * 1e-6) / 1e9)
+                // The bytes the roofline counts (packed weights at their size).
+                let bytes = x.to_problem().map_or(f64::NAN, |p| p.min_bytes());
+                (flops / bytes, flops / (x.kernels[0].median_us * 1e-6) / 1e9, flops / (x.default_us() * 1e-6) / 1e9)
             })
             .collect();
         let ai_max = pts.iter().map(|p| p.0).fold(1.0, f64::max) * 2.0;

@@ -51,6 +51,27 @@ fn json_round_trips_and_the_schema_is_checked() {
     assert_eq!(BenchReport::load(&p).unwrap(), r);
     std::fs::write(&p, serde_json::to_string(&r).unwrap().replace(SCHEMA, "gemmtune-bench/9")).unwrap();
     assert!(BenchReport::load(&p).unwrap_err().to_string().contains("schema"));
+    // A shape without timings is refused on load (exit 2), not met later as a panic.
+    let mut empty = r.clone();
+    empty.shapes[1].kernels.clear();
+    std::fs::write(&p, serde_json::to_string(&empty).unwrap()).unwrap();
+    let e = BenchReport::load(&p).unwrap_err();
+    assert!(e.to_string().contains("shapes[1]") && e.exit_code() == 2, "{e}");
+}
+
+#[test]
+fn the_default_s_roofline_share_comes_from_its_own_time() {
+    // A speedup (median of per-round ratios) need not equal the ratio of the medians.
+    let mut x = shape(64, 100.0, 120.0, 1.0);
+    x.speedup = 1.5;
+    x.roofline_pct = 90.0;
+    assert!((x.default_roofline_pct() - 75.0).abs() < 1e-9);
+    // The table chose the default: timed once, one entry, the same share.
+    let mut same = shape(64, 100.0, 100.0, 1.0);
+    same.kernels.truncate(1);
+    same.kernels.push(KernelTiming { role: "gemm".into(), kernel: "cpu:gemm:t1".into(), median_us: 300.0, noise_pct: 1.0 });
+    assert_eq!(same.default_us(), 100.0, "a library kernel after the tuned one is not the default");
+    assert!((same.default_roofline_pct() - same.roofline_pct).abs() < 1e-9);
 }
 
 #[test]
@@ -88,8 +109,10 @@ fn gate_fails_beyond_noise_passes_within_and_catches_stale_tables() {
     assert!(check(&slightly, None, 0.05, 0.02, Metric::Time).is_empty());
     assert_eq!(check(&slightly, None, 0.05, 0.0, Metric::Time).len(), 1);
     assert_eq!(parse_percent("5%").unwrap(), 0.05);
-    assert_eq!(parse_percent("0.05").unwrap(), 0.05);
-    assert_eq!(parse_percent("40").unwrap(), 0.4);
+    assert_eq!(parse_percent("40%").unwrap(), 0.4);
+    assert_eq!(parse_percent(" 0.5 %").unwrap(), 0.005);
+    assert!(parse_percent("0.05").unwrap_err().contains("with %"), "a bare number is refused: 5 % or 0.05 %?");
+    assert!(parse_percent("-1%").is_err());
     assert!(parse_percent("x").is_err());
 }
 
@@ -125,6 +148,12 @@ fn junit_is_well_formed_with_one_case_per_shape() {
     }
     assert_eq!(suite.attribute("tests"), Some("3"));
     assert_eq!(suite.attribute("failures"), Some("2"));
+    // A shape both stale and regressed is one failing case.
+    let worse = report(vec![shape(1, 100.0, 80.0, 1.0)]);
+    let f2 = check(&worse, Some(&base), 0.05, 0.02, Metric::Time);
+    assert_eq!(f2.len(), 2, "{f2:?}");
+    let doc2 = roxmltree::Document::parse(&reports::junit(&worse, &f2)).unwrap().root_element().attribute("failures").map(str::to_string);
+    assert_eq!(doc2.as_deref(), Some("1"));
     let cases: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).collect();
     assert_eq!(cases.len(), 3);
     for c in &cases {

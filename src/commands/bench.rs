@@ -34,21 +34,30 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
             }
             let problems = match &a.shapes {
                 Some(path) => shapes(path)?,
-                None => crate::table::Table::load(table)?
-                    .rows
-                    .iter()
-                    .map(|r| (r.problem, if r.problem.m <= 16 { Phase::Decode } else { Phase::Prefill }))
-                    .collect(),
+                // The table's rows for this device (a merged table has other devices' rows
+                // of the same problems), each once, phased as a shape file's default.
+                None => {
+                    let t = crate::table::Table::load(table)?;
+                    let (usable, _) = t.check_rows(d.backend());
+                    let mut seen = std::collections::BTreeSet::new();
+                    usable
+                        .iter()
+                        .filter(|r| seen.insert(r.problem))
+                        .map(|r| (r.problem, crate::shapes::ShapeEntry::new(r.problem).phase))
+                        .collect()
+                }
             };
             bench(d.backend(), a, pdl, &problems, |p| d.choose(p).map(|(id, src)| (id, src.name())))
         }
         (None, Some(kernel)) => {
             let id = KernelId::new(kernel.as_str());
             let problems = shapes(a.shapes.as_deref().expect("clap requires --shapes with --kernel"))?;
-            bench(&b, a, pdl, &problems, |p| {
+            // Every shape checked before any is timed: a shape the kernel cannot run or gets
+            // wrong ends the command at once, not after the others' timings.
+            for (p, _) in &problems {
                 check_forced(&b, p, &id)?;
-                Ok((id.clone(), "kernel"))
-            })
+            }
+            bench(&b, a, pdl, &problems, |_| Ok((id.clone(), "kernel")))
         }
         (None, None) => unreachable!("clap requires --table, --kernel or --limits"),
     }
@@ -84,6 +93,12 @@ fn bench<B: Backend>(
     if problems.is_empty() {
         return Err(Error::input("nothing to bench: no shapes"));
     }
+    // Every option checked before the run, which can take minutes.
+    let max_reg = crate::gate::parse_percent(&a.max_regression).map_err(|e| Error::input(format!("--max-regression: {e}")))?;
+    let max_stale = crate::gate::parse_percent(&a.max_stale).map_err(|e| Error::input(format!("--max-stale: {e}")))?;
+    if let Some(f) = a.format.iter().find(|f| !FORMATS.contains(&f.as_str())) {
+        return Err(Error::input(format!("unknown --format '{f}' ({})", FORMATS.join(", "))));
+    }
     let baseline = a.baseline.as_deref().map(BenchReport::load).transpose()?;
     if let Some(base) = baseline.as_ref().filter(|base| base.hot != a.hot) {
         let how = |hot: bool| if hot { "hot (--hot, weights cache-resident)" } else { "cold (weights from memory)" };
@@ -92,6 +107,19 @@ fn bench<B: Backend>(
             how(base.hot),
             how(a.hot)
         )));
+    }
+    if let Some(base) = &baseline {
+        let here = (b.name(), b.identity().device.clone());
+        if matches!(a.gate_on, GateOn::Time) && (base.backend != here.0 || base.device != here.1) {
+            return Err(Error::input(format!(
+                "--baseline was timed on {} ({}), this run is on {} ({}): times compare only on the same device (--gate-on speedup compares across devices)",
+                base.device, base.backend, here.1, here.0
+            )));
+        }
+        let names: std::collections::BTreeSet<String> = problems.iter().map(|(p, _)| p.to_string()).collect();
+        if !base.shapes.iter().any(|s| names.contains(&s.problem)) {
+            return Err(Error::input("--baseline has none of the shapes of this run: nothing would be compared"));
+        }
     }
     let mut cfg = TuneConfig { budget: Duration::from_millis(a.budget_ms.max(1)), ..TuneConfig::default() };
     if a.hot {
@@ -143,7 +171,7 @@ fn bench<B: Backend>(
             stats::geomean(rs.iter().map(|r| r.speedup)),
             rs.iter().map(|r| r.speedup).fold(f64::MAX, f64::min),
             stats::geomean(rs.iter().map(|r| r.roofline_pct)),
-            stats::geomean(rs.iter().map(|r| r.roofline_pct / r.speedup))
+            stats::geomean(rs.iter().map(|r| r.default_roofline_pct()))
         );
     }
     let report = BenchReport {
@@ -157,7 +185,6 @@ fn bench<B: Backend>(
         hot: a.hot,
         shapes: results,
     };
-    let max_reg = crate::gate::parse_percent(&a.max_regression).map_err(Error::input)?;
     let metric = match a.gate_on {
         GateOn::Time => Metric::Time,
         GateOn::Speedup => Metric::Speedup,
@@ -170,7 +197,6 @@ fn bench<B: Backend>(
     } else {
         a.kernel.as_ref().map(|_| "a kernel named by --kernel")
     };
-    let max_stale = crate::gate::parse_percent(&a.max_stale).map_err(Error::input)?;
     let max_stale = if no_stale_check.is_some() { f64::INFINITY } else { max_stale };
     let findings = crate::gate::check(&report, baseline.as_ref(), max_reg, max_stale, metric);
     for s in report.shapes.iter().filter(|s| s.speedup_hi < 1.0 && !findings.iter().any(|f| f.problem == s.problem)) {
@@ -188,9 +214,12 @@ fn bench<B: Backend>(
         for f in &findings {
             println!("gate: {} {}: {}", f.kind, f.problem, f.detail);
         }
-        Err(Error::runtime(format!("bench gate failed on {} shapes", findings.len())))
+        Err(Error::runtime(format!("bench gate failed on {} shapes", crate::gate::failing_shapes(&findings))))
     }
 }
+
+/// The report formats `--format` takes.
+const FORMATS: [&str; 5] = ["md", "json", "csv", "junit", "svg"];
 
 fn write_reports(a: &BenchArgs, r: &BenchReport, findings: &[Finding], baseline: Option<&BenchReport>) -> Result<()> {
     let save = |path: &std::path::Path, text: &str| crate::atomic::write_atomic(path, |w| w.write_all(text.as_bytes()));
@@ -215,7 +244,7 @@ fn write_reports(a: &BenchArgs, r: &BenchReport, findings: &[Finding], baseline:
                 save(&dir.join("speedup.svg"), &reports::svg_speedup(r)?)?;
                 save(&dir.join("roofline.svg"), &reports::svg_roofline(r)?)?;
             }
-            other => return Err(Error::input(format!("unknown --format '{other}' (md, json, csv, junit, svg)"))),
+            other => unreachable!("--format '{other}' checked before the run"),
         }
     }
     Ok(())
@@ -250,7 +279,7 @@ fn render_results(results: &[ShapeBench]) -> String {
                 r.kernels[0].kernel.clone(),
                 r.source.clone(),
                 fmt_us(r.kernels[0].median_us / 1e6),
-                fmt_us(r.kernels[1].median_us / 1e6),
+                fmt_us(r.default_us() / 1e6),
                 format!("{:.3}x", r.speedup),
                 format!("{:.2}-{:.2}", r.speedup_lo, r.speedup_hi),
             ];

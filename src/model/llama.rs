@@ -229,15 +229,8 @@ impl Llama {
                 cache.v[li].extend_from_slice(&v[start * kvn..(start + toks.len()) * kvn]);
                 start += toks.len();
             }
-            let mut att = vec![0f32; m * qn];
-            // One task per (row, head): a decode step has one row, and its heads would
-            // otherwise run on one thread.
-            att.par_chunks_mut(hd).enumerate().for_each(|(i, out)| {
-                let (r, hq) = (i / c.heads, i % c.heads);
-                let (s, pos) = rows[r];
-                let cache = &seqs[s].0;
-                attend(&q[r * qn + hq * hd..r * qn + (hq + 1) * hd], hq, &cache.k[li], &cache.v[li], pos + 1, c, out);
-            });
+            let caches: Vec<(&[f32], &[f32])> = seqs.iter().map(|(cache, _)| (&cache.k[li][..], &cache.v[li][..])).collect();
+            let att = super::attention::attention(&q, &rows, &caches, c);
             let o = linear(d, &att, m, &l.wo, h, qn)?;
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let xn = rmsnorm(&x, &l.ffn_norm, c.eps);
@@ -322,66 +315,3 @@ fn rope(v: &mut [f32], pos: usize, hd: usize, theta: f32) {
     }
 }
 
-/// Dot product in 8 independent partial sums, which the compiler vectorizes (one
-/// running sum is a chain of dependent adds it must keep in order).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Causal grouped-query attention of query head `hq` (`qh`, one row) over the first `len`
-/// cached positions, into `o` (`head_dim` values).
-fn attend(qh: &[f32], hq: usize, k: &[f32], v: &[f32], len: usize, c: &Config, o: &mut [f32]) {
-    // The crate is built for baseline x86-64 (SSE2): the same loops compiled for AVX2 run
-    // faster, and attention grows with the context (at 300 tokens it took 14 % of a SmolLM2
-    // decode step in its SSE2 form; 3 % less time per step with this). One task per query
-    // head stays: per KV head (3 tasks on 2 threads) measured slower.
-    #[cfg(target_arch = "x86_64")]
-    if crate::backend::cpu::sysinfo::Isa::Avx2.available() {
-        // SAFETY: the instruction sets were just checked.
-        return unsafe { attend_avx2(qh, hq, k, v, len, c, o) };
-    }
-    attend_body(qh, hq, k, v, len, c, o)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attend_avx2(qh: &[f32], hq: usize, k: &[f32], v: &[f32], len: usize, c: &Config, o: &mut [f32]) {
-    attend_body(qh, hq, k, v, len, c, o)
-}
-
-#[inline(always)]
-fn attend_body(qh: &[f32], hq: usize, k: &[f32], v: &[f32], len: usize, c: &Config, o: &mut [f32]) {
-    let hd = c.head_dim;
-    let kvn = c.kv_heads * hd;
-    let kvh = hq / (c.heads / c.kv_heads);
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut scores = vec![0f32; len];
-    let mut max = f32::NEG_INFINITY;
-    for (t, s) in scores.iter_mut().enumerate() {
-        let kt = &k[t * kvn + kvh * hd..t * kvn + (kvh + 1) * hd];
-        *s = dot(qh, kt) * scale;
-        max = max.max(*s);
-    }
-    let mut sum = 0f32;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
-    o.fill(0.0);
-    for (t, s) in scores.iter().enumerate() {
-        let vt = &v[t * kvn + kvh * hd..t * kvn + (kvh + 1) * hd];
-        let p = s / sum;
-        for (oi, vi) in o.iter_mut().zip(vt) {
-            *oi += p * vi;
-        }
-    }
-}

@@ -1,6 +1,7 @@
 //! The inference runtime: a real model (GGUF), its tokenizer, the forward pass with every
 //! GEMM dispatched by the tuned table, and generation.
 
+pub mod attention;
 pub mod cuda;
 pub mod hf;
 pub mod llama;

@@ -178,7 +178,7 @@ pub struct ExecArgs {
     pub weights: crate::model::weights::WeightMode,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct GenerateArgs {
     /// GGUF model file (Llama architecture).
     #[arg(long)]
@@ -193,10 +193,11 @@ pub struct GenerateArgs {
     pub chat: bool,
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
-    /// 0 = greedy (the default).
-    #[arg(long, default_value_t = 0.0)]
+    /// 0 = greedy (the default); up to 2, as `serve` takes.
+    #[arg(long, default_value_t = 0.0, value_parser = in_range(0.0, 2.0))]
     pub temperature: f32,
-    #[arg(long, default_value_t = 1.0)]
+    /// Nucleus sampling: the smallest set of tokens holding this much probability (0 to 1).
+    #[arg(long, default_value_t = 1.0, value_parser = in_range(0.0, 1.0))]
     pub top_p: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -523,6 +524,14 @@ fn share(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
         _ => Err(format!("'{s}' is not a share in (0, 1]")),
+    }
+}
+
+/// A number from `lo` to `hi` (NaN and infinities refused).
+fn in_range(lo: f32, hi: f32) -> impl Fn(&str) -> Result<f32, String> + Clone {
+    move |s: &str| match s.parse::<f32>() {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a number from {lo} to {hi}")),
     }
 }
 

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+/// Most elements a metadata array may have (the largest vocabularies have ~260 K).
+const MAX_ARRAY: u64 = 1 << 24;
+
 const MAGIC: &[u8; 4] = b"GGUF";
 
 /// A metadata value.
@@ -187,6 +190,12 @@ impl<R: Read> Cursor<R> {
                     _ => return Err(self.err(format!("{what}: unknown array element type {et}"))),
                 };
                 self.need(n.saturating_mul(min), what)?;
+                // Each element takes ~32 bytes in memory against 1-12 in the file: a flipped
+                // count in a large file would still abort on allocation. Real metadata
+                // arrays (vocabularies, merges) hold well under a million entries.
+                if n > MAX_ARRAY {
+                    return Err(self.err(format!("{what}: an array of {n} elements (at most {MAX_ARRAY} are read)")));
+                }
                 let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     v.push(self.value(et, what, depth + 1)?);

@@ -180,3 +180,33 @@ fn tiny_random_model_matches_the_reference_layer_by_layer() {
         }
     }
 }
+
+/// Checkpoints whose maths this forward pass does not implement are refused by name, not
+/// run into wrong text: Qwen2 (biases, rotate-half RoPE), RoPE scaling, biased layers.
+#[test]
+fn models_the_runtime_would_get_wrong_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), true);
+    let path = dir.path().join("config.json");
+    let base: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let cases = [
+        (serde_json::json!({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}), "qwen2"),
+        (serde_json::json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}), "RoPE scaling 'llama3'"),
+        (serde_json::json!({"attention_bias": true}), "attention_bias"),
+    ];
+    for (change, want) in cases {
+        let mut cfg = base.clone();
+        for (k, v) in change.as_object().unwrap() {
+            cfg[k] = v.clone();
+        }
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let e = Llama::load(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains(want) && e.contains("not supported"), "{change}: {e}");
+    }
+    // The same file as a plain Llama (model_type given) loads.
+    let mut cfg = base.clone();
+    cfg["model_type"] = "llama".into();
+    cfg["rope_scaling"] = serde_json::Value::Null;
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    assert!(Llama::load(dir.path()).is_ok());
+}

@@ -19,6 +19,19 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
         let mut rt = rt;
         let text = if a.chat { tok.chat_prompt(&[("user".into(), a.prompt.clone())])? } else { a.prompt.clone() };
         let ids = tok.encode(&text)?;
+        if ids.is_empty() {
+            return Err(Error::input("the prompt is empty (no tokens)"));
+        }
+        let context = rt.config().context;
+        if ids.len() >= context {
+            return Err(Error::input(format!("the prompt has {} tokens; the model's context holds {context}", ids.len())));
+        }
+        // Generation stops at the end of the context rather than failing there.
+        let room = context - ids.len();
+        if a.max_tokens > room {
+            eprintln!("note: --max-tokens {} cut to {room}, what fits in the context after the prompt", a.max_tokens);
+        }
+        let a = &GenerateArgs { max_tokens: a.max_tokens.min(room), ..a.clone() };
         eprintln!(
             "loaded {} on {:?} in {:.2} s; prompt: {} tokens",
             a.model.display(),

@@ -273,7 +273,7 @@ impl CudaLlama {
         };
         let (h, hd, i) = (cfg.hidden, cfg.head_dim, cfg.intermediate);
         let (qn, kvn) = (cfg.heads * hd, cfg.kv_heads * hd);
-        let mut layers = Vec::with_capacity(cfg.layers);
+        let mut layers = Vec::new();
         for _ in 0..cfg.layers {
             layers.push(LayerW {
                 attn_norm: ones(h)?,

@@ -82,6 +82,28 @@ pub fn load(dir: &Path, mode: WeightMode) -> Result<Llama> {
     }
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, "read", e))?)
         .map_err(|e| Error::input(format!("{}: {e}", cfg_path.display())))?;
+    // What this forward pass computes: Llama/Mistral blocks without biases, RoPE on whole
+    // heads at one frequency base. Anything else would run and give wrong text.
+    let unsupported = |what: String| Error::input(format!("{}: {what} is not supported by the runtime", cfg_path.display()));
+    let arch = j.get("architectures").and_then(|a| a.get(0)).and_then(|v| v.as_str());
+    match (j.get("model_type").and_then(|v| v.as_str()), arch) {
+        (Some("llama" | "mistral"), _) | (None, Some("LlamaForCausalLM" | "MistralForCausalLM")) => {}
+        (kind, arch) => return Err(unsupported(format!("model_type {kind:?} / architecture {arch:?} (llama, mistral are)"))),
+    }
+    if let Some(r) = j.get("rope_scaling").filter(|r| !r.is_null()) {
+        let kind = r.get("rope_type").or_else(|| r.get("type")).and_then(|v| v.as_str()).unwrap_or("?");
+        if kind != "default" {
+            return Err(unsupported(format!("RoPE scaling '{kind}'")));
+        }
+    }
+    for key in ["attention_bias", "mlp_bias"] {
+        if j.get(key).and_then(|v| v.as_bool()) == Some(true) {
+            return Err(unsupported(format!("'{key}': true")));
+        }
+    }
+    if j.get("partial_rotary_factor").and_then(|v| v.as_f64()).is_some_and(|x| x != 1.0) {
+        return Err(unsupported("a partial rotary factor".into()));
+    }
     let f = |k: &str, d: f64| j.get(k).and_then(|v| v.as_f64()).unwrap_or(d);
     let cfg = Config::from_model(&mc, f("rms_norm_eps", 1e-5), f("rope_theta", 10000.0), f("max_position_embeddings", 4096.0));
     let gptq = gptq_config(&j, &cfg_path)?;
@@ -121,7 +143,7 @@ pub fn load(dir: &Path, mode: WeightMode) -> Result<Llama> {
     }
     let mut st = Store { dir, tensors, ints, shapes, gptq, mode, head_dim: cfg.head_dim };
     let (h, d) = (cfg.hidden, cfg.head_dim);
-    let mut layers = Vec::with_capacity(cfg.layers);
+    let mut layers = Vec::new(); // grown as layers load (a corrupt count fails on a missing tensor)
     for i in 0..cfg.layers {
         let n = |s: &str| format!("model.layers.{i}.{s}");
         let w = |s: &str| format!("model.layers.{i}.{s}.weight");

@@ -1,5 +1,4 @@
-//! The Llama-architecture forward pass (SmolLM2, Llama, Mistral, Qwen2-style dense
-//! models) in f32 on the CPU. Every linear layer is one `Dispatcher::gemm` call, so the
+//! The Llama-architecture forward pass (SmolLM2, Llama, Mistral-style dense models) in f32 on the CPU. Every linear layer is one `Dispatcher::gemm` call, so the
 //! tuned table decides each kernel.
 //!
 //! Layout facts (shared/reference/smollm2.md): GGUF stores each weight as `W[N, K]`
@@ -121,14 +120,29 @@ impl Llama {
     pub fn load_gguf(path: &Path, mode: WeightMode) -> Result<Llama> {
         let g = Gguf::open(path)?;
         let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("").to_string();
-        if !matches!(arch.as_str(), "llama" | "mistral" | "qwen2") {
-            return Err(Error::input(format!("{}: architecture '{arch}' is not supported", path.display())));
+        // Qwen2 needs q/k/v biases and rotate-half RoPE, which this forward pass lacks: its
+        // output would be silently wrong, so it is refused like any other architecture.
+        if !matches!(arch.as_str(), "llama" | "mistral") {
+            return Err(Error::input(format!("{}: architecture '{arch}' is not supported (llama, mistral are)", path.display())));
+        }
+        let unsupported = |what: String| Error::input(format!("{}: {what} is not supported by the runtime", path.display()));
+        match g.get(&format!("{arch}.rope.scaling.type")).and_then(|v| v.as_str()) {
+            None | Some("none") => {}
+            Some(kind) => return Err(unsupported(format!("RoPE scaling '{kind}'"))),
+        }
+        if g.tensor("rope_freqs.weight").is_some() {
+            return Err(unsupported("RoPE frequency factors (rope_freqs.weight, Llama 3.1-style scaling)".into()));
         }
         let mc = crate::profile::from_gguf(&g)?;
         if mc.moe.is_some() {
             return Err(Error::input(format!("{}: mixture-of-experts models are not supported by the runtime", path.display())));
         }
         let f = |k: &str, d: f64| g.get(&format!("{arch}.{k}")).and_then(|v| v.as_f64()).unwrap_or(d);
+        if let Some(r) = g.get(&format!("{arch}.rope.dimension_count")).and_then(|v| v.as_u64()) {
+            if r as usize != mc.head_dim {
+                return Err(unsupported(format!("RoPE on {r} of {} head dimensions", mc.head_dim)));
+            }
+        }
         let cfg = Config::from_model(
             &mc,
             f("attention.layer_norm_rms_epsilon", 1e-5),
@@ -150,7 +164,9 @@ impl Llama {
         let tensor = |name: &str, shape: &[usize]| load_f32(&g, info(name, shape)?);
         let (h, d) = (cfg.hidden, cfg.head_dim);
         let w = |name: &str, n: usize, k: usize| load_weight(&g, info(name, &[n, k])?, n, k, mode);
-        let mut layers = Vec::with_capacity(cfg.layers);
+        // Grown as blocks load: an absurd block count fails on the first missing tensor,
+        // not on reserving memory for it.
+        let mut layers = Vec::new();
         for i in 0..cfg.layers {
             let p = |s: &str| format!("blk.{i}.{s}.weight");
             layers.push(Layer {

@@ -39,18 +39,22 @@ impl Sampler {
             return t;
         }
         if self.temperature <= 0.0 {
-            // First maximum wins ties, like torch.argmax.
-            let mut best = 0;
+            // First maximum wins ties, like torch.argmax; a NaN never wins.
+            let mut best: Option<usize> = None;
             for (i, &v) in logits.iter().enumerate() {
-                if v > logits[best] {
-                    best = i;
+                if !v.is_nan() && best.is_none_or(|b| v > logits[b]) {
+                    best = Some(i);
                 }
             }
-            return best as u32;
+            return best.unwrap_or(0) as u32;
         }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut probs: Vec<(u32, f32)> =
-            logits.iter().enumerate().map(|(i, &l)| (i as u32, ((l - max) / self.temperature).exp())).collect();
+        // A NaN logit gets no probability (it would make every probability NaN).
+        let mut probs: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, if l.is_nan() { 0.0 } else { ((l - max) / self.temperature).exp() }))
+            .collect();
         let total: f32 = probs.iter().map(|p| p.1).sum();
         probs.iter_mut().for_each(|p| p.1 /= total);
         probs.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -93,5 +97,14 @@ mod tests {
         // top_p small keeps only the most likely tokens (1 or 2).
         let mut s = Sampler::new(1.0, 0.1, 9);
         assert!((0..100).all(|_| matches!(s.sample(&logits), 1 | 2)));
+    }
+
+    #[test]
+    fn a_nan_logit_is_never_chosen_and_does_not_spoil_the_others() {
+        let logits = [f32::NAN, 0.5, 3.0, f32::NAN];
+        assert_eq!(Sampler::greedy().sample(&logits), 2);
+        let mut s = Sampler::new(0.7, 1.0, 1);
+        let draws: Vec<u32> = (0..200).map(|_| s.sample(&logits)).collect();
+        assert!(draws.iter().all(|&t| t == 1 || t == 2) && draws.contains(&2), "{draws:?}");
     }
 }

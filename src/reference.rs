@@ -143,6 +143,23 @@ pub fn relative_error(got: &[f64], want: &[f64]) -> f64 {
     }
 }
 
+/// The largest entry error, each relative to |want| + the rms of `want` (an absolute
+/// floor for entries near 0), and the index where it occurs.
+pub fn entry_error(got: &[f64], want: &[f64]) -> (f64, usize) {
+    let rms = (want.iter().map(|w| w * w).sum::<f64>() / want.len().max(1) as f64).sqrt();
+    let mut worst = (0.0, 0);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let e = (g - w).abs() / (w.abs() + rms).max(f64::MIN_POSITIVE);
+        if e > worst.0 || e.is_nan() {
+            worst = (e, i);
+            if e.is_nan() {
+                break;
+            }
+        }
+    }
+    worst
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use super::guard::guarded;
 use crate::backend::{Backend, Inspection, Operands};
 use crate::error::Result as GtResult;
 use crate::problem::Problem;
-use crate::reference::{reference, relative_error, Sample};
+use crate::reference::{entry_error, reference, relative_error, Sample};
 
 /// The relative error bound for f32 problems once TF32 math is allowed (10-bit mantissa
 /// inputs: ~3e-4 typical, with margin).
@@ -92,6 +92,22 @@ impl Draw {
         if err.is_nan() || err > tol {
             return Err(format!("relative error {err:.2e} exceeds the {} bound {tol:.0e}", p.dtype));
         }
+        // Entry by entry too: the aggregate error grows only as the square root of the
+        // share of wrong entries, so one zeroed column among thousands of good entries
+        // passes it. Each entry's error is measured against |want| + the rms of the sample
+        // (an absolute floor for entries that cancel to near 0), within twice the bound.
+        let (worst, at) = entry_error(&got, &self.reference);
+        if worst.is_nan() || worst > 2.0 * tol {
+            let i = self.indices[at];
+            return Err(format!(
+                "the output at row {}, col {} is off by {worst:.2e} of its scale (entry bound {:.0e}): {} against {}",
+                i / p.n % p.m,
+                i % p.n,
+                2.0 * tol,
+                got[at],
+                self.reference[at]
+            ));
+        }
         Ok(err)
     }
 }
@@ -113,4 +129,32 @@ pub fn validate<B: Backend>(
 pub fn check_output(p: &Problem, out: &[f32], seed: u64) -> Result<f64, String> {
     let draw = Draw::new(p, seed);
     draw.judge(p, &Inspection::of(out, &draw.indices), p.dtype.tolerance())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::DType;
+
+    /// One wrong entry among thousands passes the aggregate bound but not the entry check;
+    /// the reference itself, rounded to the output type, passes both.
+    #[test]
+    fn one_zeroed_entry_is_caught_where_the_aggregate_error_hides_it() {
+        let p = Problem::linear(DType::BF16, 1, 4096, 256).unwrap();
+        let d = Draw::new(&p, 7);
+        let rounded: Vec<f32> = d.reference.iter().map(|&w| half::bf16::from_f64(w).to_f32()).collect();
+        let seen = |values: Vec<f32>| Inspection { nonfinite: 0, first_nonfinite: None, values };
+        assert!(d.judge(&p, &seen(rounded.clone()), p.dtype.tolerance()).is_ok());
+        // An entry of median size zeroed (a kernel skipping one column): the aggregate
+        // error stays below the bf16 bound of 2e-2.
+        let mut by_size: Vec<usize> = (0..d.reference.len()).collect();
+        by_size.sort_by(|&a, &b| d.reference[a].abs().total_cmp(&d.reference[b].abs()));
+        let at = by_size[by_size.len() / 2];
+        let mut wrong = rounded;
+        wrong[at] = 0.0;
+        let got: Vec<f64> = wrong.iter().map(|&v| v as f64).collect();
+        assert!(relative_error(&got, &d.reference) < p.dtype.tolerance(), "the aggregate alone would pass it");
+        let e = d.judge(&p, &seen(wrong), p.dtype.tolerance()).unwrap_err();
+        assert!(e.contains("off by"), "{e}");
+    }
 }

@@ -534,7 +534,15 @@ impl Backend for CpuBackend {
         // sleeps until it is done: on a 2-vCPU VM that hand-off doubled some samples of
         // two-thread kernels at 20 us (bimodal 20 / 40-65 us), and the tuner picked
         // single-thread kernels that run 1.3-1.5x slower in the runtime.
-        Ok(self.on_pool(self.threads_of(k), body))
+        let t = self.on_pool(self.threads_of(k), body);
+        // The next sample (of any kernel) continues the rotation where this one stopped:
+        // starting at set 0 every time, a sample of fewer calls than sets would reuse the
+        // same few sets, cache-resident, and flatter slow kernels (few calls a sample).
+        let n = sets.len();
+        if n > 0 {
+            sets.rotate_left(calls % n);
+        }
+        Ok(t)
     }
 
     fn cache_bytes(&self) -> usize {

@@ -152,14 +152,23 @@ impl HostTensor {
         }
     }
 
-    /// Lets `f` write f32 results: in place when f32, else through a converted copy.
+    /// Lets `f` write f32 results: in place when f32, else through a converted copy. The
+    /// copy starts as the current contents (a poisoned output stays NaN where `f` does not
+    /// write, so validation sees it) and has a guard region behind it: a kernel writing
+    /// past the end through a raw pointer panics here (a rejected candidate) instead of
+    /// corrupting memory nobody checks.
     pub fn write_f32(&mut self, f: impl FnOnce(&mut [f32])) {
         if let HostTensor::F32(v) = self {
             return f(v);
         }
-        let mut tmp = vec![0.0f32; self.len()];
-        f(&mut tmp);
-        self.store_f32(&tmp);
+        const GUARD: usize = 64;
+        const SENTINEL: u32 = 0x7fc0_dead; // a NaN no conversion produces
+        let n = self.len();
+        let mut tmp = self.as_f32().into_owned();
+        tmp.extend(std::iter::repeat_n(f32::from_bits(SENTINEL), GUARD));
+        f(&mut tmp[..n]);
+        assert!(tmp[n..].iter().all(|g| g.to_bits() == SENTINEL), "the kernel wrote past the end of its {n}-element output");
+        self.store_f32(&tmp[..n]);
     }
 
     pub fn fill_random(&mut self, seed: u64) {

@@ -13,7 +13,7 @@ echo "== GPU tests"
 grep -E "^test |test result" /tmp/tests.txt | grep -vE " ok$"; grep -E "test result" /tmp/tests.txt
 for build in gemmtune gemmtune-main; do
   echo "== tune 63 with .dev/$build"
-  /usr/bin/time -f "wall %e s" .dev/$build tune --backend cuda --shapes shapes/llama-h100-63.csv --out /tmp/t-$build.csv \
+  .dev/$build tune --backend cuda --shapes shapes/llama-h100-63.csv --out /tmp/t-$build.csv \
     --budget-ms 250 --pdl --seed 7 -v > /tmp/tune-$build.txt 2>&1; echo "rc=$?"
   tail -1 /tmp/tune-$build.txt
 done

@@ -232,11 +232,13 @@ pub struct ProfileArgs {
     /// A Hugging Face config.json, a folder holding one (and its safetensors), or a GGUF file.
     #[arg(long, required_unless_present_any = ["from_record", "from_tunableop_untuned"], conflicts_with = "from_record")]
     pub model: Option<PathBuf>,
-    /// Merge these record files (written by `dispatch --record`) instead.
-    #[arg(long, num_args = 1..)]
+    /// Merge these record files (written by `dispatch --record`) instead; rows are
+    /// weighted by calls × roofline time on --device.
+    #[arg(long, num_args = 1..,
+          conflicts_with_all = ["tp", "batch", "max_batch", "prompt_len", "phase", "dtype", "gen_len", "fuse"])]
     pub from_record: Vec<PathBuf>,
     /// Read the shapes of a PyTorch TunableOp untuned file (tunableop_untuned*.csv).
-    #[arg(long, conflicts_with_all = ["model", "from_record"])]
+    #[arg(long, conflicts_with_all = ["model", "from_record", "tp", "batch", "max_batch", "prompt_len", "phase", "dtype", "device", "gen_len", "fuse"])]
     pub from_tunableop_untuned: Option<PathBuf>,
     /// Tensor-parallel ranks.
     #[arg(long, default_value_t = 1)]

@@ -39,6 +39,8 @@ pub fn is_sticky(message: &str) -> bool {
         "CUDA_ERROR_HARDWARE_STACK_ERROR",
         "CUDA_ERROR_INVALID_PC",
         "CUDA_ERROR_ECC_UNCORRECTABLE",
+        "CUDA_ERROR_LAUNCH_TIMEOUT",
+        "CUDA_ERROR_ASSERT",
         "hipErrorIllegalAddress",
         "hipErrorLaunchFailure",
         "hipErrorECCNotCorrectable",
@@ -67,6 +69,10 @@ impl Error {
         match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::Input(format!("{}: cannot {what}: file not found", path.display()))
+            }
+            // A folder where a file belongs (or the reverse) is the caller's input.
+            std::io::ErrorKind::IsADirectory | std::io::ErrorKind::NotADirectory => {
+                Error::Input(format!("{}: cannot {what}: {e}", path.display()))
             }
             _ => Error::Runtime(format!("{}: cannot {what}: {e}", path.display())),
         }

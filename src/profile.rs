@@ -173,6 +173,10 @@ pub fn from_hf(path: &Path) -> Result<ModelConfig> {
         }
         hidden / heads
     };
+    // Shared experts (Qwen2-MoE) are a second FFN per layer this model does not list.
+    if j.get("shared_expert_intermediate_size").and_then(Json::as_u64).is_some_and(|n| n > 0) {
+        return Err(Error::input(format!("{}: shared experts ('shared_expert_intermediate_size') are not modelled", path.display())));
+    }
     let moe = match j.get("num_local_experts").or_else(|| j.get("num_experts")) {
         Some(v) if !v.is_null() => {
             let key = if j.get("num_local_experts").is_some() { "num_local_experts" } else { "num_experts" };
@@ -189,7 +193,12 @@ pub fn from_hf(path: &Path) -> Result<ModelConfig> {
     Ok(ModelConfig {
         name,
         hidden,
-        intermediate: uint(&j, path, "intermediate_size")?,
+        // An MoE config may size its experts apart from any dense FFN.
+        intermediate: if moe.is_some() && j.get("moe_intermediate_size").is_some_and(|v| !v.is_null()) {
+            uint(&j, path, "moe_intermediate_size")?
+        } else {
+            uint(&j, path, "intermediate_size")?
+        },
         heads,
         kv_heads,
         head_dim,
@@ -368,7 +377,9 @@ fn layers(c: &ModelConfig, o: &Options) -> Result<Vec<Layer>> {
 pub fn expert_load(tokens: usize, e: usize, k: usize) -> (f64, usize) {
     let p_idle = (1.0 - k as f64 / e as f64).powi(tokens as i32);
     let active = (e as f64 * (1.0 - p_idle)).max(1.0);
-    let per = ((tokens * k) as f64 / active).ceil() as usize;
+    // The nearest whole M: rounding up turned 32.000000000000004 (float error) into 33
+    // and an expected 4.04 tokens into a GEMM of 5.
+    let per = ((tokens * k) as f64 / active).round() as usize;
     (active, per.max(1))
 }
 
@@ -518,6 +529,10 @@ mod tests {
         // Prefill of 512 tokens: all 8 experts active, 128 tokens each.
         let (active, per) = expert_load(512, 8, 2);
         assert!((active - 8.0).abs() < 1e-6 && per == 128);
+        // The nearest whole M, not one up from float error or a small excess: 128 tokens
+        // on 8 experts are 32 a GEMM (was 33), 16 tokens 4 (was 5), one token top-4 of
+        // 60 experts 1 (was 2).
+        assert_eq!([expert_load(128, 8, 2).1, expert_load(16, 8, 2).1, expert_load(1, 60, 4).1], [32, 4, 1]);
         assert_eq!(nk(&f, "experts_w2"), (4096, 7168));
     }
 

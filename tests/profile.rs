@@ -144,6 +144,20 @@ fn cli_profile_errors_name_the_field_and_records_merge() {
     let m = ShapeFile::load(&merged).unwrap();
     assert_eq!(m.entries.len(), 2);
     assert_eq!(m.entries[0].calls, 7.0);
+    // Weighted by time, not calls: one call of a large weight outweighs many small ones.
+    let rec = dir.path().join("r3.csv");
+    fs::write(&rec, "dtype,m,n,k,calls
+f32,1,576,576,60
+f32,1,49152,576,1
+").unwrap();
+    let o = bin().args(["profile", "--from-record"]).arg(&rec).args(["--device", "cpu", "--out"]).arg(&merged).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = ShapeFile::load(&merged).unwrap();
+    let w = |n: usize| m.entries.iter().find(|e| e.problem.n == n).unwrap().weight;
+    assert!(w(49152) > w(576), "lm_head {} vs q_proj {}", w(49152), w(576));
+    // Options a record does not use are refused, not ignored.
+    let o = bin().args(["profile", "--from-record"]).arg(&rec).args(["--tp", "8", "--out"]).arg(&merged).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

@@ -37,9 +37,24 @@ pub fn run(a: &ServeArgs) -> Result<()> {
                     eprintln!("stopping");
                     Ok(())
                 }
+                // What docker and systemd send: stop the same way (the record is written).
+                _ = terminated() => {
+                    eprintln!("stopping (SIGTERM)");
+                    Ok(())
+                }
             }
         });
         stats.flush_record()?;
         result
     })
+}
+
+/// Resolves on SIGTERM (never elsewhere).
+async fn terminated() {
+    #[cfg(unix)]
+    if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        s.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await
 }

@@ -395,6 +395,18 @@ impl CudaLlama {
     /// Runs `seqs` (each a cache and its new tokens), in chunks of at most `max_rows`, and
     /// reads each sequence's output with `read` (logits or greedy ids).
     fn run<T>(&mut self, seqs: &mut [(&mut GpuCache, &[u32])], read: fn(&Model, &Act, usize) -> Result<Vec<T>>) -> Result<Vec<T>> {
+        // Checked for the whole call before any pass: a prompt past the context would
+        // otherwise fail at its last chunk after the others ran (its cache part-filled),
+        // and a sequence without tokens would get another sequence's logits on the
+        // chunked path.
+        for (cache, toks) in seqs.iter() {
+            if toks.is_empty() {
+                return Err(Error::input("every sequence of a forward call needs at least one new token"));
+            }
+            if cache.len + toks.len() > self.m.cfg.context {
+                return Err(Error::input(format!("sequence of {} tokens exceeds the context of {}", cache.len + toks.len(), self.m.cfg.context)));
+            }
+        }
         let total: usize = seqs.iter().map(|(_, t)| t.len()).sum();
         let max_rows = self.m.opt.max_rows;
         if total <= max_rows && seqs.len() <= self.m.opt.slots {

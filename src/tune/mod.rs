@@ -264,7 +264,10 @@ fn decide<B: Backend>(
                 }
                 alive.push(i);
             }
-            Err(reason) => results[i].rejected = Some(format!("failed while timing: {reason}")),
+            Err(reason) => {
+                context_lost(p, &results[i].id, &reason)?;
+                results[i].rejected = Some(format!("failed while timing: {reason}"));
+            }
         }
     }
     // A first cut on the single warm call: far slower than the best is out (the default
@@ -275,8 +278,9 @@ fn decide<B: Backend>(
         for &i in &alive {
             if i != default_idx && warm[i] > 3.0 * best_warm {
                 let k = kernels[i].as_ref().expect("alive kernels are resolved");
-                if let Ok(t) = guarded(|| b.time(k, p, sets, 1)) {
-                    warm[i] = warm[i].min(t);
+                match guarded(|| b.time(k, p, sets, 1)) {
+                    Ok(t) => warm[i] = warm[i].min(t),
+                    Err(reason) => context_lost(p, &results[i].id, &reason)?,
                 }
             }
         }
@@ -299,6 +303,7 @@ fn decide<B: Backend>(
                 match guarded(|| b.time(k, p, sets, calls[i])) {
                     Ok(t) => timings[i].push(t),
                     Err(reason) => {
+                        context_lost(p, &results[i].id, &reason)?;
                         results[i].rejected = Some(format!("failed while timing: {reason}"));
                         break;
                     }
@@ -393,6 +398,7 @@ fn decide<B: Backend>(
             let (tc, td, ratios) = match ab {
                 Ok(r) => r,
                 Err(AbFailure::Contender(why)) => {
+                    context_lost(p, &results[c].id, &why)?;
                     results[c].rejected = Some(format!("failed in the A/B: {why}"));
                     let t = results[default_idx].median.unwrap_or(f64::NAN);
                     let n = stats::relative_mad(&timings[default_idx]);
@@ -417,6 +423,7 @@ fn decide<B: Backend>(
                 let (_, _, rested) = match ab_pairs(b, p, sets, (kc, kd), calls_ab, |_| true) {
                     Ok(r) => r,
                     Err(AbFailure::Contender(why)) => {
+                        context_lost(p, &results[c].id, &why)?;
                         results[c].rejected = Some(format!("failed in the A/B from rest: {why}"));
                         let d = format!("default kept: the best contender {} failed in the A/B from rest ({why})", results[c].id);
                         return Ok(outcome(default_idx, dt, dt, noise, d, results));
@@ -482,6 +489,16 @@ fn revalidate<B: Backend>(
         let draw = validate::Draw::new(p, derive_seed(cfg.seed ^ 0xC0FF_EE00, extra as u64));
         obs.candidate(p, "re-validating", id);
         guarded(|| draw.fill(b, ops)).and_then(|_| draw.check_run(b, k, p, ops, validate::tolerance(p, cfg.allow_tf32)))?;
+    }
+    Ok(())
+}
+
+/// An error for the shape when `reason` says the device context is gone: every later
+/// call would fail too, and the kernel just announced to the observer (`id`, the one that
+/// failed) is the culprit a supervisor restarts without. Ok for an ordinary failure.
+fn context_lost(p: &Problem, id: &KernelId, reason: &str) -> Result<()> {
+    if crate::error::is_sticky(reason) {
+        return Err(Error::runtime(format!("{p}: {id}: {reason}")));
     }
     Ok(())
 }

@@ -14,19 +14,15 @@ use std::sync::Arc;
 pub use crate::backend::kernels::assemble;
 pub const LLAMA: &str = include_str!("../../../kernels/llama.cu");
 
-/// The `--gpu-architecture` value for a compute capability.
+/// The `--gpu-architecture` value for a compute capability: the newest listed target of
+/// the same major version at or below it (a CUBIN runs on later minor versions of its
+/// major: 8.7 takes sm_86, 10.3 sm_100, 12.1 sm_120). None below 8.0: the utility kernels
+/// (random fills, output checks) convert to bf16 with `cvt.rn.bf16.f32`, an sm_80
+/// instruction, and NVRTC 13 no longer targets sm_70.
 pub fn arch_name(cc: (i32, i32)) -> Option<&'static str> {
-    Some(match cc {
-        (7, 0) => "sm_70",
-        (7, 5) => "sm_75",
-        (8, 0) => "sm_80",
-        (8, 6) => "sm_86",
-        (8, 9) => "sm_89",
-        (9, 0) => "sm_90",
-        (10, 0) => "sm_100",
-        (12, 0) => "sm_120",
-        _ => return None,
-    })
+    const TARGETS: [((i32, i32), &str); 6] =
+        [((8, 0), "sm_80"), ((8, 6), "sm_86"), ((8, 9), "sm_89"), ((9, 0), "sm_90"), ((10, 0), "sm_100"), ((12, 0), "sm_120")];
+    TARGETS.iter().rev().find(|(t, _)| t.0 == cc.0 && t.1 <= cc.1).map(|&(_, name)| name)
 }
 
 /// The NVRTC target of module `name` on a GPU of target `arch`: the wgmma kernel
@@ -85,7 +81,10 @@ fn compile_cubin_with(src: &str, name: &str, arch: &str, extra: &[&str]) -> Resu
 impl Rtc {
     pub fn new(gpu: &Gpu) -> Result<Rtc> {
         let arch = arch_name(gpu.cc).ok_or_else(|| {
-            Error::runtime(format!("no NVRTC target known for compute capability {}.{}", gpu.cc.0, gpu.cc.1))
+            Error::runtime(format!(
+                "compute capability {}.{} is not supported: gemmtune's device kernels need 8.0 or newer, of a major version NVRTC targets here (8, 9, 10, 12)",
+                gpu.cc.0, gpu.cc.1
+            ))
         })?;
         Ok(Rtc { arch, modules: Modules::default(), disk: DiskCache::new("nvrtc", "cubin") })
     }
@@ -247,6 +246,8 @@ mod tests {
             assert!(u.contains(f), "{f}");
         }
         assert_eq!(arch_name((9, 0)), Some("sm_90"));
+        assert_eq!([(8, 7), (10, 3), (12, 1), (8, 9)].map(arch_name), [Some("sm_86"), Some("sm_100"), Some("sm_120"), Some("sm_89")]);
+        assert_eq!([(7, 5), (7, 0), (11, 0)].map(arch_name), [None, None, None]);
         assert_eq!(module_target("sm_90", "wg_bf16_n32_g1_t1_s4"), "sm_90a");
         assert_eq!(module_target("sm_90", "wgt_bf16_n32_g1_t1_s16"), "sm_90a");
         assert_eq!(module_target("sm_90", "mma_bf16_mt1_w4_v1_n1_k1"), "sm_90");

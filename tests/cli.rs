@@ -53,8 +53,13 @@ fn tune_show_validate_resume_dispatch_bench() {
     assert_eq!(recorded.lines().filter(|l| l.starts_with("f32") || l.starts_with("bf16")).count(), 4, "{recorded}");
 
     let json = dir.path().join("b.json");
-    let (code, out, err) = output(bin().args(["bench", "--table"]).arg(&table).args(["--budget-ms", "20", "-q", "--json"]).arg(&json));
-    assert_eq!(code, 0, "{err}");
+    // The stale check is loosened: a table tuned in 40 ms on shapes of a few microseconds,
+    // benched while the other tests of this file load the 2 CPUs, can read a few percent
+    // slower than its default on noise alone (it did once in a CI run); the gate itself is
+    // tested in tests/reports.rs.
+    let (code, out, err) =
+        output(bin().args(["bench", "--table"]).arg(&table).args(["--budget-ms", "20", "-q", "--max-stale", "50%", "--json"]).arg(&json));
+    assert_eq!(code, 0, "{err}{out}");
     assert!(out.contains("limits: peak") && out.contains("gate: passed"), "{out}");
     let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["schema"], "gemmtune-bench/1");

@@ -169,6 +169,10 @@ impl<B: Backend> Dispatcher<B> {
     pub fn tuned_rows(&self) -> usize {
         self.exact.len()
     }
+    /// Whether the table gave a usable row for exactly `p`.
+    pub fn has_row(&self, p: &Problem) -> bool {
+        self.exact.contains_key(p)
+    }
 
     /// The kernel id and source that `gemm` would use for `p`.
     pub fn choose(&self, p: &Problem) -> Result<(KernelId, Source)> {

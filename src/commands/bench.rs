@@ -28,21 +28,21 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
     };
     match (&a.table, &a.kernel) {
         (Some(table), _) => {
-            let d = Dispatcher::from_table(table, b, a.strict)?;
+            let t = crate::table::Table::load(table)?;
+            let d = Dispatcher::from_loaded(&t, table, b, a.strict)?;
             for w in d.warnings() {
                 eprintln!("warning: {w}");
             }
             let problems = match &a.shapes {
                 Some(path) => shapes(path)?,
-                // The table's rows for this device (a merged table has other devices' rows
-                // of the same problems), each once, phased as a shape file's default.
+                // The table's rows the dispatcher took for this device (a merged table has
+                // other devices' rows of the same problems), in the table's order, each
+                // once, phased as a shape file's default.
                 None => {
-                    let t = crate::table::Table::load(table)?;
-                    let (usable, _) = t.check_rows(d.backend());
                     let mut seen = std::collections::BTreeSet::new();
-                    usable
+                    t.rows
                         .iter()
-                        .filter(|r| seen.insert(r.problem))
+                        .filter(|r| d.has_row(&r.problem) && seen.insert(r.problem))
                         .map(|r| (r.problem, crate::shapes::ShapeEntry::new(r.problem).phase))
                         .collect()
                 }

@@ -1,5 +1,6 @@
-//! The Llama-architecture forward pass (SmolLM2, Llama, Mistral-style dense models) in f32 on the CPU. Every linear layer is one `Dispatcher::gemm` call, so the
-//! tuned table decides each kernel.
+//! The Llama-architecture forward pass (SmolLM2, Llama, Mistral-style dense models) in
+//! f32 on the CPU. Every linear layer is one `Dispatcher::gemm` call, so the tuned table
+//! decides each kernel.
 //!
 //! Layout facts (shared/reference/smollm2.md): GGUF stores each weight as `W[N, K]`
 //! row-major (out × in), which is exactly the TN linear layout; llama.cpp's converter

@@ -217,12 +217,8 @@ fn decide<B: Backend>(
             obs.candidate(p, "validating", &results[i].id);
             match draw.check_run(b, k, p, &mut ops, validate::tolerance(p, cfg.allow_tf32)) {
                 Ok(err) => results[i].error = Some(err),
-                // The context is gone: every later candidate would fail the same way, and
-                // the one just announced to `obs` is the culprit a supervisor skips.
-                Err(reason) if crate::error::is_sticky(&reason) => {
-                    return Err(Error::runtime(format!("{p}: {}: {reason}", results[i].id)));
-                }
                 Err(reason) => {
+                    context_lost(p, &results[i].id, &reason)?;
                     results[i].rejected = Some(reason);
                     kernels[i] = None;
                 }

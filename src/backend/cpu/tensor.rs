@@ -128,16 +128,20 @@ impl HostTensor {
         match self {
             HostTensor::F32(v) => Cow::Borrowed(v),
             HostTensor::Quant(q) => Cow::Owned(q.dequantize()),
-            HostTensor::F16(v) => {
-                let mut out = vec![0.0; v.len()];
-                v.convert_to_f32_slice(&mut out);
+            HostTensor::F16(_) | HostTensor::BF16(_) => {
+                let mut out = vec![0.0; self.len()];
+                self.widen_into(&mut out);
                 Cow::Owned(out)
             }
-            HostTensor::BF16(v) => {
-                let mut out = vec![0.0; v.len()];
-                v.convert_to_f32_slice(&mut out);
-                Cow::Owned(out)
-            }
+        }
+    }
+
+    /// The 16-bit values widened into `out` (its length); a no-op for other storage.
+    fn widen_into(&self, out: &mut [f32]) {
+        match self {
+            HostTensor::F16(v) => v.convert_to_f32_slice(out),
+            HostTensor::BF16(v) => v.convert_to_f32_slice(out),
+            HostTensor::F32(_) | HostTensor::Quant(_) => {}
         }
     }
 
@@ -164,8 +168,8 @@ impl HostTensor {
         const GUARD: usize = 64;
         const SENTINEL: u32 = 0x7fc0_dead; // a NaN no conversion produces
         let n = self.len();
-        let mut tmp = self.as_f32().into_owned();
-        tmp.extend(std::iter::repeat_n(f32::from_bits(SENTINEL), GUARD));
+        let mut tmp = vec![f32::from_bits(SENTINEL); n + GUARD];
+        self.widen_into(&mut tmp[..n]);
         f(&mut tmp[..n]);
         assert!(tmp[n..].iter().all(|g| g.to_bits() == SENTINEL), "the kernel wrote past the end of its {n}-element output");
         self.store_f32(&tmp[..n]);

@@ -38,7 +38,11 @@ pub fn write_atomic(
     }
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     remove_stale_temporaries(&dir, &name);
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    // Unique per write, not only per process: two threads may write one file at once (the
+    // kernel disk cache), and a shared temporary could be renamed away half written.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         {
@@ -64,14 +68,15 @@ pub fn write_atomic(
     Ok(())
 }
 
-/// Removes `.<name>.tmp.<pid>` files in `dir` whose writer no longer runs (killed
+/// Removes `.<name>.tmp.<pid>[.<n>]` files in `dir` whose writer no longer runs (killed
 /// mid-write: a kill -9 cannot clean up after itself).
 fn remove_stale_temporaries(dir: &Path, name: &str) {
     let prefix = format!(".{name}.tmp.");
     let Ok(entries) = fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let pid = file.strip_prefix(&prefix).and_then(|p| p.split('.').next()).and_then(|p| p.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
         if pid != std::process::id() && !process_runs(pid) {
             let _ = fs::remove_file(e.path());
         }
@@ -112,6 +117,29 @@ mod tests {
     }
 
     #[cfg(unix)]
+    /// Threads of one process writing one file at once (the kernel disk cache) each
+    /// write a temporary of their own: every write succeeds and the file is always one
+    /// writer's whole content.
+    #[test]
+    fn concurrent_writers_in_one_process_do_not_share_a_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.bin");
+        let body = |t: u8| vec![t; 1 << 16];
+        std::thread::scope(|s| {
+            for t in 0..4u8 {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..25 {
+                        write_atomic(p, |w| w.write_all(&body(t))).unwrap();
+                        let got = fs::read(p).unwrap();
+                        assert!(got.len() == 1 << 16 && got.iter().all(|&b| b == got[0]), "a mixed or short file");
+                    }
+                });
+            }
+        });
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporaries left");
+    }
+
     #[test]
     fn symlinks_permissions_read_only_files_and_leftovers_of_killed_writers() {
         use std::os::unix::fs::PermissionsExt;
@@ -127,11 +155,13 @@ mod tests {
         // the default pid_max).
         let stale = real.join(".t.csv.tmp.4194305");
         fs::write(&stale, b"half").unwrap();
+        let stale2 = real.join(".t.csv.tmp.4194305.7");
+        fs::write(&stale2, b"half").unwrap();
         write_atomic(&link, |w| w.write_all(b"v2\n")).unwrap();
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
         assert_eq!(fs::read_to_string(&target).unwrap(), "v2\n");
         assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(!stale.exists(), "the killed writer's temporary file is removed");
+        assert!(!stale.exists() && !stale2.exists(), "the killed writer's temporary files are removed");
         fs::set_permissions(&target, fs::Permissions::from_mode(0o444)).unwrap();
         let e = write_atomic(&target, |w| w.write_all(b"v3\n")).unwrap_err();
         assert!(e.to_string().contains("read-only") && e.exit_code() == 2, "{e}");

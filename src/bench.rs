@@ -124,14 +124,22 @@ impl BenchReport {
         }
         // What the gate and the reports read of every shape, checked now rather than met
         // as a panic after a whole run.
+        let mut seen = std::collections::HashSet::new();
         for (i, x) in r.shapes.iter().enumerate() {
+            let bad = |why: &str| Error::input(format!("{}: shapes[{i}] ({}): {why}", path.display(), x.problem));
             let ok_time = |t: f64| t.is_finite() && t > 0.0;
-            if x.kernels.first().is_none_or(|k| !ok_time(k.median_us)) || !ok_time(x.default_us()) || !x.speedup.is_finite() {
-                return Err(Error::input(format!(
-                    "{}: shapes[{i}] ({}): needs the tuned kernel's timing first in 'kernels', positive times and a finite speedup",
-                    path.display(),
-                    x.problem
-                )));
+            if x.kernels.first().is_none_or(|k| k.role != "tuned") {
+                return Err(bad("'kernels' must start with the tuned kernel's timing (role \"tuned\")"));
+            }
+            if x.kernels.iter().any(|k| !ok_time(k.median_us) || !k.noise_pct.is_finite() || k.noise_pct < 0.0) {
+                return Err(bad("every timing needs a positive median_us and a noise_pct of 0 or more"));
+            }
+            if !ok_time(x.default_us()) || !ok_time(x.speedup) {
+                return Err(bad("needs a positive default time and speedup"));
+            }
+            // The gate compares shape by shape: two entries of one would be two verdicts.
+            if !seen.insert(&x.problem) {
+                return Err(bad("the shape is listed twice"));
             }
         }
         Ok(r)
@@ -255,7 +263,10 @@ pub fn bench_problem<B: Backend>(
                 .map_err(|e| crate::error::Error::runtime(format!("{p}: {}: {e}", kernels[i].1)))?;
             samples[i].push(t);
         }
-        if round >= 4 && start.elapsed() > cfg.budget {
+        // At least 8 rounds: with fewer, the speedup's interval is [min, max] of the
+        // rounds, which covers the median only 1 - 2^(1-n) of the time (94 % at 5), and
+        // the stale check would flag shapes on that weaker evidence.
+        if round >= 7 && start.elapsed() > cfg.budget {
             break;
         }
     }

@@ -126,10 +126,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// Name clients must use as `model` (default: the file name without extensions).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub name: Option<String>,
-    /// Most sequences decoded together (decode M).
-    #[arg(long, default_value_t = 16)]
+    /// Most sequences decoded together (decode M), 1 to 1024.
+    #[arg(long, default_value_t = 16, value_parser = between(1, MAX_BATCH))]
     pub max_batch: usize,
     /// Requests waiting beyond the batch before new ones get 429.
     #[arg(long, default_value_t = 64)]
@@ -151,18 +151,19 @@ pub struct ServeArgs {
 /// Where and how `generate` and `serve` run the model.
 #[derive(Args, Debug, Clone)]
 pub struct ExecArgs {
-    /// Backend that runs the model: cpu (f32) or cuda (bf16/f16 weights on the GPU, decode
-    /// steps as CUDA graphs). The table must be tuned for that backend.
-    #[arg(long, default_value = "cpu")]
-    pub backend: BackendName,
+    /// Backend that runs the model: cpu (f32; the default of generate and serve) or cuda
+    /// (bf16/f16 weights on the GPU, decode steps as CUDA graphs; decode-bench's only
+    /// one). The table must be tuned for that backend.
+    #[arg(long)]
+    pub backend: Option<BackendName>,
     /// GPU ordinal (cuda).
     #[arg(long, default_value_t = 0)]
     pub device: usize,
     /// Storage type of weights, activations and KV cache on the GPU (bf16 or f16).
-    #[arg(long, default_value = "bf16")]
+    #[arg(long, default_value = "bf16", value_parser = sixteen_bit)]
     pub gpu_dtype: crate::problem::DType,
     /// Context per sequence on the GPU (capped by the model's); sizes the KV cache.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = at_least(1))]
     pub context: usize,
     /// Run every decode step eagerly instead of replaying CUDA graphs.
     #[arg(long)]
@@ -178,6 +179,33 @@ pub struct ExecArgs {
     pub weights: crate::model::weights::WeightMode,
 }
 
+/// Refuses a device ordinal the backend cannot have without asking it: the host (cpu) is
+/// one device, so another ordinal is a mistake, not a choice.
+pub fn check_device(backend: BackendName, device: usize) -> crate::error::Result<()> {
+    if backend == BackendName::Cpu && device != 0 {
+        return Err(crate::error::Error::input(format!("--device {device}: the cpu backend has one device, 0")));
+    }
+    Ok(())
+}
+
+impl ExecArgs {
+    /// The backend of generate and serve: cpu unless told.
+    pub fn backend(&self) -> BackendName {
+        self.backend.unwrap_or(BackendName::Cpu)
+    }
+
+    /// What clap cannot check alone, checked before anything loads: the runtime's
+    /// backends, the host being one device, and where `record` would be kept.
+    pub fn check(&self, record: Option<&std::path::Path>) -> crate::error::Result<()> {
+        use crate::error::Error;
+        if self.backend() == BackendName::Rocm {
+            return Err(Error::input("the runtime runs on --backend cpu or cuda"));
+        }
+        check_device(self.backend(), self.device)?;
+        record.map_or(Ok(()), crate::dispatch::check_record_path)
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct GenerateArgs {
     /// GGUF model file (Llama architecture).
@@ -191,7 +219,7 @@ pub struct GenerateArgs {
     /// Wrap the prompt as a user message in the model's chat template.
     #[arg(long)]
     pub chat: bool,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least(1))]
     pub max_tokens: usize,
     /// 0 = greedy (the default); up to 2, as `serve` takes.
     #[arg(long, default_value_t = 0.0, value_parser = in_range(0.0, 2.0))]
@@ -208,8 +236,8 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub ids: bool,
     /// Decode this many copies of the prompt together (decode M = batch) and report
-    /// aggregate throughput; text is printed for the first sequence only.
-    #[arg(long, default_value_t = 1)]
+    /// aggregate throughput; text is printed for the first sequence only (1 to 1024).
+    #[arg(long, default_value_t = 1, value_parser = between(1, MAX_BATCH))]
     pub batch: usize,
     /// Keep generating past end-of-turn (for benchmarks: exactly --max-tokens tokens).
     #[arg(long)]
@@ -424,6 +452,13 @@ pub enum TableCommand {
     },
 }
 
+impl BenchArgs {
+    /// The report formats to write to --out.
+    pub fn formats(&self) -> Vec<String> {
+        self.format.clone().unwrap_or_else(|| vec!["md".into(), "json".into()])
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Tuned table whose winners are re-timed.
@@ -434,7 +469,7 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "table", requires = "shapes")]
     pub kernel: Option<String>,
     /// Only measure and print the device limits (compute peak, copy bandwidth).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["json", "out", "format", "baseline"])]
     pub limits: bool,
     /// Bench these shapes (default: the table's rows); shapes without a row use the
     /// dispatcher's fallback.
@@ -472,9 +507,9 @@ pub struct BenchArgs {
     /// the same run (for noisy CI machines).
     #[arg(long, value_enum, default_value = "time")]
     pub gate_on: GateOn,
-    /// Report formats written to --out: md, json, csv, junit, svg.
-    #[arg(long, value_delimiter = ',', default_value = "md,json")]
-    pub format: Vec<String>,
+    /// Report formats written to --out: md, json, csv, junit, svg (default md,json).
+    #[arg(long, value_delimiter = ',', requires = "out")]
+    pub format: Option<Vec<String>>,
     /// Folder for the reports (report.md, report.json, report.csv, report.junit.xml,
     /// speedup.svg, roofline.svg).
     #[arg(long)]
@@ -530,6 +565,34 @@ fn share(s: &str) -> Result<f64, String> {
 }
 
 /// A number from `lo` to `hi` (NaN and infinities refused).
+/// Most sequences `generate --batch` and `serve --max-batch` decode together: each holds a
+/// KV cache, and beyond this a typo (an extra zero or three) would only run out of memory.
+pub const MAX_BATCH: usize = 1024;
+
+/// A whole number from `lo` to `hi`.
+fn between(lo: usize, hi: usize) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |s: &str| match s.parse::<usize>() {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a whole number from {lo} to {hi}")),
+    }
+}
+
+/// A whole number of at least `lo`.
+fn at_least(lo: usize) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |s: &str| match s.parse::<usize>() {
+        Ok(v) if v >= lo => Ok(v),
+        _ => Err(format!("'{s}' is not a whole number of at least {lo}")),
+    }
+}
+
+/// bf16 or f16 (the GPU runtime's storage types).
+fn sixteen_bit(s: &str) -> Result<crate::problem::DType, String> {
+    match s.parse::<crate::problem::DType>() {
+        Ok(d @ (crate::problem::DType::BF16 | crate::problem::DType::F16)) => Ok(d),
+        _ => Err(format!("'{s}' is not bf16 or f16")),
+    }
+}
+
 fn in_range(lo: f32, hi: f32) -> impl Fn(&str) -> Result<f32, String> + Clone {
     move |s: &str| match s.parse::<f32>() {
         Ok(v) if (lo..=hi).contains(&v) => Ok(v),

@@ -266,15 +266,13 @@ impl<B: Backend> Dispatcher<B> {
         if fresh.is_empty() {
             return Ok(());
         }
-        let mut file = if path.exists() {
-            ShapeFile::load(path)?
-        } else {
+        let mut file = ShapeFile::load_existing(path)?.unwrap_or_else(|| {
             let what = match mode {
                 RecordMode::Unseen => "problems gemmtune dispatched without an exact table row; tune them next",
                 RecordMode::All => "every GEMM problem of a recorded run, with call counts (merge with `gemmtune profile --from-record`)",
             };
             ShapeFile { comments: vec![what.into()], entries: Vec::new() }
-        };
+        });
         for ((p, phase), calls) in fresh {
             let mut e = ShapeEntry::new(p);
             e.layer = "recorded".into();
@@ -290,6 +288,15 @@ impl<B: Backend> Dispatcher<B> {
         recorded.extend(counts);
         Ok(())
     }
+}
+
+/// Checks at start-up that `--record` can be kept at `path`: a new file, an empty one, or
+/// a shape file to add to. A run of hours must not learn at its end that it cannot be.
+pub fn check_record_path(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(crate::error::Error::input(format!("--record {}: is a directory", path.display())));
+    }
+    ShapeFile::load_existing(path).map(drop)
 }
 
 impl<B: Backend> Drop for Dispatcher<B> {

@@ -55,13 +55,13 @@ pub fn check(current: &BenchReport, baseline: Option<&BenchReport>, max_regressi
             });
         }
         let Some(base) = baseline.and_then(|b| b.shapes.iter().find(|x| x.problem == s.problem)) else { continue };
-        let (change, noise, what) = match metric {
-            Metric::Time => {
-                let (now, was) = (tuned_us(s), tuned_us(base));
-                (now / was - 1.0, (s.kernels[0].noise_pct + base.kernels[0].noise_pct) / 100.0, format!("tuned {now:.2} us, baseline {was:.2} us"))
-            }
+        let change = change(metric, s, base);
+        let (noise, what) = match metric {
+            Metric::Time => (
+                (s.kernels[0].noise_pct + base.kernels[0].noise_pct) / 100.0,
+                format!("tuned {:.2} us, baseline {:.2} us", tuned_us(s), tuned_us(base)),
+            ),
             Metric::Speedup => (
-                base.speedup / s.speedup - 1.0,
                 BenchReport::speedup_noise(s) + BenchReport::speedup_noise(base),
                 format!("speedup over the default {:.3}x, baseline {:.3}x", s.speedup, base.speedup),
             ),
@@ -80,23 +80,32 @@ pub fn check(current: &BenchReport, baseline: Option<&BenchReport>, max_regressi
     out
 }
 
+/// How much worse shape `now` is than `base` in `metric`, as a fraction (+ = worse): the
+/// tuned time's change, or the speedup's (`base / now − 1`).
+pub fn change(metric: Metric, now: &ShapeBench, base: &ShapeBench) -> f64 {
+    match metric {
+        Metric::Time => tuned_us(now) / tuned_us(base) - 1.0,
+        Metric::Speedup => base.speedup / now.speedup - 1.0,
+    }
+}
+
 fn tuned_us(s: &ShapeBench) -> f64 {
     s.kernels[0].median_us
 }
 
-/// Parses "5%", "5" (percent) or "0.05" (fraction below 1) into a fraction.
 /// How many shapes the findings are about (a shape may have several).
 pub fn failing_shapes(findings: &[Finding]) -> usize {
     findings.iter().map(|f| &f.problem).collect::<std::collections::BTreeSet<_>>().len()
 }
 
+/// Parses a percentage ("5%", "2.5 %") into a fraction; the % is required.
 pub fn parse_percent(s: &str) -> Result<f64, String> {
     // The % is required: a bare "1" (1 %?) and "0.99" (99 %?) read opposite ways.
     let t = s.trim().strip_suffix('%').ok_or_else(|| format!("'{s}' is not a percentage: write it with %, e.g. 5%"))?;
     let v: f64 = t.trim().parse().map_err(|_| format!("'{s}' is not a percentage"))?;
     let f = v / 100.0;
     if !(0.0..10.0).contains(&f) {
-        return Err(format!("'{s}' is out of range (0% to 1000%)"));
+        return Err(format!("'{s}' is out of range (0% to under 1000%)"));
     }
     Ok(f)
 }

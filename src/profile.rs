@@ -24,7 +24,9 @@
 //! M = prompt length tokens of one sequence and computes logits for the last token only
 //! (lm_head M = 1); decode runs M = batch (one token per sequence). For MoE with T tokens
 //! and top-k routing over E experts, the expected number of active experts is
-//! E·(1 − (1 − k/E)^T), each with ⌈T·k / active⌉ tokens.
+//! E·(1 − (1 − k/E)^T), each with T·k / active tokens rounded to the nearest whole (at
+//! least 1). Experts' w1 and w3 are listed fused (w13, as serving runtimes run them)
+//! unless `--fuse separate`, whatever the checkpoint stores.
 //!
 //! Each row's weight is its estimated share of time: calls × roofline time on the target
 //! device (max(2MNK / peak, bytes / bandwidth)), times the generated tokens per request for
@@ -85,7 +87,8 @@ pub fn device(name: &str) -> Result<DeviceModel> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fuse {
-    /// As the checkpoint stores them; fused when unknown (what serving runtimes do).
+    /// As the checkpoint stores them; fused when unknown (what serving runtimes do). MoE
+    /// experts are fused (w13) unless `Separate`.
     Auto,
     Fused,
     Separate,
@@ -147,7 +150,13 @@ fn uint(j: &Json, path: &Path, key: &str) -> Result<usize> {
     v.as_u64()
         .filter(|&x| x > 0 && x <= crate::problem::MAX_DIM)
         .map(|x| x as usize)
-        .ok_or_else(|| Error::input(format!("{}: field '{key}' = {v} is not a positive integer", path.display())))
+        .ok_or_else(|| {
+            let why = match v.as_u64() {
+                Some(x) if x > crate::problem::MAX_DIM => format!("is larger than the {} gemmtune supports", crate::problem::MAX_DIM),
+                _ => "is not a positive integer".into(),
+            };
+            Error::input(format!("{}: field '{key}' = {v} {why}", path.display()))
+        })
 }
 
 /// A Hugging Face `config.json` (Llama, Mistral, Qwen2, Mixtral and their kin).
@@ -162,6 +171,13 @@ pub fn from_hf(path: &Path) -> Result<ModelConfig> {
     } else {
         heads
     };
+    // Grouped-query attention: each KV head serves a whole group of query heads.
+    if heads % kv_heads != 0 {
+        return Err(Error::input(format!(
+            "{}: field 'num_attention_heads' = {heads} is not a multiple of 'num_key_value_heads' = {kv_heads}",
+            path.display()
+        )));
+    }
     let head_dim = if j.get("head_dim").is_some_and(|v| !v.is_null()) {
         uint(&j, path, "head_dim")?
     } else {
@@ -177,12 +193,17 @@ pub fn from_hf(path: &Path) -> Result<ModelConfig> {
     if j.get("shared_expert_intermediate_size").and_then(Json::as_u64).is_some_and(|n| n > 0) {
         return Err(Error::input(format!("{}: shared experts ('shared_expert_intermediate_size') are not modelled", path.display())));
     }
-    let moe = match j.get("num_local_experts").or_else(|| j.get("num_experts")) {
-        Some(v) if !v.is_null() => {
-            let key = if j.get("num_local_experts").is_some() { "num_local_experts" } else { "num_experts" };
-            Some((uint(&j, path, key)?, uint(&j, path, "num_experts_per_tok")?))
+    // Multi-head latent attention and DeepSeek's routed experts are other GEMMs than
+    // these: refused rather than derived as a dense model.
+    for key in ["kv_lora_rank", "q_lora_rank", "n_routed_experts", "n_shared_experts"] {
+        if j.get(key).is_some_and(|v| !v.is_null()) {
+            return Err(Error::input(format!("{}: '{key}' (DeepSeek-style attention or experts) is not modelled", path.display())));
         }
-        _ => None,
+    }
+    let present = |k: &str| j.get(k).is_some_and(|v| !v.is_null());
+    let moe = match ["num_local_experts", "num_experts"].into_iter().find(|k| present(k)) {
+        Some(key) => Some((uint(&j, path, key)?, uint(&j, path, "num_experts_per_tok")?)),
+        None => None,
     };
     let name = j
         .get("_name_or_path")
@@ -269,8 +290,30 @@ pub fn from_gguf(g: &Gguf) -> Result<ModelConfig> {
     let usz = |k: &str| -> Result<usize> { g.u64(&key(k)).map(|v| v as usize) };
     let hidden = usz("embedding_length")?;
     let heads = usz("attention.head_count")?;
-    let kv_heads = usz("attention.head_count_kv").unwrap_or(heads);
-    let head_dim = usz("attention.key_length").unwrap_or(hidden / heads.max(1));
+    // Absent means multi-head attention; present but not one number (per-layer arrays)
+    // is a model this runtime does not describe.
+    let kv_heads = match g.get(&key("attention.head_count_kv")) {
+        None => heads,
+        Some(_) => usz("attention.head_count_kv").map_err(|_| {
+            Error::input(format!("{}: '{arch}.attention.head_count_kv' is not one number (per-layer KV heads are not modelled)", g.path.display()))
+        })?,
+    };
+    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+        return Err(Error::input(format!(
+            "{}: '{arch}.attention.head_count' = {heads} is not a positive multiple of 'attention.head_count_kv' = {kv_heads}",
+            g.path.display()
+        )));
+    }
+    let head_dim = match usz("attention.key_length") {
+        Ok(d) => d,
+        Err(_) if hidden % heads == 0 => hidden / heads,
+        Err(_) => {
+            return Err(Error::input(format!(
+                "{}: '{arch}.embedding_length' = {hidden} is not divisible by the {heads} heads (and no 'attention.key_length')",
+                g.path.display()
+            )))
+        }
+    };
     let vocab = match usz("vocab_size") {
         Ok(v) => v,
         Err(_) => g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).map(|a| a.len()).ok_or_else(|| {
@@ -497,6 +540,21 @@ mod tests {
         let mut c = llama(4096, 14336, 32, 6, 32);
         c.head_dim = 128;
         assert!(derive(&c, &opts(4)).unwrap_err().to_string().contains("num_key_value_heads = 6"));
+        // Heads that do not group over the KV heads, and a size beyond the supported one.
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.json");
+        let write = |extra: &str| {
+            std::fs::write(&cfg, format!("{{\"hidden_size\": 576, \"intermediate_size\": 1536, \"num_hidden_layers\": 2, \"vocab_size\": 100, {extra}}}")).unwrap();
+            from_hf(&cfg).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        assert!(write("\"num_attention_heads\": 9, \"num_key_value_heads\": 4").contains("not a multiple of 'num_key_value_heads' = 4"));
+        assert!(write("\"num_attention_heads\": 9, \"num_key_value_heads\": 3").is_empty());
+        assert!(write("\"num_attention_heads\": 9, \"hidden_size\": 1099511627776").contains("is larger than"));
+        // DeepSeek-style configs are refused, not derived as dense models; a null
+        // num_local_experts leaves num_experts to say it is MoE.
+        assert!(write("\"num_attention_heads\": 9, \"kv_lora_rank\": 512").contains("'kv_lora_rank'"));
+        write("\"num_attention_heads\": 9, \"num_local_experts\": null, \"num_experts\": 8, \"num_experts_per_tok\": 2");
+        assert_eq!(from_hf(&cfg).unwrap().moe, Some((8, 2)));
     }
 
     #[test]

@@ -10,16 +10,27 @@
 
 use crate::problem::Problem;
 use crate::random;
-use rand::{rngs::SmallRng, seq::index::sample, SeedableRng};
+use rand::{rngs::SmallRng, seq::index::sample, Rng, SeedableRng};
 use rayon::prelude::*;
 
 /// Multiply-adds per checked batch item the reference may spend.
 pub const CHECK_MACS: u64 = 1 << 25;
 
-/// The checked entries: every (row, col) of `rows × cols` in each batch item of `batches`.
+/// Batch items, beyond the first, a random middle one and the last (which get the full
+/// grid), that get a few entries each: a kernel with a wrong batch stride or offset
+/// overflow far into the batch shows there, at 2·K multiply-adds an item.
+pub const SPOT_ITEMS: usize = 256;
+
+/// The checked entries: for each block, every (row, col) of `rows × cols` in batch
+/// item `batch`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
-    pub batches: Vec<usize>,
+    pub blocks: Vec<Block>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub batch: usize,
     pub rows: Vec<usize>,
     pub cols: Vec<usize>,
 }
@@ -27,7 +38,7 @@ pub struct Sample {
 impl Sample {
     pub fn choose(p: &Problem, seed: u64) -> Sample {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let batches: Vec<usize> = if p.batch <= 2 {
+        let full: Vec<usize> = if p.batch <= 2 {
             (0..p.batch).collect()
         } else {
             vec![0, 1 + (seed as usize % (p.batch - 2)), p.batch - 1]
@@ -45,11 +56,25 @@ impl Sample {
                 (side, side)
             }
         };
-        Sample { batches, rows: pick(p.m, rows, &mut rng), cols: pick(p.n, cols, &mut rng) }
+        let (rows, cols) = (pick(p.m, rows, &mut rng), pick(p.n, cols, &mut rng));
+        let mut blocks: Vec<Block> =
+            full.iter().map(|&batch| Block { batch, rows: rows.clone(), cols: cols.clone() }).collect();
+        // The other items, all of them or SPOT_ITEMS spread evenly: one random entry and
+        // the item's last entry (its tail) each.
+        let others: Vec<usize> = (0..p.batch).filter(|b| !full.contains(b)).collect();
+        let step = others.len().div_ceil(SPOT_ITEMS).max(1);
+        for &batch in others.iter().step_by(step) {
+            let (i, j) = (rng.random_range(0..p.m), rng.random_range(0..p.n));
+            blocks.push(Block { batch, rows: vec![i], cols: vec![j] });
+            if (i, j) != (p.m - 1, p.n - 1) {
+                blocks.push(Block { batch, rows: vec![p.m - 1], cols: vec![p.n - 1] });
+            }
+        }
+        Sample { blocks }
     }
 
     pub fn len(&self) -> usize {
-        self.batches.len() * self.rows.len() * self.cols.len()
+        self.blocks.iter().map(|b| b.rows.len() * b.cols.len()).sum()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -58,10 +83,10 @@ impl Sample {
     /// Flat indices into row-major Y `[batch, M, N]` of the entries, in reference order.
     pub fn y_indices(&self, p: &Problem) -> Vec<usize> {
         let mut v = Vec::with_capacity(self.len());
-        for &b in &self.batches {
-            for &i in &self.rows {
-                for &j in &self.cols {
-                    v.push(b * p.m * p.n + i * p.n + j);
+        for b in &self.blocks {
+            for &i in &b.rows {
+                for &j in &b.cols {
+                    v.push(b.batch * p.m * p.n + i * p.n + j);
                 }
             }
         }
@@ -111,15 +136,16 @@ pub fn reference(p: &Problem, s: &Sample, x_seed: u64, w_seed: u64) -> Vec<f64> 
         }
     };
     let mut out = Vec::with_capacity(s.len());
-    for &b in &s.batches {
+    for blk in &s.blocks {
+        let b = blk.batch;
         let row = |seed: u64, idx: &dyn Fn(usize) -> usize, value: &dyn Fn(u64, u64) -> f64| -> Vec<f64> {
             (0..p.k).map(|kk| value(seed, idx(kk) as u64)).collect()
         };
         let x_value = |seed: u64, i: u64| random::element(d, seed, i) as f64;
         let xs: Vec<Vec<f64>> =
-            s.rows.par_iter().map(|&i| row(x_seed, &|kk| x_index(p, b, i, kk), &x_value)).collect();
+            blk.rows.par_iter().map(|&i| row(x_seed, &|kk| x_index(p, b, i, kk), &x_value)).collect();
         let ws: Vec<Vec<f64>> =
-            s.cols.par_iter().map(|&j| row(w_seed, &|kk| w_index(p, b, j, kk), &w_value)).collect();
+            blk.cols.par_iter().map(|&j| row(w_seed, &|kk| w_index(p, b, j, kk), &w_value)).collect();
         let block: Vec<f64> = xs
             .par_iter()
             .flat_map_iter(|x| ws.iter().map(move |w| x.iter().zip(w).map(|(a, b)| a * b).sum()))
@@ -177,12 +203,38 @@ mod tests {
         for (m, n, k) in [(4096, 8192, 4096), (1, 128256, 4096), (8192, 1280, 8192), (16, 49152, 576)] {
             let p = Problem::linear(DType::BF16, m, n, k).unwrap();
             let s = Sample::choose(&p, 3);
-            assert!(s.rows.contains(&0) && s.rows.contains(&(m - 1)), "{m} {n} {k}");
-            assert!(s.cols.contains(&0) && s.cols.contains(&(n - 1)), "{m} {n} {k}");
+            let b = &s.blocks[0];
+            assert!(b.rows.contains(&0) && b.rows.contains(&(m - 1)), "{m} {n} {k}");
+            assert!(b.cols.contains(&0) && b.cols.contains(&(n - 1)), "{m} {n} {k}");
             let macs = s.len() as u64 * k as u64;
             assert!(macs <= CHECK_MACS + k as u64 * 4, "{m} {n} {k}: {macs}");
             assert!(s.len() >= 1000.min(m * n), "{m} {n} {k}: only {} entries", s.len());
         }
+    }
+
+    /// Every batch item is checked somewhere: three with the full grid, the others with a
+    /// random entry and their tail; a large batch spreads SPOT_ITEMS over its items.
+    #[test]
+    fn every_batch_item_is_checked_up_to_the_spot_cap() {
+        let items = |p: &Problem| {
+            let s = Sample::choose(p, 5);
+            let mut b: Vec<usize> = s.blocks.iter().map(|b| b.batch).collect();
+            b.dedup();
+            (s, b)
+        };
+        let p = Problem::new(DType::BF16, Layout::TN, 64, 96, 128, 40).unwrap();
+        let (s, b) = items(&p);
+        let mut sorted = b.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..40).collect::<Vec<_>>());
+        assert!(s.blocks.iter().all(|b| b.rows.len() * b.cols.len() == 64 * 96 || b.rows.len() * b.cols.len() == 1));
+        for item in s.blocks[3..].iter().map(|b| b.batch) {
+            assert!(s.blocks.iter().any(|b| b.batch == item && b.rows == [63] && b.cols == [95]), "item {item}'s tail");
+        }
+        let p = Problem::new(DType::BF16, Layout::TN, 2, 3, 4, 5000).unwrap();
+        let (_, b) = items(&p);
+        assert!(b.len() >= SPOT_ITEMS * 9 / 10 && b.len() <= SPOT_ITEMS + 3, "{}", b.len());
+        assert!(b.contains(&4999) && b.contains(&0));
     }
 
     #[test]

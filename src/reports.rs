@@ -4,7 +4,7 @@
 //! JSON is `BenchReport` itself (serde).
 
 use crate::bench::{BenchReport, ShapeBench};
-use crate::gate::Finding;
+use crate::gate::{Finding, Metric};
 use crate::tune::stats::geomean;
 use plotters::prelude::*;
 
@@ -33,7 +33,9 @@ pub const GROUPS: [Group; 3] = [
     ("M >= 512 (prefill)", |s| s.m >= 512),
 ];
 
-pub fn markdown(r: &BenchReport, findings: &[Finding], baseline: Option<&BenchReport>) -> String {
+/// The report in markdown; with a baseline, each shape's change against it in what the
+/// gate compared (`metric`): the tuned time, or the speedup (+ = worse either way).
+pub fn markdown(r: &BenchReport, findings: &[Finding], baseline: Option<&BenchReport>, metric: Metric) -> String {
     let mut s = String::new();
     let verdict = if findings.is_empty() { "passed" } else { "FAILED" };
     s.push_str(&format!("## gemmtune bench: {verdict}\n\n"));
@@ -73,7 +75,10 @@ pub fn markdown(r: &BenchReport, findings: &[Finding], baseline: Option<&BenchRe
     }
     s.push_str("\n### Shapes\n\n| shape | tuned kernel | tuned µs | default µs | speedup (interval) | % roofline |");
     if baseline.is_some() {
-        s.push_str(" vs baseline |");
+        s.push_str(match metric {
+            Metric::Time => " vs baseline (time) |",
+            Metric::Speedup => " vs baseline (speedup) |",
+        });
     }
     s.push_str("\n|---|---|---:|---:|---:|---:|");
     if baseline.is_some() {
@@ -94,7 +99,7 @@ pub fn markdown(r: &BenchReport, findings: &[Finding], baseline: Option<&BenchRe
         ));
         if let Some(b) = baseline {
             match b.shapes.iter().find(|y| y.problem == x.problem) {
-                Some(y) => s.push_str(&format!(" {:+.1}% |", (x.kernels[0].median_us / y.kernels[0].median_us - 1.0) * 100.0)),
+                Some(y) => s.push_str(&format!(" {:+.1}% |", crate::gate::change(metric, x, y) * 100.0)),
                 None => s.push_str(" new |"),
             }
         }

@@ -54,6 +54,15 @@ pub struct ShapeFile {
 }
 
 impl ShapeFile {
+    /// The shape file at `path` a command is about to add to, None when there is none yet
+    /// (`textfile::absent_or_empty`); a file that is something else is an error naming it.
+    pub fn load_existing(path: &Path) -> Result<Option<ShapeFile>> {
+        if crate::textfile::absent_or_empty(path) {
+            return Ok(None);
+        }
+        ShapeFile::load(path).map(Some)
+    }
+
     pub fn load(path: &Path) -> Result<ShapeFile> {
         let text = crate::textfile::read(path, "shape file")?;
         ShapeFile::parse(&text, path)
@@ -82,6 +91,12 @@ impl ShapeFile {
             .map_err(|e| Error::at(path, line_of(e.position()), None, format!("unreadable header: {e}")))?
             .clone();
         let header_line = line_of(headers.position());
+        if headers.is_empty() {
+            return Err(Error::input(format!(
+                "{}: no header line (a shape file starts with a header such as 'dtype,m,n,k', after any comments)",
+                path.display()
+            )));
+        }
         let mut col = BTreeMap::new();
         for (i, h) in headers.iter().enumerate() {
             let h = h.to_ascii_lowercase();
@@ -211,8 +226,10 @@ impl ShapeFile {
 }
 
 fn merge_into(into: &mut ShapeEntry, other: &ShapeEntry) {
-    into.calls += other.calls;
-    into.weight += other.weight;
+    // Saturating: a sum past f64's range would be written as 'inf', which no reader
+    // (this one included) takes back.
+    into.calls = (into.calls + other.calls).min(f64::MAX);
+    into.weight = (into.weight + other.weight).min(f64::MAX);
     for name in other.layer.split('+').filter(|s| !s.is_empty()) {
         if !into.layer.split('+').any(|l| l == name) {
             if !into.layer.is_empty() {
@@ -240,6 +257,30 @@ fn fmt_num(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_of_comments_only_says_it_has_no_header() {
+        for text in ["# hi\n", "", "# a\n\n# b\n"] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains("no header line"), "{text:?}: {e}");
+        }
+    }
+
+    /// Counts adding up past f64's range stay the largest finite count: the file they
+    /// are written to reads back (it held 'inf', which its reader refuses).
+    #[test]
+    fn huge_counts_saturate_and_the_file_reads_back() {
+        let p = crate::problem::Problem::linear(crate::problem::DType::F32, 1, 64, 64).unwrap();
+        let mut f = ShapeFile { comments: Vec::new(), entries: Vec::new() };
+        for _ in 0..2 {
+            let mut e = ShapeEntry::new(p);
+            (e.calls, e.weight) = (1e308, 1e308);
+            f.add(e);
+        }
+        assert_eq!(f.entries[0].calls, f64::MAX);
+        let back = ShapeFile::parse(&f.to_csv(), std::path::Path::new("s.csv")).unwrap();
+        assert_eq!(back.entries[0].calls, f64::MAX);
+    }
     use crate::problem::DType;
 
     fn parse(text: &str) -> Result<ShapeFile> {

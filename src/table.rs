@@ -133,6 +133,15 @@ pub struct Table {
 }
 
 impl Table {
+    /// The table at `path` a command is about to add to, None when there is none yet
+    /// (`textfile::absent_or_empty`); a file that is something else is an error naming it.
+    pub fn load_existing(path: &Path) -> Result<Option<Table>> {
+        if crate::textfile::absent_or_empty(path) {
+            return Ok(None);
+        }
+        Table::load(path).map(Some)
+    }
+
     pub fn load(path: &Path) -> Result<Table> {
         let text = crate::textfile::read(path, "table")?;
         Table::parse(&text, path)
@@ -254,12 +263,23 @@ impl Table {
             if let Some(prev) = seen.insert((problem, machine(&t.validators[f(16)])), line) {
                 return Err(Error::at(path, line, None, format!("{problem} is listed twice for one device (first on line {prev})")));
             }
+            // A time is positive, or unknown (NaN: an imported row without one).
+            let time = |i: usize| -> Result<f64> {
+                let v = num(i)?;
+                if v.is_nan() || (v.is_finite() && v > 0.0) {
+                    Ok(v)
+                } else {
+                    Err(bad(i, format!("'{}' is not a positive time", f(i))))
+                }
+            };
+            // Merges keep the newest row by this stamp: it must be one.
+            humantime::parse_rfc3339(f(18)).map_err(|e| bad(18, format!("'{}' is not an RFC 3339 UTC time: {e}", f(18))))?;
             t.rows.push(TableRow {
                 problem,
                 kernel: KernelId::new(f(6)),
-                time_us: num(7)?,
+                time_us: time(7)?,
                 default_kernel: KernelId::new(f(8)),
-                default_time_us: num(9)?,
+                default_time_us: time(9)?,
                 speedup: num(10)?,
                 noise_pct: num(11)?,
                 tflops: num(12)?,
@@ -351,7 +371,7 @@ impl Table {
             match index.get(&self.key(&row)) {
                 Some(&i) => {
                     conflicts += 1;
-                    if row.tuned_at > self.rows[i].tuned_at {
+                    if tuned_time(&row.tuned_at) > tuned_time(&self.rows[i].tuned_at) {
                         self.rows[i] = row;
                     }
                 }
@@ -435,11 +455,7 @@ impl TableLock {
 /// and replaces the file atomically. Returns the table as written.
 pub fn commit_rows(path: &Path, comments: &[String], validators: &Validators, rows: Vec<TableRow>) -> Result<Table> {
     let _lock = TableLock::acquire(path)?;
-    let mut t = if path.exists() {
-        Table::load(path)?
-    } else {
-        Table { comments: comments.to_vec(), ..Table::default() }
-    };
+    let mut t = Table::load_existing(path)?.unwrap_or_else(|| Table { comments: comments.to_vec(), ..Table::default() });
     let vid = t.validator_id(validators);
     for mut r in rows {
         r.validators = vid.clone();
@@ -447,6 +463,12 @@ pub fn commit_rows(path: &Path, comments: &[String], validators: &Validators, ro
     }
     t.save(path)?;
     Ok(t)
+}
+
+/// When a row was tuned (its `tuned_at`, checked on load; rows built in memory carry one
+/// written by `humantime`). Compared as times: "…:00.5Z" sorts before "…:00Z" as text.
+fn tuned_time(stamp: &str) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339(stamp).ok()
 }
 
 /// One warning line per distinct reason: "path: 3 of 32 rows skipped (lines 4, 5, 9): why".

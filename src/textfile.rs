@@ -20,6 +20,16 @@ pub fn read(path: &Path, what: &str) -> Result<String> {
     })
 }
 
+/// Whether a file a command is about to add to is not there yet: no file, or an empty one
+/// (as `mktemp` or `touch` leave it). Anything else is read, so a file of another kind is
+/// an error naming it rather than overwritten.
+pub fn absent_or_empty(path: &Path) -> bool {
+    match std::fs::metadata(path) {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(m) => m.is_file() && m.len() == 0,
+    }
+}
+
 /// Byte offset to 1-based line number.
 pub struct LineIndex {
     starts: Vec<usize>,

@@ -84,6 +84,19 @@ pub fn parse_signature(op: &str, params: &str) -> std::result::Result<Problem, S
     } else {
         1
     };
+    // Leading dimensions (newer signatures): gemmtune tunes packed operands, so a padded
+    // one is another problem. A stride over a single column is free, and not compared.
+    if let Some(at) = parts.iter().position(|p| *p == "ld") {
+        let (ta, tb) = (layout.w_trans, layout.x_trans);
+        // BLAS column-major: A = W (m_blas = N rows of op(A)), B = X (n_blas = M).
+        let packed = [(if ta { k } else { n }, if ta { n } else { k }), (if tb { m } else { k }, if tb { k } else { m }), (n, m)];
+        for (i, (name, (ld, cols))) in ["lda", "ldb", "ldc"].iter().zip(packed).enumerate() {
+            let given = num(at + 1 + i)?;
+            if cols > 1 && given != ld {
+                return Err(format!("params '{params}': {name} {given} is not the packed {ld} (gemmtune tunes packed operands; a padded one is another problem)"));
+            }
+        }
+    }
     Problem::new(dtype, layout, m, n, k, batch)
 }
 
@@ -260,7 +273,10 @@ pub fn validators_for(t: &Table, set: &str, given: &[(String, String)]) -> Vec<(
 pub fn import(text: &str, path: &Path) -> Result<(Table, Vec<String>)> {
     let r = parse_results(text, path)?;
     let mut v = Validators::new();
-    let is_rocm = r.validators.iter().any(|(k, _)| k == "ROCBLAS_VERSION" || k == "HIPBLASLT_VERSION" || k == "GCN_ARCH_NAME");
+    // A ROCm file by its validators, or by its kernels when it has none of those (its rows
+    // would otherwise be ROCm kernels under a CUDA machine's validators).
+    let is_rocm = r.validators.iter().any(|(k, _)| k == "ROCBLAS_VERSION" || k == "HIPBLASLT_VERSION" || k == "GCN_ARCH_NAME")
+        || r.rows.iter().any(|(_, _, kid, _)| kid.starts_with("Gemm_Rocblas_") || kid.starts_with("Gemm_Hipblaslt_"));
     v.insert("backend".into(), if is_rocm { "rocm" } else { "cuda" }.into());
     v.insert("gemmtune".into(), env!("CARGO_PKG_VERSION").into());
     for (k, x) in &r.validators {
@@ -281,11 +297,23 @@ pub fn import(text: &str, path: &Path) -> Result<(Table, Vec<String>)> {
         }
         v.insert(format!("tunableop.{k}"), x.clone());
     }
+    // Rows are keyed by (problem, machine = backend, device, arch). A file naming neither
+    // device nor arch (CUDA files carry only PT_VERSION) is its own machine, so importing
+    // another GPU's file into the same table keeps both.
+    if !v.contains_key("arch") {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        v.insert("device".into(), format!("unknown: TunableOp file {name}"));
+    }
     let mut t = Table::default();
     t.comments.push(format!("imported from TunableOp results {}", path.display()));
     let vid = t.validator_id(&v);
     let mut skipped: Vec<String> = r.skipped.iter().map(|(n, why)| format!("{}:{n}: {why}", path.display())).collect();
+    let mut first_line: std::collections::HashMap<Problem, usize> = std::collections::HashMap::new();
     for (n, p, kid, ms) in r.rows {
+        if let Some(ms) = ms.filter(|ms| !(ms.is_finite() && *ms > 0.0)) {
+            skipped.push(format!("{}:{n}: time {ms} ms is not a positive time", path.display()));
+            continue;
+        }
         let kernel = match kernel_from(&kid) {
             Ok(k) if is_rocm => k,
             Ok(_) if kid == "Default" => KernelId::new("cuda:cublas:default"),
@@ -295,6 +323,9 @@ pub fn import(text: &str, path: &Path) -> Result<(Table, Vec<String>)> {
                 continue;
             }
         };
+        if let Some(before) = first_line.insert(p, n) {
+            skipped.push(format!("{}:{before}: the same problem again on line {n}; the later line is kept", path.display()));
+        }
         let time_us = ms.map_or(f64::NAN, |m| m * 1000.0);
         t.upsert(TableRow {
             problem: p,

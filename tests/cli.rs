@@ -51,6 +51,14 @@ fn tune_show_validate_resume_dispatch_bench() {
     assert!(out.contains("7 GEMM calls: 3 exact"), "{out}");
     let recorded = fs::read_to_string(&rec).unwrap();
     assert_eq!(recorded.lines().filter(|l| l.starts_with("f32") || l.starts_with("bf16")).count(), 4, "{recorded}");
+    assert!(out.contains("4 unseen shapes recorded to"), "{out}");
+    // A --record that cannot be kept (a directory, a table) is refused before any work.
+    for bad in [dir.path().to_path_buf(), table.clone()] {
+        let (code, out, err) = output(bin().args(["dispatch", "--table"]).arg(&table).arg("--shapes").arg(&shapes).arg("--record").arg(&bad));
+        assert_eq!(code, 2, "{err}");
+        assert!(out.is_empty() && err.contains(&bad.display().to_string()), "{out}{err}");
+    }
+    assert_eq!(fs::read_to_string(&table).unwrap(), before, "the table given as --record is untouched");
 
     let json = dir.path().join("b.json");
     // The stale check is loosened: a table tuned in 40 ms on shapes of a few microseconds,
@@ -94,10 +102,11 @@ fn tune_show_validate_resume_dispatch_bench() {
     let (code, _, err) = output(bin().args(["bench", "--kernel", "cpu:nonsense:t1", "--shapes"]).arg(&shapes).args(["--budget-ms", "20", "-q"]));
     assert_ne!(code, 0);
     assert!(err.contains("--kernel cpu:nonsense:t1 cannot run"), "{err}");
-    for args in [vec!["bench", "--kernel", "cpu:gemm:t1"], vec!["bench", "--kernel", "cpu:gemm:t1", "--table", "t.csv"]] {
-        let (code, _, err) = output(bin().args(&args));
-        assert_eq!(code, 2, "{args:?}: {err}");
-    }
+    let (code, _, err) = output(bin().args(["bench", "--kernel", "cpu:gemm:t1"]));
+    assert!(code == 2 && err.contains("--shapes"), "{err}");
+    // With everything else right, --table beside --kernel is what clap refuses.
+    let (code, _, err) = output(bin().args(["bench", "--kernel", "cpu:gemm:t1", "--shapes"]).arg(&shapes).arg("--table").arg(&table));
+    assert!(code == 2 && err.contains("cannot be used with"), "{err}");
 
     let merged = dir.path().join("m.csv");
     let (code, out, _) = output(bin().args(["table", "merge"]).arg(&table).arg(&table).arg("--out").arg(&merged));
@@ -164,4 +173,78 @@ fn table_check_flags_rows_that_need_retuning() {
     let (code, out, err) = output(bin().args(["table", "check"]).arg(&table));
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("re-tune needed") && out.contains("gemmtune differs"), "{out}");
+}
+
+/// Values no run can use are usage errors before anything loads (the model path given does
+/// not exist): a batch of a typo's size (it ran out of memory), zero batches, tokens or
+/// context, a GPU storage type that is not 16-bit, an empty served name, a CPU device
+/// other than 0, an address that does not resolve, the ROCm backend, a --record folder.
+#[test]
+fn impossible_runtime_values_are_usage_errors() {
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/none.gguf");
+    for (cmd, args, field) in [
+        ("generate", &["--batch", "99999999"][..], "--batch"),
+        ("generate", &["--batch", "0"], "--batch"),
+        ("generate", &["--max-tokens", "0"], "--max-tokens"),
+        ("generate", &["--gpu-dtype", "f32"], "--gpu-dtype"),
+        ("generate", &["--context", "0"], "--context"),
+        ("serve", &["--max-batch", "100000000"], "--max-batch"),
+        ("serve", &["--name", ""], "--name"),
+        ("generate", &["--device", "3"], "--device 3"),
+        ("serve", &["--host", "999.1.1.1"], "--host"),
+        ("generate", &["--backend", "rocm"], "cpu or cuda"),
+        ("generate", &["--record", "/"], "--record /"),
+    ] {
+        let mut c = bin();
+        c.arg(cmd).arg("--model").arg(&model).args(args);
+        if cmd == "generate" {
+            c.args(["--prompt", "Hi"]);
+        }
+        let (code, _, err) = output(&mut c);
+        assert_eq!(code, 2, "{cmd} {args:?}: {err}");
+        assert!(err.contains(field), "{cmd} {args:?}: {err}");
+    }
+}
+
+/// bench checks where its reports go before it times anything: a --json that is a folder,
+/// an --out that is a file, --format without --out, and --limits with report options are
+/// usage errors (the first two failed after the timing, the last two wrote nothing).
+#[test]
+fn bench_report_paths_are_checked_before_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let afile = dir.path().join("afile");
+    fs::write(&afile, "x").unwrap();
+    // No table: every case must fail on its report options before the table is read.
+    let table = dir.path().join("missing.csv");
+    for args in [
+        vec!["--json".into(), dir.path().display().to_string()],
+        vec!["--out".into(), afile.display().to_string()],
+        vec!["--format".into(), "md".into()],
+    ] {
+        let (code, _, err) = output(bin().args(["bench", "--table"]).arg(&table).args(&args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(!err.contains("missing.csv"), "{args:?} checked after the table: {err}");
+    }
+    let (code, _, err) = output(bin().args(["bench", "--limits", "--json"]).arg(dir.path().join("l.json")));
+    assert!(code == 2 && err.contains("--limits"), "{err}");
+}
+
+/// tune says when an --exclude names no candidate of any shape (a typo would leave the
+/// kernel meant in the sweep), and refuses a CPU device other than 0.
+#[test]
+fn tune_flags_a_typo_in_exclude_and_a_cpu_device_ordinal() {
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = dir.path().join("s.csv");
+    fs::write(&shapes, "dtype,m,n,k\nf32,1,64,96\n").unwrap();
+    let out = dir.path().join("t.csv");
+    let (code, _, err) = output(
+        bin().args(["tune", "--shapes"]).arg(&shapes).arg("--out").arg(&out).args(["--budget-ms", "20", "--exclude", "cpu:bogus", "--exclude", "cpu:gemm:t1"]),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--exclude cpu:bogus is not a candidate") && !err.contains("--exclude cpu:gemm:t1 is not"), "{err}");
+    let (code, _, err) = output(bin().args(["tune", "--shapes"]).arg(&shapes).arg("--out").arg(&out).args(["--device", "3"]));
+    assert!(code == 2 && err.contains("one device"), "{err}");
+    // Workers for devices that are not there: one error from the supervisor, before any.
+    let (code, _, err) = output(bin().args(["tune", "--shapes"]).arg(&shapes).arg("--out").arg(&out).args(["--devices", "0,1"]));
+    assert!(code == 2 && err.lines().count() == 1 && err.contains("device 1 requested"), "{err}");
 }

@@ -5,7 +5,7 @@
 
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use std::path::Path;
-use std::time::{Duration, Instant};
+
 
 fn seeds(dir: &str) -> Vec<Vec<u8>> {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(dir);
@@ -38,39 +38,37 @@ fn mutate(rng: &mut SmallRng, mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
-fn run(name: &str, f: fn(&[u8]), budget: Duration) {
+/// The seeds, then `count` mutations from a fixed seed: the same inputs on every machine,
+/// so a failure reproduces (a time budget fuzzed whatever a machine's speed reached).
+fn run(name: &str, f: fn(&[u8]), count: usize) {
     let corpus = seeds(name);
     let mut rng = SmallRng::seed_from_u64(0x5eed);
-    let start = Instant::now();
-    let mut n = 0;
     for s in &corpus {
         f(s);
     }
-    while start.elapsed() < budget {
+    for _ in 0..count {
         let s = corpus[rng.random_range(0..corpus.len())].clone();
         f(&mutate(&mut rng, s));
-        n += 1;
     }
-    eprintln!("{name}: {n} mutated inputs, no panic");
-    assert!(n > 50, "{name}: only {n} inputs in {budget:?}");
+    eprintln!("{name}: {count} mutated inputs, no panic");
 }
 
 #[test]
 fn fuzz_smoke_table() {
-    run("table", gemmtune::fuzz::table, Duration::from_secs(3));
+    run("table", gemmtune::fuzz::table, 100_000);
 }
 
 #[test]
 fn fuzz_smoke_shapes() {
-    run("shapes", gemmtune::fuzz::shapes, Duration::from_secs(3));
+    run("shapes", gemmtune::fuzz::shapes, 100_000);
 }
 
 #[test]
 fn fuzz_smoke_gguf() {
-    run("gguf", gemmtune::fuzz::gguf, Duration::from_secs(3));
+    run("gguf", gemmtune::fuzz::gguf, 100_000);
 }
 
 #[test]
 fn fuzz_smoke_tunableop() {
-    run("tunableop", gemmtune::fuzz::tunableop, Duration::from_secs(3));
+    run("tunableop", gemmtune::fuzz::tunableop, 100_000);
 }

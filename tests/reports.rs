@@ -57,6 +57,28 @@ fn json_round_trips_and_the_schema_is_checked() {
     std::fs::write(&p, serde_json::to_string(&empty).unwrap()).unwrap();
     let e = BenchReport::load(&p).unwrap_err();
     assert!(e.to_string().contains("shapes[1]") && e.exit_code() == 2, "{e}");
+    // A negative noise (a gate allowing less than nothing), the default where the tuned
+    // timing belongs, and a shape listed twice are refused too.
+    let refused = |r: &BenchReport, why: &str| {
+        std::fs::write(&p, serde_json::to_string(r).unwrap()).unwrap();
+        let e = BenchReport::load(&p).unwrap_err().to_string();
+        assert!(e.contains(why), "{e}");
+    };
+    let mut negative = r.clone();
+    negative.shapes[0].kernels[0].noise_pct = -50.0;
+    refused(&negative, "noise_pct of 0 or more");
+    let mut swapped = r.clone();
+    swapped.shapes[0].kernels.swap(0, 1);
+    refused(&swapped, "must start with the tuned kernel");
+    let mut twice = r.clone();
+    twice.shapes.push(twice.shapes[0].clone());
+    refused(&twice, "listed twice");
+    // By problem alone, as the gate matches shapes: another phase is still the same shape.
+    let mut phases = r.clone();
+    let mut other = phases.shapes[0].clone();
+    other.phase = "other".into();
+    phases.shapes.push(other);
+    refused(&phases, "listed twice");
 }
 
 #[test]
@@ -121,15 +143,32 @@ fn markdown_matches_the_snapshot() {
     let base = report(vec![shape(1, 50.0, 80.0, 1.0), shape(2, 60.0, 90.0, 1.0)]);
     let cur = report(vec![shape(1, 60.0, 80.0, 1.0), shape(2, 60.0, 90.0, 1.0), shape(512, 900.0, 900.0, 1.0)]);
     let f = check(&cur, Some(&base), 0.05, 0.02, Metric::Time);
-    let md = reports::markdown(&cur, &f, Some(&base));
+    let md = reports::markdown(&cur, &f, Some(&base), Metric::Time);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bench-report.md");
+    // The facts, derived here: decode geomean sqrt(80/60 * 90/60) = sqrt(2); m=1 is 60 vs
+    // 50 us, 20 % worse where 5 % + 1 % + 1 % noise is allowed; m=512 has no baseline.
+    let row = |start: &str| md.lines().find(|l| l.starts_with(start)).unwrap_or_default().to_string();
+    assert!(row("| M <= 32 (decode) | 2 |").contains(&format!("{:.3}x", 2f64.sqrt())), "{md}");
+    assert!(row("| f32 TN m=1 n=576 k=576 | regression").contains("20.0% worse, 7.0% allowed"), "{md}");
+    assert!(row("| f32 TN m=512 n=576 k=576 |").ends_with("| new |"), "{md}");
+    assert!(md.starts_with("## gemmtune bench: FAILED"), "{md}");
+    // Gated on speedup, the column is the speedup's change (m=1: 80/50 then 80/60, so
+    // 1.6 / 1.333 - 1 = +20.0 % worse), named so.
+    let fs = check(&cur, Some(&base), 0.05, 0.02, Metric::Speedup);
+    let by_speedup = reports::markdown(&cur, &fs, Some(&base), Metric::Speedup);
+    assert!(by_speedup.contains("vs baseline (speedup)"), "{by_speedup}");
+    let m1 = by_speedup.lines().find(|l| l.starts_with("| f32 TN m=1 n=576 k=576 | `")).unwrap_or_default();
+    assert!(m1.ends_with("| +20.0% |"), "{m1}");
+    // And the layout as a whole (a snapshot): refreshed by hand, then the test fails once so
+    // the refresh is never what makes it pass.
     if std::env::var("UPDATE_SNAPSHOTS").is_ok() {
         std::fs::write(&path, &md).unwrap();
+        panic!("{} rewritten: check it and rerun without UPDATE_SNAPSHOTS", path.display());
     }
     assert_eq!(md, std::fs::read_to_string(&path).unwrap(), "markdown changed (UPDATE_SNAPSHOTS=1 to accept)");
     // A hot (cache-resident) run says so, once, and a cold one does not.
     assert!(!md.contains("hot"));
-    let hot = reports::markdown(&BenchReport { hot: true, ..cur.clone() }, &f, Some(&base));
+    let hot = reports::markdown(&BenchReport { hot: true, ..cur.clone() }, &f, Some(&base), Metric::Time);
     assert_eq!(hot.matches("Timed **hot**").count(), 1, "{hot}");
 }
 

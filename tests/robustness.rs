@@ -29,17 +29,24 @@ fn rows(t: &Table) -> BTreeMap<usize, String> {
 #[test]
 fn sigkill_at_random_points_loses_no_finished_shape() {
     let ms: Vec<usize> = (1..=10).collect();
-    for seed in [3u64, 11, 29] {
+    for (seed, want) in [(3u64, 2), (11, 4), (29, 6)] {
         let dir = tempfile::tempdir().unwrap();
         let (s, out) = (dir.path().join("s.csv"), dir.path().join("t.csv"));
         shapes(&s, &ms, 48 + seed as usize);
         let mut child = tune_cmd(&s, &out).spawn().unwrap();
-        // Kill somewhere inside the run: after 0.3 to 1.5 s (a shape takes ~0.1 s).
-        std::thread::sleep(Duration::from_millis(300 + (seed * 397) % 1200));
+        // Kill inside the run, once 2, 4 or 6 shapes are saved (polled, not slept: a fixed
+        // sleep on a loaded machine could land before the first save or after the last),
+        // then a seed-dependent moment later (within the next shape or its save).
+        let t = Instant::now();
+        while Table::load(&out).map_or(0, |t| t.rows.len()) < want && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(seed * 7 % 60));
         // SAFETY: signalling our own child process.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         child.wait().unwrap();
-        let before = if out.exists() { rows(&Table::load(&out).expect("the table parses after a kill")) } else { BTreeMap::new() };
+        let before = rows(&Table::load(&out).expect("the table parses after a kill"));
+        assert!(before.len() >= want && before.len() < ms.len(), "seed {seed}: killed mid-run, {} rows", before.len());
         let status = tune_cmd(&s, &out).status().unwrap();
         assert!(status.success());
         let after = Table::load(&out).unwrap();
@@ -70,6 +77,56 @@ fn ctrl_c_keeps_what_is_finished_and_says_how_to_resume() {
     assert!(err.contains("interrupted:") && err.contains("rerun the same command to resume"), "{err}");
     let t = Table::load(&out).unwrap();
     assert!(!t.rows.is_empty() && t.rows.len() < 30, "{} rows", t.rows.len());
+}
+
+/// A second Ctrl-C stops at once instead of waiting for the shape in flight (here one that
+/// takes ~15 s on 2 cores), and says so.
+#[test]
+fn a_second_ctrl_c_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, out) = (dir.path().join("s.csv"), dir.path().join("t.csv"));
+    fs::write(&s, "dtype,m,n,k\nf32,1024,4096,4096\n").unwrap();
+    let mut c = bin();
+    c.args(["tune", "--shapes"]).arg(&s).arg("--out").arg(&out).args(["--budget-ms", "20000", "-q"]);
+    let child = c.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    for _ in 0..2 {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted again: stopped at once"), "{err}");
+    // Before the shape in flight could have finished.
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert!(!out.exists(), "nothing finished, nothing written");
+}
+
+/// Ctrl-C at a terminal signals the whole foreground process group: under --isolate the
+/// worker must still finish its shape in flight (it got the signal twice, directly and
+/// passed on by the supervisor, and stopped at once as after a second Ctrl-C).
+#[test]
+fn one_ctrl_c_under_isolate_finishes_the_shape_in_flight() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (s, out) = (dir.path().join("s.csv"), dir.path().join("t.csv"));
+    fs::write(&s, "dtype,m,n,k\nf32,512,2048,2048\nf32,256,2048,2048\n").unwrap();
+    let mut c = bin();
+    c.args(["tune", "--isolate", "--shapes"]).arg(&s).arg("--out").arg(&out).args(["-q"]);
+    // A group of its own, so that signalling it is a terminal's Ctrl-C without the test's.
+    c.process_group(0);
+    let child = c.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling the process group we just made.
+    unsafe { libc::killpg(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(!err.contains("interrupted again"), "{err}");
+    assert!(Table::load(&out).map(|t| t.rows.len()).unwrap_or(0) >= 1, "the shape in flight was finished and saved: {err}");
 }
 
 #[test]
@@ -113,6 +170,13 @@ fn shards_and_logical_workers_cover_every_shape_once() {
     ms.sort();
     assert_eq!(ms, vec![1, 2, 3, 4, 5, 6, 7]);
     assert!(tune_cmd(&s, &out).args(["--shard", "2/2"]).output().unwrap().status.code() == Some(2));
+    // More workers than shapes: the ones with an empty shard succeed (the run exited 2).
+    let one = dir.path().join("one.csv");
+    shapes(&one, &[3], 72);
+    let few = dir.path().join("few.csv");
+    let o = tune_cmd(&one, &few).args(["--devices", "0,0"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(Table::load(&few).unwrap().rows.len(), 1);
 }
 
 #[test]
@@ -151,6 +215,15 @@ fn a_lost_context_is_survived_by_a_worker_without_the_culprit() {
     assert_eq!(t.rows.len(), 3);
     assert!(t.rows.iter().all(|r| r.kernel.as_str() != "cpu:test:sticky"));
     assert!(!dir.path().join(".t.csv.remaining.csv").exists(), "the worker's shape file is removed");
+    // With --isolate the supervisor restarts its worker (exit 75) without the kernel.
+    let out = dir.path().join("t2.csv");
+    let o = tune_cmd(&s, &out).env("GEMMTUNE_CPU_TEST_STICKY", "1").arg("--isolate").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("without cpu:test:sticky"), "{err}");
+    let t = Table::load(&out).unwrap();
+    assert_eq!(t.rows.len(), 3);
+    assert!(t.rows.iter().all(|r| r.kernel.as_str() != "cpu:test:sticky"));
 }
 
 #[test]

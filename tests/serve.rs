@@ -49,6 +49,8 @@ fn start(model: &Path, args: &[&str]) -> (Server, String) {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
+    // Drained to the end: a closed pipe would kill the server at its next line (SIGPIPE).
+    std::thread::spawn(move || lines.for_each(drop));
     (server, addr)
 }
 
@@ -88,4 +90,28 @@ fn a_request_joins_a_running_batch_the_one_past_it_gets_429_and_chunked_prefill_
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && text.contains("all checks passed"), "{text}");
     drop(server);
+}
+
+/// `serve --record` keeps the session's GEMM calls when stopped by SIGTERM (as a service
+/// manager stops it): exit 0 and the decode shapes of the request served are in the file.
+#[test]
+fn sigterm_keeps_the_record() {
+    use std::io::{Read, Write};
+    let (model, _) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec.csv");
+    let (mut server, addr) = start(&model, &["--record", rec.to_str().unwrap()]);
+    let body = r#"{"model":"SmolLM2-135M-Instruct","prompt":"The capital of France is","max_tokens":4,"temperature":0}"#;
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(s, "POST /v1/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let f = gemmtune::shapes::ShapeFile::load(&rec).unwrap();
+    let decode = f.entries.iter().filter(|e| e.phase == gemmtune::problem::Phase::Decode).count();
+    assert!(decode > 0, "{:?}", f.entries);
 }

@@ -137,11 +137,11 @@ fn rows_of_another_device_are_skipped_with_one_warning() {
     let mut other = b.identity().validators();
     other.insert("device".into(), "Some Other CPU (64 threads)".into());
     let vid = t.validator_id(&other);
-    t.upsert(row(Problem::linear(DType::F32, 2, 576, 576).unwrap(), "cpu:gemm:t1", &vid, "x"));
-    t.upsert(row(Problem::linear(DType::F32, 4, 576, 576).unwrap(), "cpu:gemm:t1", &vid, "x"));
+    t.upsert(row(Problem::linear(DType::F32, 2, 576, 576).unwrap(), "cpu:gemm:t1", &vid, "2026-01-01T00:00:00Z"));
+    t.upsert(row(Problem::linear(DType::F32, 4, 576, 576).unwrap(), "cpu:gemm:t1", &vid, "2026-01-01T00:00:00Z"));
     // A kernel this machine cannot run is skipped too.
     let v1 = t.validator_id(&b.identity().validators());
-    t.upsert(row(Problem::linear(DType::F32, 8, 576, 576).unwrap(), "cpu:skinny:sse9:m1:t1", &v1, "x"));
+    t.upsert(row(Problem::linear(DType::F32, 8, 576, 576).unwrap(), "cpu:skinny:sse9:m1:t1", &v1, "2026-01-01T00:00:00Z"));
     let t = parse(&t.to_text()).unwrap();
     let (ok, skipped) = t.check_rows(&b);
     assert_eq!(ok.len(), 2);
@@ -224,4 +224,66 @@ fn quantized_keys_round_trip_and_old_files_load_unchanged() {
     let f = shapes("dtype,m,n,k\nf32/q4_1,1,8,64\nf32,1,8,64\n").unwrap();
     assert_eq!(f.entries.len(), 2, "same shape, different weights: two problems");
     assert_eq!(shapes(&f.to_csv()).unwrap().entries.iter().map(|e| e.problem).collect::<Vec<_>>(), f.entries.iter().map(|e| e.problem).collect::<Vec<_>>());
+}
+
+/// `table show` adds a batch column for batched rows and, in a table of several machines,
+/// the validator set of each row: rows that differ only there are told apart.
+#[test]
+fn show_tells_apart_rows_that_differ_in_batch_or_machine() {
+    let b = CpuBackend::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.csv");
+    let show = |t: &Table| {
+        t.save(&path).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_gemmtune")).args(["table", "show"]).arg(&path).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let header = |out: &str| out.lines().find(|l| l.trim_start().starts_with("type")).unwrap_or_default().split_whitespace().map(String::from).collect::<Vec<_>>();
+    let mut t = Table::default();
+    let vid = t.validator_id(&b.identity().validators());
+    let p = Problem::linear(DType::F32, 8, 64, 32).unwrap();
+    t.upsert(row(p, "cpu:gemm:t1", &vid, "2026-01-01T00:00:00Z"));
+    let out = show(&t);
+    assert_eq!(header(&out)[..5], ["type", "m", "n", "k", "kernel"], "{out}");
+    t.upsert(row(Problem::new(DType::F32, Layout::TN, 8, 64, 32, 4).unwrap(), "cpu:gemm:t1", &vid, "2026-01-01T00:00:00Z"));
+    let out = show(&t);
+    assert_eq!(header(&out)[..6], ["type", "m", "n", "k", "batch", "kernel"], "{out}");
+    assert!(out.lines().any(|l| l.split_whitespace().skip(2).take(4).eq(["8", "64", "32", "4"])), "{out}");
+    let mut other = b.identity().validators();
+    other.insert("device".into(), "another machine".into());
+    let vid2 = t.validator_id(&other);
+    t.upsert(row(p, "cpu:gemm:t2", &vid2, "2026-01-01T00:00:00Z"));
+    let out = show(&t);
+    assert_eq!(header(&out)[..7], ["type", "m", "n", "k", "batch", "set", "kernel"], "{out}");
+    assert!(out.contains(&format!(" {vid2} ")) && out.contains(&format!(" {vid} ")), "{out}");
+}
+
+/// A row whose time is not positive or whose stamp is not a time is refused on load,
+/// naming the line and field (merges keep the newest row by that stamp).
+#[test]
+fn rows_with_impossible_times_or_stamps_are_refused() {
+    let b = CpuBackend::new();
+    let mut t = Table::default();
+    let vid = t.validator_id(&b.identity().validators());
+    let p = Problem::linear(DType::F32, 1, 576, 576).unwrap();
+    let check = |r: TableRow, field: &str| {
+        let mut t = t.clone();
+        t.upsert(r);
+        let e = parse(&t.to_text()).unwrap_err();
+        assert!(e.contains(&format!("field '{field}'")) && e.contains("t.csv:"), "{e}");
+    };
+    let mut r = row(p, "cpu:gemm:t1", &vid, "2026-01-01T00:00:00Z");
+    r.time_us = -5.0;
+    check(r, "time_us");
+    check(row(p, "cpu:gemm:t1", &vid, "yesterday"), "tuned_at");
+    // Newest by time, not by text: a fractional second sorts before "Z" as text.
+    let mut a = Table::default();
+    let va = a.validator_id(&b.identity().validators());
+    a.upsert(row(p, "cpu:gemm:t1", &va, "2026-01-01T00:00:00Z"));
+    let mut newer = Table::default();
+    let vn = newer.validator_id(&b.identity().validators());
+    newer.upsert(row(p, "cpu:gemm:t2", &vn, "2026-01-01T00:00:00.500Z"));
+    a.merge(&newer);
+    assert_eq!(a.get(&p).unwrap().kernel.as_str(), "cpu:gemm:t2");
 }

@@ -210,3 +210,18 @@ fn models_the_runtime_would_get_wrong_are_refused() {
     std::fs::write(&path, cfg.to_string()).unwrap();
     assert!(Llama::load(dir.path()).is_ok());
 }
+
+/// Shards: a tensor in two files is an error naming both (which one loaded depended on
+/// the directory order); with an index, only the files it names are read, so a leftover
+/// checkpoint beside the shards is ignored.
+#[test]
+fn a_tensor_in_two_files_is_refused_and_the_index_decides_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), true);
+    std::fs::copy(dir.path().join("model.safetensors"), dir.path().join("old.safetensors")).unwrap();
+    let e = Llama::load(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("is in both") && e.contains("old.safetensors") && e.contains("model.safetensors"), "{e}");
+    let index = serde_json::json!({"metadata": {}, "weight_map": {"model.norm.weight": "model.safetensors", "model.embed_tokens.weight": "model.safetensors"}});
+    std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+    assert!(Llama::load(dir.path()).is_ok());
+}

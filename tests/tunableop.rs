@@ -113,4 +113,95 @@ fn cli_import_export_and_profile() {
     let o = bin().args(["profile", "--from-tunableop-untuned"]).arg(&untuned).arg("--out").arg(&shapes).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(gemmtune::shapes::ShapeFile::load(&shapes).unwrap().entries.len(), 3);
+    // A file with no TunableOp lines (a gemmtune shape file given by mistake) is an error.
+    let o = bin().args(["profile", "--from-tunableop-untuned"]).arg(&shapes).arg("--out").arg(dir.path().join("s2.csv")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.path().join("s2.csv").exists());
+}
+
+/// The CLI never overwrites what it does not own: import adds to the table at --out
+/// (its rows kept) and refuses its own input as --out or a file that is not a table;
+/// export refuses to write over a gemmtune table, and a set with nothing TunableOp can
+/// hold; an empty import is an error; an empty --out file (mktemp) is a new table.
+#[test]
+fn cli_import_and_export_keep_what_they_do_not_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let o = bin().args(args).output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let s = |x: &str| std::ffi::OsString::from(x);
+    let (_, rocm) = data("rocm_results.csv");
+    let (_, cuda) = data("cuda_results.csv");
+    let table = dir.path().join("t.csv");
+    std::fs::write(&table, "").unwrap();
+    assert_eq!(run(&[&s("table"), &s("import"), rocm.as_os_str(), &s("--out"), table.as_os_str()]).0, Some(0));
+    let before = gemmtune::table::Table::load(&table).unwrap().rows.len();
+    let (code, err) = run(&[&s("table"), &s("import"), cuda.as_os_str(), &s("--out"), table.as_os_str()]);
+    assert_eq!(code, Some(0), "{err}");
+    let after = gemmtune::table::Table::load(&table).unwrap().rows.len();
+    let cuda_rows = import(&data("cuda_results.csv").0, &cuda).unwrap().0.rows.len();
+    assert_eq!(after, before + cuda_rows, "the ROCm rows are kept beside the CUDA ones");
+    // Another GPU's CUDA file (CUDA files name no device or arch): its own machine, kept
+    // beside the first file's rows, not over them.
+    let other_gpu = dir.path().join("a100_results.csv");
+    std::fs::copy(&cuda, &other_gpu).unwrap();
+    let (code, err) = run(&[&s("table"), &s("import"), other_gpu.as_os_str(), &s("--out"), table.as_os_str()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(gemmtune::table::Table::load(&table).unwrap().rows.len(), after + cuda_rows);
+
+    let copy = dir.path().join("r.csv");
+    std::fs::copy(&rocm, &copy).unwrap();
+    let (code, err) = run(&[&s("table"), &s("import"), copy.as_os_str(), &s("--out"), copy.as_os_str()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&rocm).unwrap(), "the input is untouched");
+    let shapes = dir.path().join("s.csv");
+    std::fs::write(&shapes, "dtype,m,n,k\nf32,1,64,96\n").unwrap();
+    let (code, err) = run(&[&s("table"), &s("import"), rocm.as_os_str(), &s("--out"), shapes.as_os_str()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(std::fs::read_to_string(&shapes).unwrap().starts_with("dtype,m,n,k"), "the shape file is untouched");
+    let empty = dir.path().join("e.csv");
+    std::fs::write(&empty, "").unwrap();
+    let (code, err) = run(&[&s("table"), &s("import"), empty.as_os_str(), &s("--out"), dir.path().join("new.csv").as_os_str()]);
+    assert!(code == Some(2) && err.contains("no TunableOp result lines"), "{err}");
+
+    let other = dir.path().join("t2.csv");
+    std::fs::copy(&table, &other).unwrap();
+    let (code, err) = run(&[&s("table"), &s("export"), table.as_os_str(), &s("--set"), &s("v1"), &s("--out"), other.as_os_str()]);
+    assert!(code == Some(2) && err.contains("holds a gemmtune table"), "{err}");
+    let (code, err) = run(&[&s("table"), &s("export"), table.as_os_str(), &s("--out"), table.as_os_str()]);
+    assert_eq!(code, Some(2), "{err}");
+    // A CPU table has nothing TunableOp names.
+    let cpu = Path::new(env!("CARGO_MANIFEST_DIR")).join("tables/cpu-smollm2-135m-q.csv");
+    let (code, err) = run(&[&s("table"), &s("export"), cpu.as_os_str(), &s("--out"), dir.path().join("x.csv").as_os_str()]);
+    assert!(code == Some(2) && err.contains("nothing written"), "{err}");
+    assert!(!dir.path().join("x.csv").exists());
+}
+
+/// Import keeps only what it can stand behind: a padded operand (leading dimension not
+/// the packed one; a stride over one column is free) and a time that is not positive are
+/// skipped with the reason, a repeated problem is reported (the later line kept), and
+/// ROCm kernels make a ROCm set even without ROCm validator lines.
+#[test]
+fn import_skips_padded_operands_bad_times_and_reports_repeats() {
+    let text = "\
+GemmTunableOp_BFloat16_TN,tn_4096_8_4096_ld_4096_4096_4096,Gemm_Rocblas_7,0.02
+GemmTunableOp_BFloat16_TN,tn_4096_8_4096_ld_4160_4096_4096,Gemm_Rocblas_7,0.02
+GemmTunableOp_BFloat16_TN,tn_4096_1_4096_ld_4096_4096_9999,Gemm_Rocblas_7,0.02
+GemmTunableOp_BFloat16_NT,nt_64_128_32_ld_64_128_64,Gemm_Rocblas_3,0.01
+GemmTunableOp_BFloat16_TN,tn_1024_8_1024_ld_1024_1024_1024,Gemm_Rocblas_5,-1
+GemmTunableOp_BFloat16_TN,tn_4096_8_4096_ld_4096_4096_4096,Gemm_Rocblas_9,0.01
+";
+    let (t, skipped) = import(text, Path::new("r.csv")).unwrap();
+    let all = skipped.join("\n");
+    assert!(all.contains("r.csv:2:") && all.contains("lda 4160 is not the packed 4096"), "{all}");
+    assert!(all.contains("r.csv:5:") && all.contains("not a positive time"), "{all}");
+    assert!(all.contains("r.csv:1: the same problem again on line 6"), "{all}");
+    // Line 3: ldc over a single column (M = 1) is free; line 4 is packed NT.
+    let ms: Vec<usize> = t.rows.iter().map(|r| r.problem.m).collect();
+    assert_eq!(t.rows.len(), 3, "{ms:?} / {all}");
+    let p = Problem::new(DType::BF16, Layout::TN, 8, 4096, 4096, 1).unwrap();
+    assert_eq!(t.get(&p).unwrap().kernel.as_str(), "rocm:rocblas:9", "the later line wins");
+    let set = &t.validators[&t.rows[0].validators];
+    assert_eq!(set["backend"], "rocm");
 }

@@ -168,7 +168,10 @@ impl<M: Clone> Modules<M> {
         mut load: impl FnMut(Vec<u8>) -> Result<M>,
     ) {
         use rayon::prelude::*;
-        let todo: Vec<(String, String)> = jobs.into_iter().filter(|(name, _)| !self.known(name)).collect();
+        // Variants differing only in launch parameters share a module: compile it once.
+        let mut seen = std::collections::HashSet::new();
+        let todo: Vec<(String, String)> =
+            jobs.into_iter().filter(|(name, _)| !self.known(name) && seen.insert(name.clone())).collect();
         let bins: Vec<(String, Result<Vec<u8>>)> =
             todo.par_iter().map(|(name, src)| (name.clone(), compile(name, src))).collect();
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
@@ -403,9 +406,44 @@ pub fn gemv_launch(v: &Variant, p: &Problem) -> (u32, u32) {
     ((p.n as u32).div_ceil(v.get("r")), v.get("t"))
 }
 
+/// The number of rotating sets a GPU timing call walks over, which must be some (it
+/// launches call i on set i mod n).
+pub fn rotating_count<T>(sets: &[T]) -> Result<usize> {
+    match sets.len() {
+        0 => Err(Error::runtime("time: no operand sets")),
+        n => Ok(n),
+    }
+}
+
+/// Hash of the operand addresses `(x, w, y)` of rotating sets, in order, and their count:
+/// the key, with the kernel and call count, of a captured timing graph on both GPU
+/// backends. A graph holds those addresses, so sets rebuilt elsewhere (even with the first
+/// at the same address, which the allocator often reuses) get a graph of their own.
+pub fn sets_key(addrs: impl ExactSizeIterator<Item = (u64, u64, u64)>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    addrs.len().hash(&mut h);
+    for a in addrs {
+        a.hash(&mut h);
+    }
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sets that differ anywhere, in count or order, key different graphs; the same sets
+    /// the same one (the first set's X alone let rebuilt sets replay freed addresses).
+    #[test]
+    fn timing_graphs_are_keyed_by_every_operand_address() {
+        let key = |v: &[(u64, u64, u64)]| sets_key(v.iter().copied());
+        let a = [(1, 2, 3), (4, 5, 6)];
+        assert_eq!(key(&a), key(&a));
+        for other in [vec![(1, 2, 3), (4, 5, 7)], vec![(1, 2, 3)], vec![(4, 5, 6), (1, 2, 3)], vec![(1, 2, 3), (4, 5, 6), (7, 8, 9)]] {
+            assert_ne!(key(&a), key(&other), "{other:?}");
+        }
+    }
 
     #[test]
     fn grid_ids_round_trip_and_reject_what_the_grid_lacks() {

@@ -191,6 +191,13 @@ pub trait Backend: Send + Sync {
         Ok((self.inspect(y, indices)?, self.guard_intact(y)?))
     }
 
+    /// The values at `indices`, nothing else: the tuner's check that a kernel left its
+    /// inputs alone. `inspect`'s values by default (device backends gather them on the
+    /// device; the scan that comes with them is one read of the buffer).
+    fn peek(&self, buf: &Self::Buffer, indices: &[usize]) -> Result<Vec<f32>> {
+        Ok(self.inspect(buf, indices)?.values)
+    }
+
     /// Runs the kernel once: `Y = X · W^T` in `p`'s layout. Returns when the result can be
     /// read back (device backends may return after enqueueing; `download` synchronizes).
     fn run(&self, k: &Self::Kernel, p: &Problem, x: &Self::Buffer, w: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;

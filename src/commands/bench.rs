@@ -22,6 +22,7 @@ pub fn run<B: Backend>(b: B, a: &BenchArgs) -> Result<()> {
         println!("{} ({}): {}", b.identity().device, b.name(), l.describe());
         return Ok(());
     }
+    check_outputs(a)?;
     let pdl = super::chain_launches(&b, a.pdl)?;
     let shapes = |path: &std::path::Path| -> Result<Vec<(Problem, Phase)>> {
         Ok(ShapeFile::load(path)?.entries.iter().map(|e| (e.problem, e.phase)).collect())
@@ -96,10 +97,16 @@ fn bench<B: Backend>(
     // Every option checked before the run, which can take minutes.
     let max_reg = crate::gate::parse_percent(&a.max_regression).map_err(|e| Error::input(format!("--max-regression: {e}")))?;
     let max_stale = crate::gate::parse_percent(&a.max_stale).map_err(|e| Error::input(format!("--max-stale: {e}")))?;
-    if let Some(f) = a.format.iter().find(|f| !FORMATS.contains(&f.as_str())) {
-        return Err(Error::input(format!("unknown --format '{f}' ({})", FORMATS.join(", "))));
-    }
+
     let baseline = a.baseline.as_deref().map(BenchReport::load).transpose()?;
+    if let Some(base) = baseline.as_ref().filter(|base| base.pdl != pdl) {
+        let how = |on: bool| if on { "with --pdl (our kernels chained)" } else { "without --pdl" };
+        return Err(Error::input(format!(
+            "--baseline was timed {}, this run would be timed {}: chaining changes our kernels' times, so they do not compare",
+            how(base.pdl),
+            how(pdl)
+        )));
+    }
     if let Some(base) = baseline.as_ref().filter(|base| base.hot != a.hot) {
         let how = |hot: bool| if hot { "hot (--hot, weights cache-resident)" } else { "cold (weights from memory)" };
         return Err(Error::input(format!(
@@ -199,14 +206,16 @@ fn bench<B: Backend>(
     };
     let max_stale = if no_stale_check.is_some() { f64::INFINITY } else { max_stale };
     let findings = crate::gate::check(&report, baseline.as_ref(), max_reg, max_stale, metric);
-    for s in report.shapes.iter().filter(|s| s.speedup_hi < 1.0 && !findings.iter().any(|f| f.problem == s.problem)) {
+    // A shape slower than its default that no stale finding covers (a regression finding
+    // of the same shape says nothing about the default) gets its note.
+    for s in report.shapes.iter().filter(|s| s.speedup_hi < 1.0 && !findings.iter().any(|f| f.problem == s.problem && f.kind == "stale")) {
         let why = match no_stale_check {
             Some(what) => format!("{what}; not a stale check"),
             None => format!("within the {} allowed", a.max_stale),
         };
         println!("gate: note {}: tuned {:.3}x the default (interval {:.3}..{:.3}), {why}", s.problem, s.speedup, s.speedup_lo, s.speedup_hi);
     }
-    write_reports(a, &report, &findings, baseline.as_ref())?;
+    write_reports(a, &report, &findings, baseline.as_ref(), metric)?;
     if findings.is_empty() {
         println!("gate: passed ({} shapes{})", report.shapes.len(), if baseline.is_some() { ", against the baseline" } else { "" });
         Ok(())
@@ -218,15 +227,30 @@ fn bench<B: Backend>(
     }
 }
 
+/// The report formats and where they go, checked before any file is read or anything
+/// timed (a bad path used to fail after the whole run).
+fn check_outputs(a: &BenchArgs) -> Result<()> {
+    if let Some(f) = a.formats().iter().find(|f| !FORMATS.contains(&f.as_str())) {
+        return Err(Error::input(format!("unknown --format '{f}' ({})", FORMATS.join(", "))));
+    }
+    if let Some(path) = a.json.as_ref().filter(|p| p.is_dir()) {
+        return Err(Error::input(format!("--json {}: is a directory", path.display())));
+    }
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::input(format!("--out {}: cannot make the report folder: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
 /// The report formats `--format` takes.
 const FORMATS: [&str; 5] = ["md", "json", "csv", "junit", "svg"];
 
-fn write_reports(a: &BenchArgs, r: &BenchReport, findings: &[Finding], baseline: Option<&BenchReport>) -> Result<()> {
+fn write_reports(a: &BenchArgs, r: &BenchReport, findings: &[Finding], baseline: Option<&BenchReport>, metric: crate::gate::Metric) -> Result<()> {
     let save = |path: &std::path::Path, text: &str| crate::atomic::write_atomic(path, |w| w.write_all(text.as_bytes()));
     if let Some(path) = &a.json {
         save(path, &serde_json::to_string_pretty(r).expect("json"))?;
     }
-    let md = reports::markdown(r, findings, baseline);
+    let md = reports::markdown(r, findings, baseline, metric);
     if let Ok(summary) = std::env::var("GITHUB_STEP_SUMMARY") {
         use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(&summary) {
@@ -234,7 +258,7 @@ fn write_reports(a: &BenchArgs, r: &BenchReport, findings: &[Finding], baseline:
         }
     }
     let Some(dir) = &a.out else { return Ok(()) };
-    for f in &a.format {
+    for f in &a.formats() {
         match f.as_str() {
             "md" => save(&dir.join("report.md"), &md)?,
             "json" => save(&dir.join("report.json"), &serde_json::to_string_pretty(r).expect("json"))?,
@@ -360,7 +384,13 @@ mod tests {
                 _ => unreachable!(),
             }
         };
-        run(CpuBackend::new().with_test_kernels(), &args(&["--kernel", "cpu:test:slow"])).unwrap();
+        let json = dir.path().join("r.json");
+        let j = json.to_str().unwrap();
+        run(CpuBackend::new().with_test_kernels(), &args(&["--kernel", "cpu:test:slow", "--json", j])).unwrap();
+        // Reported: the named (slow) kernel's speedup over the default is below 1.
+        let r = crate::bench::BenchReport::load(&json).unwrap();
+        assert_eq!(r.shapes[0].kernels[0].kernel, "cpu:test:slow");
+        assert!(r.shapes[0].speedup < 1.0, "speedup {}", r.shapes[0].speedup);
         let err = run(CpuBackend::new().with_test_kernels(), &args(&["--kernel", "cpu:test:slow", "--max-stale", "0%"]));
         assert!(err.is_ok(), "--max-stale does not apply to a named kernel: {err:?}");
     }

@@ -53,7 +53,7 @@ fn measure(rt: &mut CudaLlama, prompt: &[u32], batch: usize, steps: usize) -> Re
 }
 
 pub fn run(a: &DecodeBenchArgs) -> Result<()> {
-    if a.exec.backend != BackendName::Cuda {
+    if a.exec.backend.unwrap_or(BackendName::Cuda) != BackendName::Cuda {
         return Err(Error::input("decode-bench runs on --backend cuda (random weights are made on the GPU)"));
     }
     if a.batch.is_empty() || a.batch.contains(&0) || a.steps == 0 || a.reps == 0 {
@@ -69,7 +69,9 @@ pub fn run(a: &DecodeBenchArgs) -> Result<()> {
         dtype: a.exec.gpu_dtype,
         slots: *a.batch.iter().max().expect("non-empty"),
         context,
-        max_rows: a.prompt_len.max(1),
+        // A decode step of the largest batch is one pass too (with fewer rows than
+        // sequences the runtime would step them one by one, a batch in name only).
+        max_rows: a.prompt_len.max(*a.batch.iter().max().expect("non-empty")).max(1),
         graphs: !a.exec.no_graphs,
         pdl: !a.exec.no_pdl,
         weights: a.quant,

@@ -11,6 +11,9 @@ use crate::tune::validate::{check_output, operand_seeds};
 use std::time::Instant;
 
 pub fn run<B: Backend>(b: B, a: &DispatchArgs) -> Result<()> {
+    if let Some(r) = &a.record {
+        crate::dispatch::check_record_path(r)?;
+    }
     let mut d = Dispatcher::from_table(&a.table, b, a.strict)?;
     if let Some(r) = &a.record {
         d = d.record_unseen(r);
@@ -32,6 +35,7 @@ pub fn run<B: Backend>(b: B, a: &DispatchArgs) -> Result<()> {
             }
         }
     }
+    let batched = problems.iter().any(|p| p.batch > 1);
     let seed = derive_seed(std::process::id() as u64, 7);
     let mut rows = Vec::new();
     let mut failures = 0;
@@ -54,22 +58,27 @@ pub fn run<B: Backend>(b: B, a: &DispatchArgs) -> Result<()> {
                 format!("WRONG: {why}")
             }
         };
-        rows.push(vec![
-            format!("{} {}", p.types(), p.layout),
-            p.m.to_string(),
-            p.n.to_string(),
-            p.k.to_string(),
+        let mut row = super::problem_cells(p, batched);
+        row.extend([
             source.name().to_string(),
             id.to_string(),
             fmt_us(elapsed),
             check,
         ]);
+        rows.push(row);
     }
-    print!("{}", render(&["type", "m", "n", "k", "source", "kernel", "first call us", "vs f64 reference"], &rows));
+    let mut head = super::problem_head(batched);
+    head.extend(["source", "kernel", "first call us", "vs f64 reference"]);
+    print!("{}", render(&head, &rows));
     println!("{}", d.coverage().summary());
+    let unseen = d.coverage().unseen.len();
     d.flush_record()?;
     if let Some(r) = &a.record {
-        println!("unseen shapes recorded to {}", r.display());
+        if unseen > 0 {
+            println!("{unseen} unseen shapes recorded to {}", r.display());
+        } else {
+            println!("no unseen shapes: {} not written", r.display());
+        }
     }
     if failures > 0 {
         return Err(Error::runtime(format!("{failures} dispatched GEMMs gave wrong results")));

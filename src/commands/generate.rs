@@ -1,3 +1,4 @@
+use super::interrupt;
 use super::with_runtime;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::CudaBackend;
@@ -12,13 +13,15 @@ use std::io::Write;
 use std::time::Instant;
 
 pub fn run(a: &GenerateArgs) -> Result<()> {
+    a.exec.check(a.record.as_deref())?;
     let t = Instant::now();
+    // Ctrl-C or SIGTERM ends the generation at the next token and keeps its --record.
+    interrupt::install(true, true);
     let tok = Tokenizer::load(&a.model)?;
     let slots = a.batch.max(1);
     with_runtime!(&a.exec, &a.model, a.table.as_deref(), a.strict, a.record.as_deref(), slots, (rt, stats) => {
         let mut rt = rt;
-        let text = if a.chat { tok.chat_prompt(&[("user".into(), a.prompt.clone())])? } else { a.prompt.clone() };
-        let ids = tok.encode(&text)?;
+        let ids = if a.chat { tok.chat_ids(&[("user".into(), a.prompt.clone())])? } else { tok.encode(&a.prompt)? };
         if ids.is_empty() {
             return Err(Error::input("the prompt is empty (no tokens)"));
         }
@@ -35,7 +38,7 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
         eprintln!(
             "loaded {} on {:?} in {:.2} s; prompt: {} tokens",
             a.model.display(),
-            a.exec.backend,
+            a.exec.backend(),
             t.elapsed().as_secs_f64(),
             ids.len()
         );
@@ -45,7 +48,12 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
             single(a, &mut rt, &tok, &ids)?;
         }
         eprintln!("dispatch: {}", stats.coverage().summary());
-        stats.flush_record()
+        stats.flush_record()?;
+        if interrupt::requested() {
+            let kept = a.record.as_ref().map(|r| format!("; the calls so far are recorded in {}", r.display())).unwrap_or_default();
+            return Err(Error::Interrupted(format!("interrupted{kept}")));
+        }
+        Ok(())
     })
 }
 
@@ -64,8 +72,11 @@ fn single<R: Runtime>(a: &GenerateArgs, rt: &mut R, tok: &Tokenizer, ids: &[u32]
             write!(out, "{}", stream.push(tok, id)?).ok();
         }
         out.flush().ok();
-        Ok(true)
+        Ok(!interrupt::requested())
     })?;
+    if !a.ids {
+        write!(out, "{}", stream.finish(tok)?).ok(); // a character cut short at the end
+    }
     writeln!(out).ok();
     eprintln!(
         "prefill: {} tokens in {:.3} s ({:.1} tok/s); decode: {} tokens in {:.3} s ({:.1} tok/s){}",
@@ -102,6 +113,9 @@ fn batched<R: Runtime>(a: &GenerateArgs, rt: &mut R, tok: &Tokenizer, ids: &[u32
     let mut live = vec![true; n];
     let mut produced = 0usize;
     for step in 0..a.max_tokens {
+        if interrupt::requested() {
+            break;
+        }
         for i in 0..n {
             if live[i] && !a.ignore_eos && tok.stop.contains(&next[i]) {
                 live[i] = false;

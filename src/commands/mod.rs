@@ -5,6 +5,7 @@ mod bench;
 mod decode_bench;
 mod dispatch;
 mod generate;
+mod interrupt;
 mod profile;
 mod serve;
 mod table;
@@ -24,6 +25,7 @@ macro_rules! with_backend {
     ($name:expr, $device:expr, $b:ident => $body:expr) => {
         match $name {
             BackendName::Cpu => {
+                $crate::cli::check_device(BackendName::Cpu, $device)?;
                 let $b = CpuBackend::new();
                 $body
             }
@@ -53,6 +55,25 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Backends => backends::run(),
         Command::DecodeBench(a) => decode_bench::run(&a),
     }
+}
+
+/// The leading columns that name a problem in a printed table: type, m, n, k, and the
+/// batch when any row of the table is batched (`batched`).
+pub(crate) fn problem_head(batched: bool) -> Vec<&'static str> {
+    let mut head = vec!["type", "m", "n", "k"];
+    if batched {
+        head.push("batch");
+    }
+    head
+}
+
+/// `p`'s cells under `problem_head(batched)`.
+pub(crate) fn problem_cells(p: &crate::problem::Problem, batched: bool) -> Vec<String> {
+    let mut row = vec![format!("{} {}", p.types(), p.layout), p.m.to_string(), p.n.to_string(), p.k.to_string()];
+    if batched {
+        row.push(p.batch.to_string());
+    }
+    row
 }
 
 pub(crate) fn fmt_us(seconds: f64) -> String {
@@ -106,9 +127,10 @@ pub(crate) fn load_dispatcher<B: crate::backend::Backend>(
 /// the model uploaded to a GPU) and `$stats` to its dispatcher's statistics.
 macro_rules! with_runtime {
     ($exec:expr, $model:expr, $table:expr, $strict:expr, $record:expr, $slots:expr, ($rt:ident, $stats:ident) => $body:expr) => {{
+        // (generate and serve have checked `exec` and the record path before loading.)
         let exec: &crate::cli::ExecArgs = $exec;
         let model = crate::model::llama::Llama::load_with($model, exec.weights)?;
-        match exec.backend {
+        match exec.backend() {
             BackendName::Cpu => {
                 let d = std::sync::Arc::new(crate::commands::load_dispatcher(CpuBackend::new(), $table, $strict, $record)?);
                 let $stats: std::sync::Arc<dyn crate::model::runtime::DispatchStats> = d.clone();

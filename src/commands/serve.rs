@@ -6,9 +6,16 @@ use crate::error::{Error, Result};
 use crate::model::tokenizer::Tokenizer;
 
 pub fn run(a: &ServeArgs) -> Result<()> {
-    if a.max_batch == 0 {
-        return Err(Error::input("--max-batch must be at least 1"));
-    }
+    a.exec.check(a.record.as_deref())?;
+    // The address first: a typo or a port in use is found before the model loads.
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<std::net::SocketAddr> = (a.host.as_str(), a.port)
+        .to_socket_addrs()
+        .map_err(|e| Error::input(format!("--host '{}': cannot be resolved to an address ({e})", a.host)))?
+        .collect();
+    let std_listener = std::net::TcpListener::bind(&addrs[..])
+        .map_err(|e| Error::runtime(format!("cannot bind {}:{}: {e}", a.host, a.port)))?;
+    std_listener.set_nonblocking(true).map_err(|e| Error::runtime(format!("listener: {e}")))?;
     let tok = Tokenizer::load(&a.model)?;
     let name = a.name.clone().unwrap_or_else(|| {
         let f = a.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -21,13 +28,11 @@ pub fn run(a: &ServeArgs) -> Result<()> {
             .build()
             .map_err(|e| Error::runtime(format!("tokio: {e}")))?;
         let result = rt_tokio.block_on(async {
-            let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
-                .await
-                .map_err(|e| Error::runtime(format!("cannot bind {}:{}: {e}", a.host, a.port)))?;
+            let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| Error::runtime(format!("listener: {e}")))?;
             let addr = listener.local_addr().map_err(|e| Error::runtime(e.to_string()))?;
             eprintln!(
                 "serving '{name}' on http://{addr} ({:?}, max batch {}, queue {}, prefill chunk {})",
-                a.exec.backend, a.max_batch, a.queue, a.prefill_chunk
+                a.exec.backend(), a.max_batch, a.queue, a.prefill_chunk
             );
             tokio::select! {
                 r = crate::serve::serve(rt, tok, stats.clone(), name, listener, crate::serve::Limits { max_batch: a.max_batch, queue: a.queue, prefill_chunk: a.prefill_chunk as usize }) => {

@@ -1,3 +1,4 @@
+use super::interrupt;
 use super::fmt_us;
 use crate::backend::Backend;
 use crate::cli::TuneArgs;
@@ -50,6 +51,7 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
             );
         }
     }
+    let before_shard = problems.len();
     if let Some((k, n)) = a.shard {
         let (p, w): (Vec<Problem>, Vec<f64>) =
             problems.into_iter().zip(weights).enumerate().filter(|(i, _)| i % n == k).map(|(_, pw)| pw).unzip();
@@ -64,16 +66,22 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         })
         .collect();
     if problems.is_empty() {
+        if let (Some((k, n)), true) = (a.shard, before_shard > 0) {
+            // More shards (or workers) than shapes: this one has nothing to do, which is
+            // no error (`--devices` gives each worker a shard).
+            if !a.quiet {
+                eprintln!("shard {k}/{n}: none of the {before_shard} shapes falls to it; nothing to tune");
+            }
+            return Ok(());
+        }
         return Err(Error::input(format!("{}: no shapes to tune", a.shapes.display())));
     }
 
-    let mut table = if a.out.exists() {
-        Table::load(&a.out)?
-    } else {
+    let mut table = Table::load_existing(&a.out)?.unwrap_or_else(|| {
         let mut t = Table::default();
         t.comments.push(format!("tuned by gemmtune {} from {}", env!("CARGO_PKG_VERSION"), a.shapes.display()));
         t
-    };
+    });
     // Fail now, not after the first shape's tuning, when the table cannot be written there
     // (taking its lock creates the lock file beside it).
     drop(crate::table::TableLock::acquire(&a.out)?);
@@ -102,7 +110,8 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
     let mut progress = Progress::new(todo.len() as u64, "tuning", a.quiet);
     let mut failed = Vec::new();
     let mut candidates = 0usize;
-    interrupt::install();
+    let mut listed = std::collections::HashSet::new();
+    interrupt::install(false, true);
     let mut tuned = 0usize;
     // A lost GPU context: (index of the shape, what happened, the kernel in flight).
     let mut lost: Option<(usize, String, Option<String>)> = None;
@@ -135,6 +144,9 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
             match result {
                 Ok(o) => {
                     candidates += o.candidates.len();
+                    for c in &o.candidates {
+                        listed.insert(c.id.clone());
+                    }
                     // Checkpoint after every shape: a kill loses at most the shape in flight,
                     // and rows other processes wrote to the same table meanwhile are kept.
                     table = commit_rows(&a.out, &table.comments, &validators, vec![TableRow::from_outcome(&o, "")])?;
@@ -169,6 +181,12 @@ pub fn run<B: Backend>(b: B, a: &TuneArgs) -> Result<()> {
         return continue_in_worker(b, a, &todo[i..], what, culprit);
     }
     progress.finish();
+    // A typo in --exclude would leave the kernel meant in the sweep without a word.
+    if !a.quiet && failed.len() < todo.len() {
+        for e in a.exclude.iter().filter(|e| !listed.contains(&crate::backend::KernelId::new(e.as_str()))) {
+            eprintln!("warning: --exclude {e} is not a candidate of any shape tuned (a typo?)");
+        }
+    }
     if !a.quiet && !todo.is_empty() {
         eprintln!(
             "tuned {} shapes ({} candidates) in {:.1} s; table written to {}",
@@ -281,44 +299,22 @@ impl Drop for ClearOnDrop<'_> {
     }
 }
 
-/// Ctrl-C while tuning: finish the shape in flight, keep the table, say how to resume.
-mod interrupt {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    static REQUESTED: AtomicBool = AtomicBool::new(false);
-
-    extern "C" fn on_sigint(_: libc::c_int) {
-        REQUESTED.store(true, Ordering::SeqCst); // async-signal-safe: one atomic store
-    }
-
-    pub fn install() {
-        #[cfg(unix)]
-        // SAFETY: the handler only stores to an atomic.
-        unsafe {
-            libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
-        }
-    }
-
-    pub fn requested() -> bool {
-        REQUESTED.load(Ordering::SeqCst)
-    }
+fn backend_name(a: &TuneArgs) -> String {
+    format!("{:?}", a.backend).to_lowercase()
 }
 
 /// `--devices`: one `tune` worker process per device entry, shard i of n each, all
 /// writing the same table (merged under its lock); waits for all and reports each.
 pub fn run_devices(a: &TuneArgs) -> Result<()> {
+    // The devices there are, asked once here: a missing library is one clear error, not
+    // one from every worker at once (their lines interleaved).
+    let visible = match a.backend {
+        crate::cli::BackendName::Cuda => crate::backend::cuda::device_count()?,
+        crate::cli::BackendName::Rocm => crate::backend::rocm::device_count()?,
+        crate::cli::BackendName::Cpu => 1,
+    };
     let devices: Vec<usize> = if a.devices.len() == 1 && a.devices[0] == "all" {
-        match a.backend {
-            crate::cli::BackendName::Cuda => {
-                let n = crate::backend::cuda::device_count()?;
-                (0..n).collect()
-            }
-            crate::cli::BackendName::Rocm => {
-                let n = crate::backend::rocm::device_count()?;
-                (0..n).collect()
-            }
-            _ => vec![0],
-        }
+        (0..visible).collect()
     } else {
         a.devices
             .iter()
@@ -326,13 +322,17 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let devices = if devices.is_empty() { vec![a.device] } else { devices };
+    if let Some(d) = devices.iter().find(|&&d| d >= visible) {
+        return Err(Error::input(format!("device {d} requested; the {} backend sees {visible}", backend_name(a))));
+    }
     let n = devices.len();
     let exe = std::env::current_exe().map_err(|e| Error::runtime(format!("cannot find own executable: {e}")))?;
-    let backend = format!("{:?}", a.backend).to_lowercase();
+    let backend = backend_name(a);
     let start = Instant::now();
-    // Ctrl-C reaches the workers too (one process group); a SIGINT sent to this process
-    // alone is passed on (`supervise`). Either way the workers finish their shape and stop.
-    interrupt::install();
+    // The workers run in process groups of their own: each Ctrl-C reaches this process,
+    // which passes it on (`supervise`). The first makes them finish their shape and stop;
+    // a second stops them at once, and this process waits for them either way.
+    interrupt::install(false, false);
     // One supervisor thread per worker: restart a worker that died or lost its GPU
     // context, excluding the candidate that was in flight.
     let failed = std::sync::atomic::AtomicUsize::new(0);
@@ -397,7 +397,7 @@ pub fn run_devices(a: &TuneArgs) -> Result<()> {
     });
     let (failed, input_errors, interrupted) = (failed.into_inner(), input_errors.into_inner(), interrupted.into_inner());
     // No table yet when every worker failed before its first shape.
-    let rows = if a.out.exists() { Table::load(&a.out)?.rows.len() } else { 0 };
+    let rows = Table::load_existing(&a.out)?.map_or(0, |t| t.rows.len());
     if !a.quiet {
         eprintln!("{n} workers finished in {:.1} s; {rows} rows in {}", start.elapsed().as_secs_f64(), a.out.display());
     }
@@ -482,15 +482,20 @@ fn supervise(
     inflight: &std::path::Path,
     timeout: Duration,
 ) -> std::io::Result<(std::process::ExitStatus, bool)> {
+    // A process group of its own: a Ctrl-C at the terminal reaches the supervisor alone,
+    // which passes each signal on once (reaching the worker both ways, it counted as the
+    // second Ctrl-C and stopped the shape in flight at once).
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
     let mut child = c.spawn()?;
     let mut last = (String::new(), Instant::now());
-    let mut passed_on = false;
+    let mut passed_on = 0;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok((status, false));
         }
-        if interrupt::requested() && !passed_on {
-            passed_on = true;
+        if interrupt::count() > passed_on {
+            passed_on = interrupt::count();
             #[cfg(unix)]
             // SAFETY: a signal to our own child, which has not been reaped (try_wait above).
             unsafe {

@@ -176,7 +176,10 @@ fn attend_tile_body(q: &[f32], rows: &[(usize, usize)], r0: usize, g: usize, k: 
             let srow = &mut srow[..nt];
             srow[valid..].fill(f32::NEG_INFINITY);
             if valid == 0 {
-                continue; // this row's positions all came before the tile: P row is 0
+                // This row's positions all came before the tile: its P row is 0 (not the
+                // -inf above, which P·V would turn into NaN).
+                srow.fill(0.0);
+                continue;
             }
             let new_m = m[j].max(srow[..valid].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)));
             let fix = (m[j] - new_m).exp(); // 0 on the first tile (m = -inf)
@@ -286,14 +289,16 @@ mod tests {
         let (qn, kvn) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
         let mut rng = SmallRng::seed_from_u64(3);
         let mut rnd = |n: usize| (0..n).map(|_| rng.random::<f32>() * 4.0 - 2.0).collect::<Vec<f32>>();
-        // Two sequences: 560 cached positions then 40 new rows (a chunk after a chunk, its
-        // keys over three tiles), and 70 new rows from the start; block edges fall inside
-        // both.
-        let lens = [600usize, 70];
+        // Three sequences: 560 cached positions then 40 new rows (a chunk after a chunk, its
+        // keys over three tiles), 70 new rows from the start, and a chunk of rows 250..270
+        // (one 16-row block spans the tile edge at 256: its first rows come before that
+        // tile); block edges fall inside all three.
+        let lens = [600usize, 70, 270];
         let kv: Vec<(Vec<f32>, Vec<f32>)> = lens.iter().map(|&n| (rnd(n * kvn), rnd(n * kvn))).collect();
         let mut rows = Vec::new();
         rows.extend((560..600).map(|p| (0, p)));
         rows.extend((0..70).map(|p| (1, p)));
+        rows.extend((250..270).map(|p| (2, p)));
         let q = rnd(rows.len() * qn);
         let caches: Vec<(&[f32], &[f32])> = kv.iter().map(|(k, v)| (&k[..], &v[..])).collect();
         let check = |out: &[f32], rows: &[(usize, usize)], q: &[f32]| {

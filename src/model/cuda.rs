@@ -105,10 +105,13 @@ pub struct CudaLlama {
     act: Act,
     /// Decode batch sizes that ran eagerly once; their next step is captured.
     warm: HashSet<usize>,
+    /// Decode batch sizes whose capture failed: they run eagerly.
+    eager_only: HashSet<usize>,
     /// Captured decode steps by batch size, with the GEMM calls each replay makes.
     graphs: HashMap<usize, (Graph, Vec<(Problem, Source)>)>,
     /// Host copy of the row metadata; kept here so its upload need not be waited for
-    /// (every step ends with a synchronizing download before it is rewritten).
+    /// (a step's results are read back, synchronizing, before the next step rewrites it;
+    /// the chunked path synchronizes after each chunk).
     meta: Vec<u32>,
 }
 
@@ -354,18 +357,19 @@ impl CudaLlama {
             add_rmsnorm: f("add_rmsnorm")?,
             argmax: f("argmax_rows")?,
         };
+        // Set whatever the size: the kernel's static shared memory counts against the 48 KiB
+        // allowed without it, so a dynamic size just under 48 KiB needs it too.
         let smem = attention_smem(&cfg);
-        if smem > 48 << 10 {
-            k.attention.set_attribute(FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32).map_err(|e| {
-                Error::input(format!("context {} needs {smem} bytes of shared memory for attention: {e:?}", cfg.context))
-            })?;
-        }
+        k.attention.set_attribute(FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32).map_err(|e| {
+            Error::input(format!("context {} needs {smem} bytes of shared memory for attention: {e:?}", cfg.context))
+        })?;
         gpu.sync()?;
         let free = Arc::new(Mutex::new((0..opt.slots).rev().collect()));
         Ok(CudaLlama {
             m: Model { cfg, opt, d: Arc::new(d), k, layers, embed, head, out_norm, inv_freq, free },
             act,
             warm: HashSet::new(),
+            eager_only: HashSet::new(),
             graphs: HashMap::new(),
             meta: Vec::new(),
         })
@@ -406,6 +410,10 @@ impl CudaLlama {
             if cache.len + toks.len() > self.m.cfg.context {
                 return Err(Error::input(format!("sequence of {} tokens exceeds the context of {}", cache.len + toks.len(), self.m.cfg.context)));
             }
+            // Before any chunk of it is written to the cache.
+            if let Some(t) = toks.iter().find(|&&t| t as usize >= self.m.cfg.vocab) {
+                return Err(Error::input(format!("token id {t} is outside the vocabulary of {}", self.m.cfg.vocab)));
+            }
         }
         let total: usize = seqs.iter().map(|(_, t)| t.len()).sum();
         let max_rows = self.m.opt.max_rows;
@@ -418,6 +426,8 @@ impl CudaLlama {
         for (cache, toks) in seqs.iter_mut() {
             for chunk in toks.chunks(max_rows) {
                 self.step(&mut [(&mut **cache, chunk)])?;
+                // The next chunk rewrites the host metadata this one's queued upload reads.
+                gpu_of(&self.m.d).sync()?;
             }
             out.extend(read(&self.m, &self.act, 1)?);
         }
@@ -426,7 +436,6 @@ impl CudaLlama {
 
     /// One pass over at most `max_rows` rows; returns the number of sequences.
     fn step(&mut self, seqs: &mut [(&mut GpuCache, &[u32])]) -> Result<usize> {
-        let c = &self.m.cfg;
         let (m, s) = (seqs.iter().map(|(_, t)| t.len()).sum::<usize>(), seqs.len());
         if m == 0 {
             return Ok(0);
@@ -436,17 +445,9 @@ impl CudaLlama {
         meta.clear();
         meta.resize(3 * r + self.m.opt.slots, 0);
         let mut row = 0;
+        // Tokens, context and non-empty sequences were checked by `run` for the whole call.
         for (si, (cache, toks)) in seqs.iter().enumerate() {
-            if cache.len + toks.len() > c.context {
-                return Err(Error::input(format!("sequence of {} tokens exceeds the context of {}", cache.len + toks.len(), c.context)));
-            }
-            if toks.is_empty() {
-                return Err(Error::input("every sequence of a forward call needs at least one new token"));
-            }
             for (i, &t) in toks.iter().enumerate() {
-                if t as usize >= c.vocab {
-                    return Err(Error::input(format!("token id {t} is outside the vocabulary of {}", c.vocab)));
-                }
                 meta[row] = t;
                 meta[r + row] = (cache.len + i) as u32;
                 meta[2 * r + row] = cache.slot as u32;
@@ -466,11 +467,22 @@ impl CudaLlama {
             let (g, calls) = &self.graphs[&s];
             g.0.launch().map_err(drv)?;
             model.d.count_replayed(calls);
-        } else if graphs && self.warm.contains(&s) {
+        } else if graphs && self.warm.contains(&s) && !self.eager_only.contains(&s) {
             let mut calls = Vec::new();
-            let g = gpu.capture(|| enqueue(model, act, m, s, &mut calls))?;
-            g.launch().map_err(drv)?;
-            self.graphs.insert(s, (Graph(g), calls));
+            match gpu.capture(|| enqueue(model, act, m, s, &mut calls)) {
+                Ok(g) => {
+                    g.launch().map_err(drv)?;
+                    self.graphs.insert(s, (Graph(g), calls));
+                }
+                Err(e) => {
+                    // A step that cannot be captured (a kernel that is not capturable, no
+                    // memory for the graph) runs eagerly from now on at this batch size,
+                    // instead of failing every step (in serve: every request).
+                    eprintln!("warning: decode step of {s} sequences not captured ({e}); run eagerly from now on");
+                    self.eager_only.insert(s);
+                    enqueue(model, act, m, s, &mut Vec::new())?;
+                }
+            }
         } else {
             enqueue(model, act, m, s, &mut Vec::new())?;
             if graphs {

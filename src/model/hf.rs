@@ -107,23 +107,45 @@ pub fn load(dir: &Path, mode: WeightMode) -> Result<Llama> {
     let f = |k: &str, d: f64| j.get(k).and_then(|v| v.as_f64()).unwrap_or(d);
     let cfg = Config::from_model(&mc, f("rms_norm_eps", 1e-5), f("rope_theta", 10000.0), f("max_position_embeddings", 4096.0));
     let gptq = gptq_config(&j, &cfg_path)?;
-    // All tensors of all shards, by name.
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list", e))? {
-        let p = e.map_err(|e| Error::io(dir, "list", e))?.path();
-        if p.extension().is_some_and(|x| x == "safetensors") {
-            files.push((p.clone(), std::fs::read(&p).map_err(|e| Error::io(&p, "read", e))?));
+    // All tensors of all shards, by name: the shards the index names when there is one
+    // (a folder may also hold a leftover single-file checkpoint), else every file.
+    let index = dir.join("model.safetensors.index.json");
+    let mut paths: Vec<std::path::PathBuf> = if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, "read", e))?;
+        let j: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::input(format!("{}: {e}", index.display())))?;
+        let map = j.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::input(format!("{}: no 'weight_map'", index.display())))?;
+        let names: std::collections::BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
+        names.into_iter().map(|n| dir.join(n)).collect()
+    } else {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list", e))? {
+            let p = e.map_err(|e| Error::io(dir, "list", e))?.path();
+            if p.extension().is_some_and(|x| x == "safetensors") {
+                v.push(p);
+            }
         }
+        v
+    };
+    paths.sort();
+    let mut files = Vec::new();
+    for p in paths {
+        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, "read", e))?;
+        files.push((p, bytes));
     }
     if files.is_empty() {
         return Err(Error::input(format!("{}: no *.safetensors files", dir.display())));
     }
+    // Which file each tensor came from: a name in two files is an error, not a coin toss.
+    let mut origin: HashMap<String, &std::path::Path> = HashMap::new();
     let mut tensors: HashMap<String, Vec<f32>> = HashMap::new();
     let mut ints: HashMap<String, Vec<i32>> = HashMap::new();
     let mut shapes: HashMap<String, Vec<usize>> = HashMap::new();
     for (p, bytes) in &files {
         let st = SafeTensors::deserialize(bytes).map_err(|e| Error::input(format!("{}: {e}", p.display())))?;
         for (name, view) in st.tensors() {
+            if let Some(first) = origin.insert(name.clone(), p) {
+                return Err(Error::input(format!("tensor '{name}' is in both {} and {}", first.display(), p.display())));
+            }
             let data = view.data();
             let v: Vec<f32> = match view.dtype() {
                 Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),

@@ -233,31 +233,43 @@ impl Llama {
             }
         }
         let (qn, kvn) = (c.heads * hd, c.kv_heads * hd);
-        for (li, l) in self.layers.iter().enumerate() {
-            let xn = rmsnorm(&x, &l.attn_norm, c.eps);
-            let [mut q, mut k, v] = linear_group(d, &xn, m, [(&l.wq, qn), (&l.wk, kvn), (&l.wv, kvn)], h)?;
-            for (r, &(_, pos)) in rows.iter().enumerate() {
-                rope(&mut q[r * qn..(r + 1) * qn], pos, hd, c.rope_theta);
-                rope(&mut k[r * kvn..(r + 1) * kvn], pos, hd, c.rope_theta);
+        // The layers append to the caches as they go: a failure midway (a GEMM error)
+        // takes those rows back out, so the caches stay as they were for a retry.
+        let layers = (|| -> Result<()> {
+            for (li, l) in self.layers.iter().enumerate() {
+                let xn = rmsnorm(&x, &l.attn_norm, c.eps);
+                let [mut q, mut k, v] = linear_group(d, &xn, m, [(&l.wq, qn), (&l.wk, kvn), (&l.wv, kvn)], h)?;
+                for (r, &(_, pos)) in rows.iter().enumerate() {
+                    rope(&mut q[r * qn..(r + 1) * qn], pos, hd, c.rope_theta);
+                    rope(&mut k[r * kvn..(r + 1) * kvn], pos, hd, c.rope_theta);
+                }
+                let mut start = 0;
+                for (cache, toks) in seqs.iter_mut() {
+                    cache.k[li].extend_from_slice(&k[start * kvn..(start + toks.len()) * kvn]);
+                    cache.v[li].extend_from_slice(&v[start * kvn..(start + toks.len()) * kvn]);
+                    start += toks.len();
+                }
+                let caches: Vec<(&[f32], &[f32])> = seqs.iter().map(|(cache, _)| (&cache.k[li][..], &cache.v[li][..])).collect();
+                let att = super::attention::attention(&q, &rows, &caches, c);
+                let o = linear(d, &att, m, &l.wo, h, qn)?;
+                x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+                let xn = rmsnorm(&x, &l.ffn_norm, c.eps);
+                let [g, u] = linear_group(d, &xn, m, [(&l.wg, c.intermediate), (&l.wu, c.intermediate)], h)?;
+                let a: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+                let dn = linear(d, &a, m, &l.wd, h, c.intermediate)?;
+                x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
+                if let Some(t) = trace.as_deref_mut() {
+                    t.push(x.clone());
+                }
             }
-            let mut start = 0;
-            for (cache, toks) in seqs.iter_mut() {
-                cache.k[li].extend_from_slice(&k[start * kvn..(start + toks.len()) * kvn]);
-                cache.v[li].extend_from_slice(&v[start * kvn..(start + toks.len()) * kvn]);
-                start += toks.len();
+            Ok(())
+        })();
+        if let Err(e) = layers {
+            for (cache, _) in seqs.iter_mut() {
+                let keep = cache.len * kvn;
+                cache.k.iter_mut().chain(cache.v.iter_mut()).for_each(|layer| layer.truncate(keep));
             }
-            let caches: Vec<(&[f32], &[f32])> = seqs.iter().map(|(cache, _)| (&cache.k[li][..], &cache.v[li][..])).collect();
-            let att = super::attention::attention(&q, &rows, &caches, c);
-            let o = linear(d, &att, m, &l.wo, h, qn)?;
-            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
-            let xn = rmsnorm(&x, &l.ffn_norm, c.eps);
-            let [g, u] = linear_group(d, &xn, m, [(&l.wg, c.intermediate), (&l.wu, c.intermediate)], h)?;
-            let a: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
-            let dn = linear(d, &a, m, &l.wd, h, c.intermediate)?;
-            x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
-            if let Some(t) = trace.as_deref_mut() {
-                t.push(x.clone());
-            }
+            return Err(e);
         }
         for (cache, toks) in seqs.iter_mut() {
             cache.len += toks.len();

@@ -38,7 +38,10 @@ impl Sampler {
             self.banned = banned;
             return t;
         }
-        if self.temperature <= 0.0 {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // Greedy, and where probabilities cannot be formed: a +inf logit (inf - inf is
+        // NaN) or none above -inf (0 / 0); the argmax then picks a real maximum.
+        if self.temperature <= 0.0 || !max.is_finite() {
             // First maximum wins ties, like torch.argmax; a NaN never wins.
             let mut best: Option<usize> = None;
             for (i, &v) in logits.iter().enumerate() {
@@ -48,7 +51,6 @@ impl Sampler {
             }
             return best.unwrap_or(0) as u32;
         }
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         // A NaN logit gets no probability (it would make every probability NaN).
         let mut probs: Vec<(u32, f32)> = logits
             .iter()
@@ -97,6 +99,17 @@ mod tests {
         // top_p small keeps only the most likely tokens (1 or 2).
         let mut s = Sampler::new(1.0, 0.1, 9);
         assert!((0..100).all(|_| matches!(s.sample(&logits), 1 | 2)));
+    }
+
+    /// A +inf logit is chosen (its probability is 1), not the last token after NaN
+    /// probabilities; a banned token is not chosen because everything else is -inf.
+    #[test]
+    fn infinite_logits_give_the_real_maximum() {
+        let mut s = Sampler::new(0.7, 0.9, 1);
+        assert_eq!(s.sample(&[0.5, f32::INFINITY, 3.0, -1.0]), 1);
+        assert_eq!(s.sample(&[f32::NEG_INFINITY, 2.0, f32::NEG_INFINITY]), 1);
+        s.banned = vec![1];
+        assert_eq!(s.sample(&[0.5, f32::INFINITY, 3.0, -1.0]), 2, "the banned +inf is not chosen");
     }
 
     #[test]

@@ -261,8 +261,15 @@ fn emit<C: SeqCache>(a: &mut Active<C>, tok: &Tokenizer, context: usize) -> bool
     let events = &a.q.job.events;
     let send_text = |t: String| t.is_empty() || events.send(Event::Text(t)).is_ok();
     let done = |reason, generated| Event::Done { reason, prompt_tokens: a.q.job.prompt.len(), completion_tokens: generated };
+    // At the end, what the decoder and the stop matcher hold back goes out first.
+    let flush = |decoder: &mut StreamDecoder, stop: &mut super::stop::StopText| {
+        let held = decoder.finish(tok).unwrap_or_default();
+        let (text, _) = stop.push(&held);
+        text + &stop.finish()
+    };
     if tok.stop.contains(&a.next) {
-        let _ = send_text(a.stop.finish()) && events.send(done(FinishReason::Stop, a.generated)).is_ok();
+        let rest = flush(&mut a.decoder, &mut a.stop);
+        let _ = send_text(rest) && events.send(done(FinishReason::Stop, a.generated)).is_ok();
         return false;
     }
     a.generated += 1;
@@ -276,7 +283,8 @@ fn emit<C: SeqCache>(a: &mut Active<C>, tok: &Tokenizer, context: usize) -> bool
         return false;
     }
     if a.generated >= a.q.job.max_tokens || a.cache.len() + 1 >= context {
-        let _ = send_text(a.stop.finish()) && events.send(done(FinishReason::Length, a.generated)).is_ok();
+        let rest = flush(&mut a.decoder, &mut a.stop);
+        let _ = send_text(rest) && events.send(done(FinishReason::Length, a.generated)).is_ok();
         return false;
     }
     true

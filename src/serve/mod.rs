@@ -139,11 +139,11 @@ const NOT_IMPLEMENTED: &[(&str, Neutral, &str)] = &[
 const MAX_STOPS: usize = 4;
 
 /// Parses and checks the fields common to both endpoints; `prompt_of` turns the body into
-/// prompt text (a completion's `prompt`, or the rendered chat messages).
+/// prompt tokens (a completion's `prompt`, or the rendered chat messages).
 fn parse(
     st: &AppState,
     body: &Bytes,
-    prompt_of: impl FnOnce(&Value) -> Result<String, Response>,
+    prompt_of: impl FnOnce(&Value) -> Result<Vec<u32>, Response>,
 ) -> Result<Request, Response> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request_error", format!("malformed JSON: {e}"), None))?;
@@ -162,11 +162,7 @@ fn parse(
         }
         _ => {}
     }
-    let text = prompt_of(&v)?;
-    let prompt = st
-        .tok
-        .encode(&text)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string(), Some("prompt")))?;
+    let prompt = prompt_of(&v)?;
     if prompt.is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, "invalid_request_error", "the prompt is empty", Some("prompt")));
     }
@@ -263,10 +259,17 @@ async fn completions(State(st): State<Arc<AppState>>, body: Result<Bytes, BytesR
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let r = parse(&st, &body, |v| match v.get("prompt") {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => Ok(a[0].as_str().unwrap_or("").to_string()),
-        _ => Err(error(StatusCode::BAD_REQUEST, "invalid_request_error", "'prompt' must be a string", Some("prompt"))),
+    let tok = st.tok.clone();
+    // A raw prompt is the caller's own formatting: control-token text in it is read as
+    // control tokens (a client writing its own chat format), as vLLM and llama.cpp do.
+    let r = parse(&st, &body, |v| {
+        let bad = |m: String| error(StatusCode::BAD_REQUEST, "invalid_request_error", m, Some("prompt"));
+        let text = match v.get("prompt") {
+            Some(Value::String(s)) => s.as_str(),
+            Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or(""),
+            _ => return Err(bad("'prompt' must be a string".into())),
+        };
+        tok.encode(text).map_err(|e| bad(e.to_string()))
     });
     respond(st, r, false, started).await
 }
@@ -287,12 +290,19 @@ async fn chat(State(st): State<Arc<AppState>>, body: Result<Bytes, BytesRejectio
         let mut out = Vec::new();
         for m in msgs {
             let role = m.get("role").and_then(Value::as_str).ok_or_else(|| bad("every message needs a 'role'"))?;
+            // The template writes the role as it is: an unknown one could carry any text.
+            if !ROLES.contains(&role) {
+                return Err(bad(&format!("'{role}' is not a role (one of {})", ROLES.join(", "))));
+            }
             out.push((role.to_string(), message_text(role, m.get("content")).map_err(|e| bad(&e))?));
         }
-        tok.chat_prompt(&out).map_err(|e| bad(&e.to_string()))
+        tok.chat_ids(&out).map_err(|e| bad(&e.to_string()))
     });
     respond(st, r, true, started).await
 }
+
+/// The message roles of the OpenAI chat API.
+const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 
 /// A chat message's text: a string, or an array of text parts (joined by newlines, as
 /// vLLM does); an assistant turn may have no content (one that called tools).

@@ -193,7 +193,7 @@ fn decide<B: Backend>(
     let mut kernels: Vec<Option<B::Kernel>> = Vec::with_capacity(results.len());
     for r in results.iter_mut() {
         if cfg.exclude.contains(&r.id) {
-            r.rejected = Some("excluded: it crashed a tuning worker earlier".into());
+            r.rejected = Some("excluded by --exclude (given, or added after it crashed a tuning worker)".into());
             kernels.push(None);
             continue;
         }
@@ -207,18 +207,48 @@ fn decide<B: Backend>(
     }
     let mut ops = alloc_operands(b, p)?;
     let draws = cfg.draws.clamp(1, results.len().max(1));
+    let tol = validate::tolerance(p, cfg.allow_tf32);
     for d in 0..draws {
         let draw = validate::Draw::new(p, derive_seed(cfg.seed, d as u64 + 1));
-        if let Err(e) = guarded(|| draw.fill(b, &mut ops)) {
-            return Err(Error::runtime(format!("{p}: cannot fill operands: {e}")));
-        }
-        for i in (d..results.len()).step_by(draws) {
-            let Some(k) = &kernels[i] else { continue };
+        let fill = |ops: &mut Operands<B::Buffer>| {
+            guarded(|| draw.fill(b, ops)).map_err(|e| Error::runtime(format!("{p}: cannot fill operands: {e}")))
+        };
+        let inputs_changed = |ops: &Operands<B::Buffer>| {
+            guarded(|| draw.inputs_changed(b, p, ops)).map_err(|e| Error::runtime(format!("{p}: cannot read the operands back: {e}")))
+        };
+        // Candidate i's verdict on the operands as they are; a lost context ends the shape.
+        let check = |i: usize, ops: &mut Operands<B::Buffer>| -> Result<std::result::Result<f64, String>> {
+            let v = draw.check_run(b, kernels[i].as_ref().expect("in the group"), p, ops, tol);
+            if let Err(reason) = &v {
+                context_lost(p, &results[i].id, reason)?;
+            }
+            Ok(v)
+        };
+        fill(&mut ops)?;
+        let group: Vec<usize> = (d..results.len()).step_by(draws).filter(|&i| kernels[i].is_some()).collect();
+        let mut verdicts = Vec::with_capacity(group.len());
+        for &i in &group {
             obs.candidate(p, "validating", &results[i].id);
-            match draw.check_run(b, k, p, &mut ops, validate::tolerance(p, cfg.allow_tf32)) {
+            verdicts.push(check(i, &mut ops)?);
+        }
+        if inputs_changed(&ops)?.is_some() {
+            // One of the group wrote into X or W, and those after it were judged on
+            // changed operands: the group again, one at a time on fresh operands.
+            verdicts.clear();
+            for &i in &group {
+                obs.candidate(p, "re-validating", &results[i].id);
+                fill(&mut ops)?;
+                let v = check(i, &mut ops)?;
+                verdicts.push(match inputs_changed(&ops)? {
+                    Some(changed) => Err(changed),
+                    None => v,
+                });
+            }
+        }
+        for (&i, v) in group.iter().zip(verdicts) {
+            match v {
                 Ok(err) => results[i].error = Some(err),
                 Err(reason) => {
-                    context_lost(p, &results[i].id, &reason)?;
                     results[i].rejected = Some(reason);
                     kernels[i] = None;
                 }
@@ -485,6 +515,9 @@ fn revalidate<B: Backend>(
         let draw = validate::Draw::new(p, derive_seed(cfg.seed ^ 0xC0FF_EE00, extra as u64));
         obs.candidate(p, "re-validating", id);
         guarded(|| draw.fill(b, ops)).and_then(|_| draw.check_run(b, k, p, ops, validate::tolerance(p, cfg.allow_tf32)))?;
+        if let Some(changed) = guarded(|| draw.inputs_changed(b, p, ops))? {
+            return Err(changed);
+        }
     }
     Ok(())
 }
@@ -554,7 +587,11 @@ pub fn alloc_operands<B: Backend>(b: &B, p: &Problem) -> Result<Operands<B::Buff
     })
 }
 
-/// How many operand sets rotate so that together they exceed the cache.
+/// How many operand sets rotate so that together they exceed the cache: `cache_factor` ×
+/// the cache, within `max_set_bytes`, and at most 256 sets. The count cap binds only for
+/// operands under 1 MB on a 50 MB L2 (SmolLM2's 576 × 576 layers: 256 sets are 3.4× the
+/// H100's L2, still far past it); it bounds the allocations and fills of tiny shapes,
+/// above all on a CPU whose VM reports its host's whole L3 (480 MiB seen in CI).
 pub fn set_count(p: &Problem, cache_bytes: usize, cfg: &TuneConfig) -> usize {
     let set = p.min_bytes().max(1.0);
     let want = (cfg.cache_factor * cache_bytes as f64 / set).ceil() as usize;

@@ -15,7 +15,8 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Median absolute deviation over the median: a robust relative spread.
+/// Median absolute deviation over the median, scaled by 1.4826 (the MAD of normal data
+/// times that is its σ): a robust relative spread in the units of a standard deviation.
 pub fn relative_mad(v: &[f64]) -> f64 {
     let m = median(v);
     if v.len() < 2 || m == 0.0 {

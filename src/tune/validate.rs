@@ -1,6 +1,7 @@
 //! Numerical validation of candidates against the f64 reference. A candidate that
 //! writes NaN/Inf, leaves any output unwritten (Y is poisoned with NaN before every
-//! run and then scanned in full) or exceeds the dtype's error bound is rejected.
+//! run and then scanned in full), writes past Y's end or into X or W, or exceeds the
+//! dtype's error bound is rejected.
 //!
 //! Operands come in draws: fresh random X and W from a seed, with the reference of a
 //! sampled grid of Y computed once per draw. Candidates take turns over several draws,
@@ -76,6 +77,30 @@ impl Draw {
         self.judge(p, &seen, tol)
     }
 
+    /// Why X or W no longer hold this draw's operands, if they do not: a kernel that
+    /// writes into its inputs (as scratch, say) can still leave a right Y, and would
+    /// corrupt a model's weights. Compares `INPUT_PROBES` positions spread evenly over
+    /// each (a random phase, the last element too), so any write covering more than
+    /// 1/`INPUT_PROBES` of an operand shows. Packed weights are not compared.
+    pub fn inputs_changed<B: Backend>(&self, b: &B, p: &Problem, ops: &Operands<B::Buffer>) -> GtResult<Option<String>> {
+        let (xs, ws) = operand_seeds(self.seed);
+        let mut operands = vec![("X", &ops.x, xs, p.x_len())];
+        if p.wformat.is_dense() {
+            operands.push(("W", &ops.w, ws, p.w_len()));
+        }
+        for (name, buf, seed, len) in operands {
+            let at = probes(len, self.seed);
+            let seen = b.peek(buf, &at)?;
+            for (&i, &got) in at.iter().zip(&seen) {
+                let put = crate::random::element(p.dtype, seed, i as u64);
+                if got != put {
+                    return Ok(Some(format!("wrote into its input {name}: element {i} holds {got}, the draw put {put} there")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     pub fn judge(&self, p: &Problem, seen: &Inspection, tol: f64) -> Result<f64, String> {
         if seen.nonfinite > 0 {
             let first = seen.first_nonfinite.unwrap_or(0);
@@ -110,6 +135,21 @@ impl Draw {
         }
         Ok(err)
     }
+}
+
+/// Positions of an operand `inputs_changed` compares.
+pub const INPUT_PROBES: usize = 4096;
+
+/// `INPUT_PROBES` positions of an operand of `len` elements, evenly spaced from a phase
+/// drawn from `seed`, and the last.
+fn probes(len: usize, seed: u64) -> Vec<usize> {
+    let step = len.div_ceil(INPUT_PROBES).max(1);
+    let phase = (seed as usize) % step;
+    let mut v: Vec<usize> = (phase..len).step_by(step).collect();
+    if len > 0 && v.last() != Some(&(len - 1)) {
+        v.push(len - 1);
+    }
+    v
 }
 
 /// Validates one kernel on a fresh draw from `seed` (fills the operands itself).
@@ -156,5 +196,33 @@ mod tests {
         assert!(relative_error(&got, &d.reference) < p.dtype.tolerance(), "the aggregate alone would pass it");
         let e = d.judge(&p, &seen(wrong), p.dtype.tolerance()).unwrap_err();
         assert!(e.contains("off by"), "{e}");
+    }
+
+    /// One wrong batch item among 12 (a kernel with a bad stride far into the batch) is
+    /// rejected, wherever the sample's full-grid items fall; the exact product passes.
+    #[test]
+    fn a_wrong_batch_item_is_caught() {
+        let p = Problem::new(DType::F32, crate::problem::Layout::TN, 3, 4, 8, 12).unwrap();
+        let (xs, ws) = operand_seeds(21);
+        let x: Vec<f64> = (0..p.x_len()).map(|i| crate::random::element(p.dtype, xs, i as u64) as f64).collect();
+        let w: Vec<f64> = (0..p.w_len()).map(|i| crate::random::element(p.dtype, ws, i as u64) as f64).collect();
+        // Item `b` of Y from X's item `b` and W's item `wb` (TN: rows of 8 in both).
+        let item = |y: &mut [f32], b: usize, wb: usize| {
+            for i in 0..3 {
+                for j in 0..4 {
+                    let dot: f64 = (0..8).map(|kk| x[b * 24 + i * 8 + kk] * w[wb * 32 + j * 8 + kk]).sum();
+                    y[b * 12 + i * 4 + j] = dot as f32;
+                }
+            }
+        };
+        let mut y = vec![0f32; p.y_len()];
+        (0..12).for_each(|b| item(&mut y, b, b));
+        assert!(check_output(&p, &y, 21).is_ok());
+        for bad in [1, 6, 10] {
+            let mut wrong = y.clone();
+            // Item `bad` computed from the previous item's weights.
+            item(&mut wrong, bad, bad - 1);
+            assert!(check_output(&p, &wrong, 21).is_err(), "item {bad} went unseen");
+        }
     }
 }

@@ -18,6 +18,34 @@ pub struct Restricted {
     pub time_hook: Option<Box<TimeHook>>,
     /// The tuner's warm-up calls (the CPU's two unless a test models another backend).
     pub warm_up_calls: usize,
+    /// A kernel that "writes into X" (or W with `clobbers_w`), as a device kernel could:
+    /// after it ran, that operand reads back negated and later runs on it compute from the
+    /// negated values, until it is refilled.
+    pub clobbers: Option<KernelId>,
+    pub clobbers_w: bool,
+    /// Where the X buffers it changed live (their data addresses).
+    clobbered: std::sync::Mutex<std::collections::HashSet<usize>>,
+}
+
+/// Where a tensor's elements live: the identity of a buffer across calls.
+fn addr(t: &HostTensor) -> usize {
+    match t {
+        HostTensor::F32(v) => v.as_ptr() as usize,
+        HostTensor::F16(v) => v.as_ptr() as usize,
+        HostTensor::BF16(v) => v.as_ptr() as usize,
+        HostTensor::Quant(q) => q as *const _ as usize,
+    }
+}
+
+impl Restricted {
+    /// `t` as the device would hold it: negated if a clobbering kernel changed it.
+    fn seen(&self, t: &HostTensor) -> Option<HostTensor> {
+        let changed = self.clobbered.lock().unwrap().contains(&addr(t));
+        changed.then(|| {
+            let v: Vec<f32> = t.as_f32().iter().map(|x| -x).collect();
+            HostTensor::from_f32(t.dtype(), &v)
+        })
+    }
 }
 
 pub type TimeHook = dyn Fn(&CpuKernel, f64, std::time::Instant) -> f64 + Send + Sync;
@@ -26,7 +54,7 @@ impl Restricted {
     pub fn new(default: &str, others: &[&str]) -> Restricted {
         let mut ids = vec![KernelId::new(default)];
         ids.extend(others.iter().map(|s| KernelId::new(*s)));
-        Restricted { inner: CpuBackend::new().with_test_kernels(), default: KernelId::new(default), ids, time_hook: None, warm_up_calls: 2 }
+        Restricted { inner: CpuBackend::new().with_test_kernels(), default: KernelId::new(default), ids, time_hook: None, warm_up_calls: 2, clobbers: None, clobbers_w: false, clobbered: Default::default() }
     }
 }
 
@@ -52,19 +80,28 @@ impl Backend for Restricted {
         self.inner.alloc(d, n)
     }
     fn fill_random(&self, b: &mut HostTensor, s: u64) -> Result<()> {
+        self.clobbered.lock().unwrap().remove(&addr(b));
         self.inner.fill_random(b, s)
     }
     fn fill_nan(&self, b: &mut HostTensor) -> Result<()> {
         self.inner.fill_nan(b)
     }
     fn download(&self, b: &HostTensor) -> Result<Vec<f32>> {
-        self.inner.download(b)
+        self.inner.download(self.seen(b).as_ref().unwrap_or(b))
+    }
+    fn peek(&self, b: &HostTensor, at: &[usize]) -> Result<Vec<f32>> {
+        self.inner.peek(self.seen(b).as_ref().unwrap_or(b), at)
     }
     fn guard_intact(&self, b: &HostTensor) -> Result<bool> {
         self.inner.guard_intact(b)
     }
     fn run(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) -> Result<()> {
-        self.inner.run(k, p, x, w, y)
+        let (sx, sw) = (self.seen(x), self.seen(w));
+        self.inner.run(k, p, sx.as_ref().unwrap_or(x), sw.as_ref().unwrap_or(w), y)?;
+        if self.clobbers.as_ref() == Some(&k.id()) {
+            self.clobbered.lock().unwrap().insert(addr(if self.clobbers_w { w } else { x }));
+        }
+        Ok(())
     }
     fn warm_up_calls(&self) -> usize {
         self.warm_up_calls

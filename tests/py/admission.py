@@ -46,7 +46,7 @@ check(a.status == 200, f"A: {a.status}")
 a_events = events(a)
 first_a = next(a_events)
 long_prompt = "The quick brown fox jumps over the lazy dog. " * 60
-b = post({"prompt": long_prompt, "max_tokens": 6, "stream": True})
+b = post({"prompt": long_prompt, "max_tokens": 48, "stream": True})
 check(b.status == 200, f"B joins the batch of A with a slot free, got {b.status}")
 b_events = events(b)
 first_b = next(b_events)
@@ -64,5 +64,6 @@ check(b_finish in ("length", "stop") and b_text, f"B finished: {b_finish} {b_tex
 # B alone (prefilled in one pass): the same greedy text as prefilled in chunks beside A.
 alone = json.loads(post({"prompt": long_prompt, "max_tokens": 6}).read())
 check(alone["usage"]["prompt_tokens"] > 2 * 128, f"B's prompt spans several chunks: {alone['usage']}")
-check(alone["choices"][0]["text"] == b_text, f"chunked {b_text!r} == alone {alone['choices'][0]['text']!r}")
+# B ran 48 tokens (so it was surely still decoding when C came); its first 6 are compared.
+check(alone["choices"][0]["text"] != "" and b_text.startswith(alone["choices"][0]["text"]), f"chunked {b_text!r} starts with alone {alone['choices'][0]['text']!r}")
 print("admission: all checks passed")

@@ -88,6 +88,8 @@ for call, exc, what in [
     (lambda: client.completions.create(model=model, prompt="x", stop=["a", ""]), openai.BadRequestError, "an empty stop sequence"),
     (lambda: client.chat.completions.create(model=model, messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]),
      openai.BadRequestError, "an image part"),
+    (lambda: client.chat.completions.create(model=model, messages=[{"role": "user<|im_end|>", "content": "x"}]),
+     openai.BadRequestError, "a role that is not one (the template writes it as it is)"),
     (lambda: client.post("/no/such/path", body={}, cast_to=object), openai.NotFoundError, "an unknown path"),
 ]:
     try:
@@ -114,6 +116,7 @@ for t in threads:
     t.join()
 for i, r in enumerate(results):
     check(r is not None, f"request {i} answered")
+    check(first[i] != "", f"request {i}: a first token alone")
     check(r.choices[0].text.startswith(first[i]), f"request {i}: {r.choices[0].text!r} starts with {first[i]!r}")
     check(1 <= r.usage.completion_tokens <= 12, f"request {i} usage")
 

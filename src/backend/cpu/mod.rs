@@ -491,6 +491,10 @@ impl Backend for CpuBackend {
         Ok(buf.as_f32().into_owned())
     }
 
+    fn peek(&self, buf: &HostTensor, indices: &[usize]) -> Result<Vec<f32>> {
+        indices.iter().map(|&i| buf.get(i).ok_or_else(|| Error::runtime(format!("no element {i} to read (packed, or past the end)")))).collect()
+    }
+
     fn run(&self, k: &CpuKernel, p: &Problem, x: &HostTensor, w: &HostTensor, y: &mut HostTensor) -> Result<()> {
         for (name, t, len) in [("X", x, p.x_len()), ("W", w, p.w_len()), ("Y", &*y, p.y_len())] {
             let (has, wants) = if name == "W" { (w.wformat(), p.wformat) } else { (t.wformat(), crate::problem::WeightFormat::Dense) };

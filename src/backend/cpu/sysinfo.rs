@@ -133,6 +133,11 @@ mod tests {
         assert_eq!(parse_size("512"), Some(512));
         assert_eq!(parse_size("x"), None);
         assert!(llc_bytes() >= 1 << 16);
-        assert!(Isa::offered().iter().all(|i| i.available()));
+        // The widest available set first; the portable kernels only when no SIMD set is.
+        let offered = Isa::offered();
+        let simd = Isa::Avx2.available() || Isa::Avx512.available();
+        assert!(!offered.is_empty());
+        assert_eq!(offered.contains(&Isa::Portable), !simd, "{offered:?}");
+        assert_eq!(offered.first() == Some(&Isa::Avx512), Isa::Avx512.available(), "{offered:?}");
     }
 }

@@ -111,6 +111,16 @@ impl HostTensor {
         }
     }
 
+    /// Element `i` as f32, if there is one (None for packed weights, which are read by row).
+    pub fn get(&self, i: usize) -> Option<f32> {
+        match self {
+            HostTensor::F32(v) => v.get(i).copied(),
+            HostTensor::F16(v) => v.get(i).map(|x| x.to_f32()),
+            HostTensor::BF16(v) => v.get(i).map(|x| x.to_f32()),
+            HostTensor::Quant(_) => None,
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             HostTensor::F32(v) => v.len(),

@@ -37,6 +37,25 @@ pub fn drv(e: dr::DriverError) -> Error {
     Error::runtime(format!("CUDA driver: {e:?}"))
 }
 
+/// The oldest driver API the binary calls: built for CUDA 13 (cudarc `cuda-13000`), it
+/// times with `cuEventElapsedTime_v2`, new in 12.8, and cudarc panics on a missing symbol
+/// (every timing would fail, reported as kernels failing).
+pub const MIN_DRIVER: i32 = 12080;
+
+/// Refuses a driver older than `MIN_DRIVER`, naming both versions.
+pub fn check_driver(version: i32) -> Result<()> {
+    if version < MIN_DRIVER {
+        return Err(Error::input(format!(
+            "backend 'cuda' unavailable: the driver supports CUDA {}.{}; gemmtune needs {}.{} or newer (driver R570+)",
+            version / 1000,
+            version % 1000 / 10,
+            MIN_DRIVER / 1000,
+            MIN_DRIVER % 1000 / 10
+        )));
+    }
+    Ok(())
+}
+
 /// An open GPU: context, one non-blocking stream, and the facts reports need.
 pub struct Gpu {
     pub ctx: Arc<CudaContext>,
@@ -59,6 +78,10 @@ impl Gpu {
             )));
         }
         dr::init().map_err(drv)?;
+        let mut driver_version = 0;
+        // SAFETY: writes one int.
+        unsafe { ds::cuDriverGetVersion(&mut driver_version) }.result().map_err(drv)?;
+        check_driver(driver_version)?;
         let count = dr::device::get_count().map_err(drv)?;
         if ordinal as i32 >= count {
             return Err(Error::input(format!(
@@ -72,9 +95,6 @@ impl Gpu {
         let stream = ctx.new_stream().map_err(drv)?;
         use ds::CUdevice_attribute as A;
         let attr = |a| ctx.attribute(a).map_err(drv);
-        let mut driver_version = 0;
-        // SAFETY: writes one int.
-        unsafe { ds::cuDriverGetVersion(&mut driver_version) };
         Ok(Gpu {
             name: ctx.name().map_err(drv)?,
             cc: ctx.compute_capability().map_err(drv)?,
@@ -172,8 +192,11 @@ impl Gpu {
         self.stream
             .begin_capture(ds::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
             .map_err(drv)?;
-        let captured = work();
+        // A panic in `work` must not leave the stream capturing: every later call on it
+        // would fail with a capture error, blamed on the kernels that made it.
+        let captured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
         let graph = self.stream.end_capture(ds::CUgraphInstantiate_flags(0));
+        let captured = captured.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         captured?;
         let graph = graph.map_err(drv)?.ok_or_else(|| Error::runtime("empty graph captured"))?;
         graph.upload().map_err(drv)?;
@@ -407,5 +430,18 @@ impl Drop for Event {
         unsafe {
             let _ = dr::event::destroy(self.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drivers_before_12_8_are_refused_by_version() {
+        let e = check_driver(12020).unwrap_err().to_string();
+        assert!(e.contains("CUDA 12.2") && e.contains("12.8 or newer"), "{e}");
+        assert_eq!(e.lines().count(), 1);
+        assert!(check_driver(12080).is_ok() && check_driver(13000).is_ok());
     }
 }

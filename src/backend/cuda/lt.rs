@@ -225,19 +225,21 @@ pub struct Config {
 
 use lt::cublasLtMatmulAlgoConfigAttributes_t as C;
 
+/// A configuration attribute; u32::MAX where the query fails, so a failure never reads as
+/// a real value 0 (two different algorithms would then merge under one name).
 fn get_u32(a: &Algo, attr: C) -> u32 {
     let mut v = 0u32;
     let mut written = 0usize;
     // SAFETY: 4-byte buffer for a 4-byte attribute.
-    unsafe { lt::cublasLtMatmulAlgoConfigGetAttribute(a, attr, &mut v as *mut u32 as *mut c_void, 4, &mut written) };
-    v
+    let s = unsafe { lt::cublasLtMatmulAlgoConfigGetAttribute(a, attr, &mut v as *mut u32 as *mut c_void, 4, &mut written) };
+    if s == lt::cublasStatus_t::CUBLAS_STATUS_SUCCESS { v } else { u32::MAX }
 }
 fn get_u16(a: &Algo, attr: C) -> u16 {
     let mut v = 0u16;
     let mut written = 0usize;
     // SAFETY: 2-byte buffer for a 2-byte attribute.
-    unsafe { lt::cublasLtMatmulAlgoConfigGetAttribute(a, attr, &mut v as *mut u16 as *mut c_void, 2, &mut written) };
-    v
+    let s = unsafe { lt::cublasLtMatmulAlgoConfigGetAttribute(a, attr, &mut v as *mut u16 as *mut c_void, 2, &mut written) };
+    if s == lt::cublasStatus_t::CUBLAS_STATUS_SUCCESS { v } else { u16::MAX }
 }
 fn set_u32(a: &mut Algo, attr: C, v: u32) -> bool {
     // SAFETY: as above.

@@ -5,7 +5,8 @@
 //! missing instead of failing to start.
 //!
 //! Kernel ids:
-//! - `cuda:cublas:default` — `cublasGemmEx` with the default algorithm (what PyTorch runs);
+//! - `cuda:cublas:default` — `cublasGemmEx` with the default algorithm, or for batched
+//!   problems one `cublasGemmStridedBatchedEx` (what PyTorch runs for mm and bmm);
 //! - `cuda:cublaslt:<version>:<config>:<blob hex>` — one cuBLASLt algorithm (lt.rs);
 //! - `cuda:gemv:...`, `cuda:mma:...` and `cuda:qmma:...` — kernels/gemv.cu, kernels/mma.cu
 //!   and kernels/qmma.cu (custom.rs);
@@ -65,8 +66,15 @@ impl CudaKernel {
     }
 }
 
-/// Captured timing graphs by (kernel uid, first operand set, calls).
-struct Graphs(HashMap<(u64, u64, usize), cudarc::driver::CudaGraph>);
+/// Captured timing graphs by (kernel uid, hash of every operand address of the sets,
+/// calls, chained launches): a graph holds those addresses, so sets rebuilt elsewhere
+/// (even with the first at the same address) get a graph of their own.
+struct Graphs(HashMap<(u64, u64, usize, bool), cudarc::driver::CudaGraph>);
+
+/// The timing-graph key part of `sets` (`kernels::sets_key`).
+fn sets_key(sets: &[Operands<DevBuf>]) -> u64 {
+    crate::backend::kernels::sets_key(sets.iter().map(|s| (s.x.ptr, s.w.ptr, s.y.ptr)))
+}
 // SAFETY: graphs are only touched under the backend's lock.
 unsafe impl Send for Graphs {}
 
@@ -119,12 +127,14 @@ impl CudaBackend {
         unsafe {
             cudarc::cublas::result::set_stream(handle, gpu.cu_stream() as blas::cudaStream_t)
                 .map_err(|e| Error::runtime(format!("cuBLAS: {e:?}")))?;
-            blas::cublasSetWorkspace_v2(handle, blas_ws.ptr as *mut c_void, lt::WORKSPACE);
-            blas::cublasGetVersion_v2(handle, &mut blas_version);
+            // Unchecked, a failed workspace call leaves cuBLAS on its own pool and a failed
+            // version query writes version 0 into every table row.
+            blas::cublasSetWorkspace_v2(handle, blas_ws.ptr as *mut c_void, lt::WORKSPACE)
+                .result()
+                .map_err(|e| Error::runtime(format!("cublasSetWorkspace: {e:?}")))?;
+            blas::cublasGetVersion_v2(handle, &mut blas_version).result().map_err(|e| Error::runtime(format!("cublasGetVersion: {e:?}")))?;
         }
-        let (mut nv_major, mut nv_minor) = (0, 0);
-        // SAFETY: writes two ints.
-        unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut nv_major, &mut nv_minor) };
+        let (nv_major, nv_minor) = rtc::nvrtc_version()?;
         let identity = Identity {
             backend: "cuda".into(),
             device: gpu.name.clone(),
@@ -197,36 +207,53 @@ impl CudaBackend {
                 let op = |tr: bool| if tr { blas::cublasOperation_t::CUBLAS_OP_T } else { blas::cublasOperation_t::CUBLAS_OP_N };
                 let lda = if p.layout.w_trans { p.k } else { p.n };
                 let ldb = if p.layout.x_trans { p.m } else { p.k };
-                let e = p.dtype.bytes();
-                for b in 0..p.batch as u64 {
-                    // SAFETY: operands hold the problem's elements; offsets stay inside.
-                    unsafe {
-                        cudarc::cublas::result::gemm_ex(
+                let compute = if *tf32 {
+                    blas::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
+                } else {
+                    blas::cublasComputeType_t::CUBLAS_COMPUTE_32F
+                };
+                let (ab, ap) = (&alpha as *const f32 as *const c_void, &beta as *const f32 as *const c_void);
+                let (wp, xp, yp) = (w.ptr as *const c_void, x.ptr as *const c_void, y.ptr as *mut c_void);
+                let algo = blas::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
+                let (n, m, k) = (p.n as i32, p.m as i32, p.k as i32);
+                // SAFETY: operands hold the problem's elements (batch items at the strides
+                // given); dimensions are below MAX_DIM, so the i32 casts are exact.
+                unsafe {
+                    if p.batch == 1 {
+                        // torch.mm / F.linear: one cublasGemmEx.
+                        let (tw, tx) = (op(p.layout.w_trans), op(p.layout.x_trans));
+                        cudarc::cublas::result::gemm_ex(self.blas.0, tw, tx, n, m, k, ab, wp, t, lda as i32, xp, t, ldb as i32, ap, yp, t, n, compute, algo)
+                            .map_err(|e| Error::runtime(format!("cublasGemmEx: {e:?}")))?;
+                    } else {
+                        // torch.bmm: one strided batched call (one launch, cuBLAS's batched
+                        // kernels), not a call per item.
+                        let (sw, sx, sy) = ((p.n * p.k) as i64, (p.m * p.k) as i64, (p.m * p.n) as i64);
+                        cudarc::cublas::result::gemm_strided_batched_ex(
                             self.blas.0,
                             op(p.layout.w_trans),
                             op(p.layout.x_trans),
-                            p.n as i32,
-                            p.m as i32,
-                            p.k as i32,
-                            &alpha as *const f32 as *const c_void,
-                            (w.ptr + b * (p.n * p.k) as u64 * e) as *const c_void,
+                            n,
+                            m,
+                            k,
+                            ab,
+                            wp,
                             t,
                             lda as i32,
-                            (x.ptr + b * (p.m * p.k) as u64 * e) as *const c_void,
+                            sw,
+                            xp,
                             t,
                             ldb as i32,
-                            &beta as *const f32 as *const c_void,
-                            (y.ptr + b * (p.m * p.n) as u64 * e) as *mut c_void,
+                            sx,
+                            ap,
+                            yp,
                             t,
-                            p.n as i32,
-                            if *tf32 {
-                                blas::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
-                            } else {
-                                blas::cublasComputeType_t::CUBLAS_COMPUTE_32F
-                            },
-                            blas::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                            n,
+                            sy,
+                            p.batch as i32,
+                            compute,
+                            algo,
                         )
-                        .map_err(|e| Error::runtime(format!("cublasGemmEx: {e:?}")))?;
+                        .map_err(|e| Error::runtime(format!("cublasGemmStridedBatchedEx: {e:?}")))?;
                     }
                 }
                 Ok(())
@@ -302,6 +329,11 @@ impl CudaBackend {
 
     /// `Backend::inspect`, with the guard check read back in the same copy (`rtc::inspect`).
     fn inspect_with(&self, y: &DevBuf, indices: &[usize], guard: bool) -> Result<(Inspection, bool)> {
+        // Packed weights hold about half a byte a weight: read as elements of the dtype,
+        // the scan would run far past the allocation.
+        if y.packed.is_some() {
+            return Err(Error::runtime("packed weights are not inspected as values"));
+        }
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         self.gpu.bind()?;
@@ -453,14 +485,15 @@ impl Backend for CudaBackend {
             return Err(Error::input(format!("{s} runs dense weights; {p} has {} ones (cuda:qmma and cuda:dq kernels run them)", p.wformat)));
         }
         let parts: Vec<&str> = s.split(':').collect();
+        // cuBLAS's and cuBLASLt's TF32 forms alike.
+        if matches!(parts.as_slice(), ["cuda", "cublas", "tf32"] | ["cuda", "cublaslt-tf32", ..]) && p.dtype != DType::F32 {
+            return Err(Error::runtime(format!("{s}: TF32 math is for f32 problems (got {p})")));
+        }
         match parts.as_slice() {
             ["cuda", "cublas", "default"] => Ok(CudaKernel::new(Kind::Cublas { tf32: false })),
-            ["cuda", "cublas", "tf32"] if p.dtype == DType::F32 => Ok(CudaKernel::new(Kind::Cublas { tf32: true })),
+            ["cuda", "cublas", "tf32"] => Ok(CudaKernel::new(Kind::Cublas { tf32: true })),
             ["cuda", fam @ ("cublaslt" | "cublaslt-tf32"), ..] => {
                 let tf32 = *fam == "cublaslt-tf32";
-                if tf32 && p.dtype != DType::F32 {
-                    return Err(Error::runtime(format!("{s}: TF32 math is for f32 problems (got {p})")));
-                }
                 let algo = lt::decode_id(s, self.lt.version).map_err(Error::runtime)?;
                 let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
                 let desc = self.desc(p, tf32)?;
@@ -545,8 +578,8 @@ impl Backend for CudaBackend {
 
     fn time(&self, k: &CudaKernel, p: &Problem, sets: &mut [Operands<DevBuf>], calls: usize) -> Result<f64> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let n = sets.len();
-        let key = (k.uid, sets.first().map_or(0, |s| s.x.ptr), calls);
+        let n = crate::backend::kernels::rotating_count(sets)?;
+        let key = (k.uid, sets_key(sets), calls, self.pdl());
         let mut graphs = self.graphs.lock().unwrap_or_else(|e| e.into_inner());
         if !graphs.0.contains_key(&key) {
             if graphs.0.len() >= 1024 {
@@ -567,7 +600,7 @@ impl Backend for CudaBackend {
 
     fn time_eager(&self, k: &CudaKernel, p: &Problem, sets: &mut [Operands<DevBuf>], calls: usize) -> Result<f64> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let n = sets.len();
+        let n = crate::backend::kernels::rotating_count(sets)?;
         let ms = self.gpu.time_eager(|| {
             for i in 0..calls {
                 { let s = &sets[i % n]; self.launch(k, p, &s.x, &s.w, &s.y)?; }

@@ -94,9 +94,7 @@ impl Rtc {
     }
 
     fn cubin(&self, name: &str, src: &str) -> Result<Vec<u8>> {
-        let (mut major, mut minor) = (0, 0);
-        // SAFETY: writes two ints.
-        unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+        let (major, minor) = nvrtc_version()?;
         let target = module_target(self.arch, name);
         let key: [&[u8]; 4] = [src.as_bytes(), target.as_bytes(), &major.to_le_bytes(), &minor.to_le_bytes()];
         self.disk.get_or(name, &key, || compile_cubin(src, name, &target))
@@ -147,6 +145,16 @@ pub fn fill_random(rtc: &Rtc, gpu: &Gpu, buf: &DevBuf, seed: u64) -> Result<()> 
         gpu.stream.launch_builder(&f).arg(&buf.ptr).arg(&n).arg(&seed).launch(grid_for(buf.len)).map_err(drv)?;
     }
     Ok(())
+}
+
+/// NVRTC's (major, minor) version: part of the disk cache's key and of the validators.
+pub fn nvrtc_version() -> Result<(i32, i32)> {
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: writes two ints.
+    unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_err(|e| Error::runtime(format!("nvrtcVersion: {e:?}")))?;
+    Ok((major, minor))
 }
 
 /// Device buffers `inspect` reuses (allocation and free synchronize the device): the

@@ -241,10 +241,14 @@ impl Gpu {
         // SAFETY: capture begins and ends on our stream; the graph is owned by Graph.
         unsafe {
             check(self.l, (h.hipStreamBeginCapture)(self.stream, sys::hipStreamCaptureModeThreadLocal), "hipStreamBeginCapture")?;
-            let captured = work();
+            // A panic in `work` must not leave the stream capturing (every later call on it
+            // would fail, blamed on other kernels): the capture ends first.
+            let captured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
             let mut graph: sys::hipGraph_t = std::ptr::null_mut();
             let ended = check(self.l, (h.hipStreamEndCapture)(self.stream, &mut graph), "hipStreamEndCapture");
             let mut g = Graph { graph, exec: std::ptr::null_mut(), l: self.l };
+            // (The partial graph in `g` is destroyed as the panic goes on.)
+            let captured = captured.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             captured?;
             ended?;
             if g.graph.is_null() {

@@ -76,6 +76,7 @@ pub struct RocmBackend {
     identity: Identity,
     descs: Mutex<HashMap<Problem, Arc<Desc>>>,
     algorithms: Mutex<HashMap<Problem, AlgoList>>,
+    /// Timing graphs by (kernel uid, `kernels::sets_key` of the sets, calls).
     graphs: Mutex<HashMap<(u64, u64, usize), Graph>>,
     scratch: Mutex<Option<rtc::Scratch>>,
     lock: Mutex<()>,
@@ -89,7 +90,7 @@ impl RocmBackend {
     /// Opens GPU `ordinal`, or says which library or device is missing.
     pub fn new(ordinal: usize) -> Result<RocmBackend> {
         let gpu = Gpu::open(ordinal)?;
-        let rtc = rtc::Rtc::new(&gpu);
+        let rtc = rtc::Rtc::new(&gpu)?;
         let blas = Blas::new(&gpu)?;
         let lt = Lt::new(gpu.l)?;
         let identity = Identity {
@@ -196,16 +197,22 @@ impl Libraries for RocmBackend {
     }
 }
 
-/// The cache rotating operand sets must exceed: the 256 MiB Infinity Cache (MALL) behind
-/// the per-XCD L2 on MI300/MI325/MI350 (AMD's CDNA3/CDNA4 white papers; HIP reports only
-/// the L2), else the L2.
+/// The cache rotating operand sets must exceed: the Infinity Cache (MALL) behind the L2
+/// where the GPU has one, which HIP does not report (it gives the L2 alone): 256 MiB on
+/// MI300/MI325/MI350 (AMD's CDNA3/CDNA4 white papers), and on Radeon the largest of the
+/// family's parts (AMD's product specifications: RX 6800-6950 128 MB, RX 6700 96 MB,
+/// RX 7900 96 MB, RX 7700/7800 and RX 9070 64 MB, RX 6600, RX 7600 and RX 9060 32 MB), so
+/// that no part of a family is timed warm; else the L2.
 fn last_level_cache(d: &hip::DeviceInfo) -> usize {
-    let g = d.gfx();
-    if g.starts_with("gfx94") || g == "gfx950" {
-        256 << 20
-    } else {
-        d.l2_bytes
-    }
+    let mall_mib = match d.gfx() {
+        g if g.starts_with("gfx94") || g == "gfx950" => 256,
+        "gfx1030" => 128,
+        "gfx1031" | "gfx1100" => 96,
+        "gfx1101" | "gfx1201" => 64,
+        "gfx1032" | "gfx1102" | "gfx1200" => 32,
+        _ => 0,
+    };
+    d.l2_bytes.max(mall_mib << 20)
 }
 
 /// Why a table row may not be used here. Rows imported from a TunableOp results file
@@ -317,8 +324,8 @@ impl Backend for RocmBackend {
 
     fn time(&self, k: &RocmKernel, p: &Problem, sets: &mut [Operands<DevBuf>], calls: usize) -> Result<f64> {
         let _g = self.guard();
-        let n = sets.len();
-        let key = (k.uid, sets.first().map_or(0, |s| s.x.ptr), calls);
+        let n = crate::backend::kernels::rotating_count(sets)?;
+        let key = (k.uid, crate::backend::kernels::sets_key(sets.iter().map(|s| (s.x.ptr, s.w.ptr, s.y.ptr))), calls);
         let mut graphs = self.graphs.lock().unwrap_or_else(|e| e.into_inner());
         if !graphs.contains_key(&key) {
             if graphs.len() >= 1024 {
@@ -334,7 +341,7 @@ impl Backend for RocmBackend {
 
     fn time_eager(&self, k: &RocmKernel, p: &Problem, sets: &mut [Operands<DevBuf>], calls: usize) -> Result<f64> {
         let _g = self.guard();
-        let n = sets.len();
+        let n = crate::backend::kernels::rotating_count(sets)?;
         let ms = self.gpu.time_eager(|| (0..calls).try_for_each(|i| self.launch(k, p, &sets[i % n].x, &sets[i % n].w, &sets[i % n].y)))?;
         Ok(ms * 1e-3 / calls.max(1) as f64)
     }
@@ -368,12 +375,25 @@ impl Backend for RocmBackend {
 impl Drop for RocmBackend {
     fn drop(&mut self) {
         let _ = self.gpu.sync();
+        // The graphs first: they name modules and buffers the fields before them free.
+        self.graphs.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rotating sets must pass the Infinity Cache HIP does not report: MI300's 256 MiB,
+    /// a Radeon family's largest; other GPUs their L2.
+    #[test]
+    fn the_last_level_cache_counts_the_infinity_cache() {
+        let dev = |arch: &str| hip::DeviceInfo { name: String::new(), arch: arch.into(), cus: 1, warp: 64, l2_bytes: 4 << 20, mem_bytes: 1 << 30 };
+        assert_eq!(last_level_cache(&dev("gfx942:sramecc+:xnack-")), 256 << 20);
+        assert_eq!(last_level_cache(&dev("gfx1100")), 96 << 20);
+        assert_eq!(last_level_cache(&dev("gfx1201")), 64 << 20);
+        assert_eq!(last_level_cache(&dev("gfx90a:sramecc+:xnack-")), 4 << 20);
+    }
 
     #[test]
     fn tunableop_rows_are_checked_like_tunableop_does() {

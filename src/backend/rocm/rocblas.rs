@@ -1,5 +1,6 @@
-//! rocBLAS: the handle, `rocblas_gemm_ex` with the default or a chosen solution, the
-//! solutions that can solve a problem (`rocblas_gemm_ex_get_solutions`, count then fill).
+//! rocBLAS: the handle, `rocblas_gemm_ex` (batched problems:
+//! `rocblas_gemm_strided_batched_ex`) with the default or a chosen solution, the solutions
+//! that can solve a problem (`..._get_solutions`, count then fill).
 //! Shared/reference/apis.md §3.
 //!
 //! Whether a solution can solve a problem is asked only through that list (it holds the
@@ -72,42 +73,69 @@ unsafe impl Sync for Blas {}
 
 /// `gemm_ex_call!((table.f)(handle, p, w, x, y, rest...))` calls `rocblas_gemm_ex` or
 /// `rocblas_gemm_ex_get_solutions` (same first 20 parameters) for `p` on W, X, Y at device
-/// addresses `w`, `x`, `y`: `Y = X·Wᵀ` as column-major
-/// `C = op(W)·op(X)`, alpha 1, beta 0, C and D both Y, f32 compute; `$rest` are the
-/// function's own trailing arguments. One place for the long argument list, so the query
-/// and the run cannot drift apart.
+/// addresses `w`, `x`, `y`: `Y = X·Wᵀ` as column-major `C = op(W)·op(X)`, alpha 1, beta
+/// 0, C and D both Y, f32 compute; `$rest` are the function's own trailing arguments.
+/// `gemm_ex_call!(batched (table.f)(...))` calls the strided batched forms for all of
+/// `p`'s batch items (each matrix followed by its stride, the count after D). One place
+/// for the long argument lists, so the queries and the runs cannot drift apart.
 macro_rules! gemm_ex_call {
     (($f:expr)($handle:expr, $p:expr, $w:expr, $x:expr, $y:expr, $($rest:expr),+)) => {{
-        let p: &Problem = $p;
-        let t = datatype(p.dtype);
-        let (alpha, beta) = (1.0f32, 0.0f32);
-        let lda = if p.layout.w_trans { p.k } else { p.n };
-        let ldb = if p.layout.x_trans { p.m } else { p.k };
+        let (p, a): (&Problem, GemmArgs) = ($p, GemmArgs::of($p));
         ($f)(
-            $handle,
-            op(p.layout.w_trans),
-            op(p.layout.x_trans),
-            p.n as i32,
-            p.m as i32,
-            p.k as i32,
-            &alpha as *const f32 as *const c_void,
-            $w as *const c_void,
-            t,
-            lda as i32,
-            $x as *const c_void,
-            t,
-            ldb as i32,
-            &beta as *const f32 as *const c_void,
-            $y as *const c_void,
-            t,
-            p.n as i32,
-            $y as *mut c_void,
-            t,
-            p.n as i32,
+            $handle, a.op_w, a.op_x, p.n as i32, p.m as i32, p.k as i32,
+            a.alpha, $w as *const c_void, a.t, a.lda,
+            $x as *const c_void, a.t, a.ldb,
+            a.beta, $y as *const c_void, a.t, a.ldc,
+            $y as *mut c_void, a.t, a.ldc,
             sys::rocblas_datatype_f32_r,
             $($rest),+
         )
     }};
+    (batched ($f:expr)($handle:expr, $p:expr, $w:expr, $x:expr, $y:expr, $($rest:expr),+)) => {{
+        let (p, a): (&Problem, GemmArgs) = ($p, GemmArgs::of($p));
+        let (sw, sx, sy) = ((p.n * p.k) as i64, (p.m * p.k) as i64, (p.m * p.n) as i64);
+        ($f)(
+            $handle, a.op_w, a.op_x, p.n as i32, p.m as i32, p.k as i32,
+            a.alpha, $w as *const c_void, a.t, a.lda, sw,
+            $x as *const c_void, a.t, a.ldb, sx,
+            a.beta, $y as *const c_void, a.t, a.ldc, sy,
+            $y as *mut c_void, a.t, a.ldc, sy,
+            p.batch as i32,
+            sys::rocblas_datatype_f32_r,
+            $($rest),+
+        )
+    }};
+}
+
+/// What every GEMM call of `p` passes: operations, types, leading dimensions, and alpha 1
+/// and beta 0 (host pointers to statics, valid for any call).
+struct GemmArgs {
+    op_w: sys::rocblas_operation,
+    op_x: sys::rocblas_operation,
+    t: sys::rocblas_datatype,
+    lda: i32,
+    ldb: i32,
+    ldc: i32,
+    alpha: *const c_void,
+    beta: *const c_void,
+}
+
+static ONE: f32 = 1.0;
+static ZERO: f32 = 0.0;
+
+impl GemmArgs {
+    fn of(p: &Problem) -> GemmArgs {
+        GemmArgs {
+            op_w: op(p.layout.w_trans),
+            op_x: op(p.layout.x_trans),
+            t: datatype(p.dtype),
+            lda: (if p.layout.w_trans { p.k } else { p.n }) as i32,
+            ldb: (if p.layout.x_trans { p.m } else { p.k }) as i32,
+            ldc: p.n as i32,
+            alpha: &ONE as *const f32 as *const c_void,
+            beta: &ZERO as *const f32 as *const c_void,
+        }
+    }
 }
 
 impl Blas {
@@ -132,26 +160,25 @@ impl Blas {
         Ok(blas)
     }
 
-    /// `rocblas_gemm_ex` for every batch of `p` (`Y = X·Wᵀ` as column-major `C = op(W)·op(X)`).
+    /// `Y = X·Wᵀ` for `p` as column-major `C = op(W)·op(X)`: `rocblas_gemm_ex`, or for a
+    /// batched problem one `rocblas_gemm_strided_batched_ex` (what PyTorch's bmm calls;
+    /// its solution indices are those its own query lists).
     fn gemm_ex(&self, p: &Problem, x: u64, w: u64, y: u64, s: Solution) -> sys::rocblas_status {
         let (algo, index) = match s {
             Solution::Default => (sys::rocblas_gemm_algo_standard, 0),
             Solution::Index(i) => (sys::rocblas_gemm_algo_solution_index, i),
         };
         let flags = sys::rocblas_gemm_flags_none;
-        let e = p.dtype.bytes();
-        for b in 0..p.batch as u64 {
-            let (wb, xb, yb) = (w + b * (p.n * p.k) as u64 * e, x + b * (p.m * p.k) as u64 * e, y + b * (p.m * p.n) as u64 * e);
-            // SAFETY: the operands hold the problem's elements (checked by the backend);
-            // C and D are Y (beta = 0).
-            let s = unsafe {
-                gemm_ex_call!((self.l.blas.rocblas_gemm_ex)(self.handle, p, wb, xb, yb, algo, index, flags))
-            };
-            if s != sys::rocblas_status_success {
-                return s;
+        let b = &self.l.blas;
+        // SAFETY: the operands hold the problem's elements (checked by the backend), batch
+        // items at the strides given; C and D are Y (beta = 0).
+        unsafe {
+            if p.batch == 1 {
+                gemm_ex_call!((b.rocblas_gemm_ex)(self.handle, p, w, x, y, algo, index, flags))
+            } else {
+                gemm_ex_call!(batched(b.rocblas_gemm_strided_batched_ex)(self.handle, p, w, x, y, algo, index, flags))
             }
         }
-        sys::rocblas_status_success
     }
 
     pub fn gemm(&self, p: &Problem, x: &DevBuf, w: &DevBuf, y: &DevBuf, s: Solution) -> Result<()> {
@@ -162,20 +189,17 @@ impl Blas {
     /// rocBLAS's paths). `scratch` stands in for the operands, which are not read.
     pub fn solutions(&self, p: &Problem, scratch: &DevBuf) -> Result<Vec<i32>> {
         let s = scratch.ptr;
+        let (algo, flags, b) = (sys::rocblas_gemm_algo_solution_index, sys::rocblas_gemm_flags_none, &self.l.blas);
         let query = |list: *mut i32, size: &mut i32| {
             // SAFETY: `list` is null (count query) or holds `*size` entries.
             unsafe {
-                gemm_ex_call!((self.l.blas.rocblas_gemm_ex_get_solutions)(
-                    self.handle,
-                    p,
-                    s,
-                    s,
-                    s,
-                    sys::rocblas_gemm_algo_solution_index,
-                    sys::rocblas_gemm_flags_none,
-                    list,
-                    size
-                ))
+                if p.batch == 1 {
+                    gemm_ex_call!((b.rocblas_gemm_ex_get_solutions)(self.handle, p, s, s, s, algo, flags, list, size))
+                } else {
+                    gemm_ex_call!(batched(b.rocblas_gemm_strided_batched_ex_get_solutions)(
+                        self.handle, p, s, s, s, algo, flags, list, size
+                    ))
+                }
             }
         };
         let mut count = 0;

@@ -69,23 +69,27 @@ pub struct Rtc {
     arch: String,
     warp: i32,
     version: (i32, i32),
+    /// The full HIP version (hiprtcVersion gives major.minor only): a patch release's
+    /// compiler must not reuse the last one's code objects.
+    runtime: i32,
     modules: Modules<Arc<Module>>,
     disk: DiskCache,
 }
 
 impl Rtc {
-    pub fn new(gpu: &Gpu) -> Rtc {
+    pub fn new(gpu: &Gpu) -> Result<Rtc> {
         let (mut major, mut minor) = (0, 0);
         // SAFETY: writes two ints.
-        unsafe { (gpu.l.rtc.hiprtcVersion)(&mut major, &mut minor) };
-        Rtc {
+        rtc_check(gpu.l, unsafe { (gpu.l.rtc.hiprtcVersion)(&mut major, &mut minor) }, "hiprtcVersion")?;
+        Ok(Rtc {
             l: gpu.l,
             arch: gpu.info.arch.clone(),
             warp: gpu.info.warp,
             version: (major, minor),
             modules: Modules::default(),
+            runtime: gpu.runtime_version,
             disk: DiskCache::new("hiprtc", "hsaco"),
-        }
+        })
     }
 
     pub fn version(&self) -> String {
@@ -97,7 +101,8 @@ impl Rtc {
     }
 
     fn code_object(&self, name: &str, src: &str) -> Result<Vec<u8>> {
-        let key: [&[u8]; 4] = [src.as_bytes(), self.arch.as_bytes(), &self.version.0.to_le_bytes(), &self.version.1.to_le_bytes()];
+        let key: [&[u8]; 5] =
+            [src.as_bytes(), self.arch.as_bytes(), &self.version.0.to_le_bytes(), &self.version.1.to_le_bytes(), &self.runtime.to_le_bytes()];
         self.disk.get_or(name, &key, || compile(self.l, src, name, &self.arch))
     }
 

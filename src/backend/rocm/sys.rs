@@ -181,6 +181,7 @@ pub type hiprtcProgram = *mut c_void;
 pub type rocblas_handle = *mut c_void;
 /// `rocblas_int` is `int32_t` (`int64_t` only in an ILP64 build, which rocBLAS never ships).
 pub type rocblas_int = i32;
+pub type rocblas_stride = i64;
 pub type rocblas_status = c_int;
 pub const rocblas_status_success: rocblas_status = 0;
 pub const rocblas_status_invalid_value: rocblas_status = 11;
@@ -260,7 +261,12 @@ pub const HIPBLASLT_MATRIX_LAYOUT_BATCH_COUNT: c_int = 0;
 pub const HIPBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET: c_int = 1;
 
 /// `hipblasLtMatmulAlgo_t`: opaque, "can be trivially serialized and later restored for
-/// use with the same version of hipBLASLt" (hipblaslt.h). 24 bytes.
+/// use with the same version of hipBLASLt" (hipblaslt.h). 24 bytes, kept whole in ids.
+/// Inside, hipBLASLt lays it out its own way (rocblaslt-types.h: a packed 8-byte index
+/// block, a fallback flag, then its workspace limit at bytes 9-16), so the field names
+/// here are the public header's, not what the bytes hold: the blob also carries the
+/// workspace limit asked for (an id stays valid while `WORKSPACE` does), and padding is
+/// deterministic only because the heuristic's result array is zero-filled before the call.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct hipblasLtMatmulAlgo_t {
@@ -371,6 +377,22 @@ table!(Rocblas {
         rocblas_handle, rocblas_operation, rocblas_operation, rocblas_int, rocblas_int, rocblas_int,
         *const c_void, *const c_void, rocblas_datatype, rocblas_int, *const c_void, rocblas_datatype, rocblas_int,
         *const c_void, *const c_void, rocblas_datatype, rocblas_int, *mut c_void, rocblas_datatype, rocblas_int,
+        rocblas_datatype, rocblas_gemm_algo, u32, *mut rocblas_int, *mut rocblas_int,
+    ) -> rocblas_status;
+    // The strided batched forms: each matrix argument followed by its batch stride, the
+    // batch count after D's (rocblas-functions.h, rocblas-beta.h).
+    rocblas_gemm_strided_batched_ex: fn(
+        rocblas_handle, rocblas_operation, rocblas_operation, rocblas_int, rocblas_int, rocblas_int,
+        *const c_void, *const c_void, rocblas_datatype, rocblas_int, rocblas_stride, *const c_void, rocblas_datatype,
+        rocblas_int, rocblas_stride, *const c_void, *const c_void, rocblas_datatype, rocblas_int, rocblas_stride,
+        *mut c_void, rocblas_datatype, rocblas_int, rocblas_stride, rocblas_int,
+        rocblas_datatype, rocblas_gemm_algo, i32, u32,
+    ) -> rocblas_status;
+    rocblas_gemm_strided_batched_ex_get_solutions: fn(
+        rocblas_handle, rocblas_operation, rocblas_operation, rocblas_int, rocblas_int, rocblas_int,
+        *const c_void, *const c_void, rocblas_datatype, rocblas_int, rocblas_stride, *const c_void, rocblas_datatype,
+        rocblas_int, rocblas_stride, *const c_void, *const c_void, rocblas_datatype, rocblas_int, rocblas_stride,
+        *mut c_void, rocblas_datatype, rocblas_int, rocblas_stride, rocblas_int,
         rocblas_datatype, rocblas_gemm_algo, u32, *mut rocblas_int, *mut rocblas_int,
     ) -> rocblas_status;
 });

@@ -331,7 +331,7 @@ mod runtime {
     use gemmtune::dispatch::Dispatcher;
     use gemmtune::model::cuda::{CudaLlama, GpuOptions};
     use gemmtune::model::llama::{KvCache, Llama};
-    use gemmtune::model::runtime::Runtime;
+    use gemmtune::model::runtime::{Runtime, SeqCache};
     use gemmtune::problem::DType;
     use std::path::Path;
 
@@ -512,6 +512,38 @@ mod runtime {
         let again: Vec<_> = (0..4).map(|_| rt.new_cache().unwrap()).collect();
         assert!(rt.new_cache().is_err(), "a fifth sequence exceeds the 4 slots");
         drop(again);
+    }
+
+    #[test]
+    #[ignore = "needs an NVIDIA GPU and the SmolLM2 model"]
+    fn gpu_prompts_packed_into_small_passes_match_each_prompt_in_one_pass() {
+        let m = model();
+        let ps = prompts();
+        let ps = &ps[..3];
+        let (toks, _) = cpu_greedy(&m, &ps[0], 4);
+        let mut rt = gpu_runtime(&m, DType::F16, true);
+        let alone: Vec<Vec<Vec<f32>>> = ps.iter().map(|p| gpu_forced(&mut rt, p, &toks)).collect();
+        // Passes of 7 rows: the three prompts' rows packed in order, pieces of a prompt
+        // continuing into the next pass, then decode steps of all three together.
+        let d = Dispatcher::untuned(CudaBackend::new(0).unwrap());
+        let opt = GpuOptions { dtype: DType::F16, slots: 4, context: 1024, max_rows: 7, graphs: true, ..Default::default() };
+        let mut small = CudaLlama::from_host(&m, d, opt).unwrap();
+        let mut caches: Vec<_> = (0..3).map(|_| small.new_cache().unwrap()).collect();
+        let mut seqs: Vec<(&mut _, &[u32])> = caches.iter_mut().zip(ps).map(|(c, p)| (c, &p[..])).collect();
+        let mut packed: Vec<Vec<Vec<f32>>> = small.forward(&mut seqs).unwrap().into_iter().map(|l| vec![l]).collect();
+        for &t in &toks {
+            let mut seqs: Vec<(&mut _, &[u32])> = caches.iter_mut().map(|c| (c, std::slice::from_ref(&t))).collect();
+            for (i, l) in small.forward(&mut seqs).unwrap().into_iter().enumerate() {
+                packed[i].push(l);
+            }
+        }
+        for s in 0..3 {
+            assert_eq!(caches[s].len(), ps[s].len() + toks.len(), "sequence {s}: cache length");
+            for (i, (a, b)) in alone[s].iter().zip(&packed[s]).enumerate() {
+                let e = rel_rms(b, a);
+                assert!(e < 0.01, "sequence {s} step {i}: logits after packed passes differ by {e:.3e}");
+            }
+        }
     }
 
     #[test]

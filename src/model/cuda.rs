@@ -28,6 +28,7 @@ use cudarc::driver::{CudaFunction, CudaGraph, LaunchConfig, PushKernelArg};
 use half::{bf16, f16};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 /// How the GPU runtime is set up.
@@ -396,7 +397,7 @@ impl CudaLlama {
         &self.m.opt
     }
 
-    /// Runs `seqs` (each a cache and its new tokens), in chunks of at most `max_rows`, and
+    /// Runs `seqs` (each a cache and its new tokens) in the passes of `plan_passes`, and
     /// reads each sequence's output with `read` (logits or greedy ids).
     fn run<T>(&mut self, seqs: &mut [(&mut GpuCache, &[u32])], read: fn(&Model, &Act, usize) -> Result<Vec<T>>) -> Result<Vec<T>> {
         // Checked for the whole call before any pass: a prompt past the context would
@@ -415,23 +416,38 @@ impl CudaLlama {
                 return Err(Error::input(format!("token id {t} is outside the vocabulary of {}", self.m.cfg.vocab)));
             }
         }
-        let total: usize = seqs.iter().map(|(_, t)| t.len()).sum();
-        let max_rows = self.m.opt.max_rows;
-        if total <= max_rows && seqs.len() <= self.m.opt.slots {
+        let lens: Vec<usize> = seqs.iter().map(|(_, t)| t.len()).collect();
+        let passes = plan_passes(&lens, self.m.opt.max_rows, self.m.opt.slots);
+        if passes.len() == 1 {
             let s = self.step(seqs)?;
             return read(&self.m, &self.act, s);
         }
-        // Too many rows for one pass: each sequence alone, its tokens in chunks.
-        let mut out = Vec::with_capacity(seqs.len());
-        for (cache, toks) in seqs.iter_mut() {
-            for chunk in toks.chunks(max_rows) {
-                self.step(&mut [(&mut **cache, chunk)])?;
-                // The next chunk rewrites the host metadata this one's queued upload reads.
+        // Too many rows or sequences for one pass: passes filled to max_rows, a sequence's
+        // tokens continuing into the next pass where one fills up.
+        let mut out: Vec<Option<T>> = (0..seqs.len()).map(|_| None).collect();
+        for pass in &passes {
+            let mut part: Vec<(&mut GpuCache, &[u32])> = Vec::with_capacity(pass.len());
+            let mut pieces = pass.iter().peekable();
+            for (i, (cache, toks)) in seqs.iter_mut().enumerate() {
+                if let Some((_, range)) = pieces.next_if(|(j, _)| *j == i) {
+                    let toks: &[u32] = toks;
+                    part.push((&mut **cache, &toks[range.clone()]));
+                }
+            }
+            let s = self.step(&mut part)?;
+            if pass.iter().any(|(i, r)| r.end == lens[*i]) {
+                // Reading synchronizes: the next pass may then rewrite the host metadata.
+                for ((i, r), v) in pass.iter().zip(read(&self.m, &self.act, s)?) {
+                    if r.end == lens[*i] {
+                        out[*i] = Some(v);
+                    }
+                }
+            } else {
+                // The next pass rewrites the host metadata this one's queued upload reads.
                 gpu_of(&self.m.d).sync()?;
             }
-            out.extend(read(&self.m, &self.act, 1)?);
         }
-        Ok(out)
+        Ok(out.into_iter().map(|v| v.expect("every sequence's last piece is in a pass")).collect())
     }
 
     /// One pass over at most `max_rows` rows; returns the number of sequences.
@@ -494,6 +510,33 @@ impl CudaLlama {
         }
         Ok(s)
     }
+}
+
+/// The passes `CudaLlama::run` makes over sequences of `lens` new tokens: at most
+/// `max_rows` rows and `slots` sequences each, in order, each pass filled before the next
+/// begins (a sequence's tokens continue into the next pass), so there are as few as the
+/// rows allow. A piece is (sequence, its token range); a sequence is at most once in a
+/// pass. One sequence at a time in chunks took a pass per short prompt: 64 prompts of 16
+/// tokens were 64 passes where 16 of 64 rows do.
+pub(crate) fn plan_passes(lens: &[usize], max_rows: usize, slots: usize) -> Vec<Vec<(usize, Range<usize>)>> {
+    assert!(max_rows > 0 && slots > 0, "checked when the runtime is built");
+    let (mut passes, mut pass, mut rows) = (Vec::new(), Vec::new(), 0);
+    for (i, &len) in lens.iter().enumerate() {
+        let mut at = 0;
+        while at < len {
+            if rows == max_rows || pass.len() == slots {
+                passes.push(std::mem::take(&mut pass));
+                rows = 0;
+            }
+            let take = (len - at).min(max_rows - rows);
+            pass.push((i, at..at + take));
+            (rows, at) = (rows + take, at + take);
+        }
+    }
+    if !pass.is_empty() {
+        passes.push(pass);
+    }
+    passes
 }
 
 /// The logits of the `s` sequences of the last step, as f32.
@@ -644,5 +687,50 @@ impl Runtime for CudaLlama {
 
     fn set_phase(&self, p: crate::problem::Phase) {
         self.m.d.set_phase(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_passes;
+
+    #[test]
+    fn passes_are_full_cover_every_token_in_order_and_respect_both_limits() {
+        let cases: [(&[usize], usize, usize); 7] = [
+            (&[16; 64], 64, 64),
+            (&[100, 100, 100], 128, 16),
+            (&[300, 5, 1], 128, 16),
+            (&[1; 40], 2048, 16),
+            (&[7, 9, 3, 128, 1, 64], 32, 3),
+            (&[5], 8, 1),
+            (&[2048, 2048], 2048, 16),
+        ];
+        for (lens, max_rows, slots) in cases {
+            let passes = plan_passes(lens, max_rows, slots);
+            let total: usize = lens.iter().sum();
+            let mut next = vec![0; lens.len()];
+            for (pi, pass) in passes.iter().enumerate() {
+                let rows: usize = pass.iter().map(|(_, r)| r.len()).sum();
+                assert!(rows <= max_rows && pass.len() <= slots, "{lens:?}: pass {pi} has {rows} rows, {} sequences", pass.len());
+                // Only the last pass, or one closed by the sequence limit, has room left.
+                if pi + 1 < passes.len() {
+                    assert!(rows == max_rows || pass.len() == slots, "{lens:?}: pass {pi} closed with room");
+                }
+                for w in pass.windows(2) {
+                    assert!(w[0].0 < w[1].0, "{lens:?}: pass {pi} holds a sequence twice or out of order");
+                }
+                for (i, r) in pass {
+                    assert!(!r.is_empty() && r.start == next[*i], "{lens:?}: sequence {i} resumes at {} not {}", r.start, next[*i]);
+                    next[*i] = r.end;
+                }
+            }
+            assert_eq!(next, lens, "every token in a pass");
+            if slots >= lens.len() {
+                assert_eq!(passes.len(), total.div_ceil(max_rows), "{lens:?}: as few passes as the rows allow");
+            }
+        }
+        // 64 prompts of 16 tokens in passes of 64 rows: 16 passes, not one a prompt.
+        assert_eq!(plan_passes(&[16; 64], 64, 64).len(), 16);
+        assert!(plan_passes(&[], 8, 2).is_empty());
     }
 }

@@ -7,12 +7,14 @@
 # per shape side by side, every new rejection's reason listed; 3) the new table benched
 # with the committed one, alternately, as the gate of every session does.
 set -uo pipefail
+exec > >(tee "$OUT/log.txt") 2>&1
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv,noheader
 echo "== GPU tests"
 .dev/cuda-tests --ignored --test-threads 1 --skip runtime:: > /tmp/tests.txt 2>&1; echo "rc=$?"
 grep -E "^test |test result" /tmp/tests.txt | grep -vE " ok$"; grep -E "test result" /tmp/tests.txt
 for build in gemmtune gemmtune-main; do
-  echo "== tune 63 with .dev/$build"
+  echo "== tune 63 with .dev/$build (kernel cache cleared first)"
+  rm -rf ~/.cache/gemmtune
   .dev/$build tune --backend cuda --shapes shapes/llama-h100-63.csv --out /tmp/t-$build.csv \
     --budget-ms 250 --pdl --seed 7 -v > /tmp/tune-$build.txt 2>&1; echo "rc=$?"
   tail -1 /tmp/tune-$build.txt
@@ -36,6 +38,6 @@ echo "== bench: committed table vs new, alternately"
 for r in 1 2; do
   for t in tables/h200-llama-63.csv /tmp/t-gemmtune.csv; do
     echo "-- $t round $r"
-    .dev/gemmtune bench --backend cuda --table $t --shapes shapes/llama-h100-63.csv --budget-ms 200 -q --pdl 2>&1 | grep -E "^M|gate"
+    .dev/gemmtune bench --backend cuda --table $t --shapes shapes/llama-h100-63.csv --budget-ms 200 -q --pdl 2>&1 | grep -E "^M|^32 <|gate"
   done
 done

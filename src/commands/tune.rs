@@ -251,7 +251,7 @@ impl crate::tune::Observer for Inflight<'_> {
 fn shape_line(i: usize, n: usize, o: &Outcome) -> String {
     let tag = if o.winner == o.default { "default kept" } else { "tuned" };
     format!(
-        "[{i}/{n}] {}: {} {} us vs default {} us ({:.2}x, {tag}); {} candidates, {} rejected, {:.2} s (list {:.2}, validate {:.2}, time {:.2})",
+        "[{i}/{n}] {}: {} {} us vs default {} us ({:.2}x, {tag}); {} candidates, {} rejected, {:.2} s (list {:.2}, resolve {:.2}, draws {:.2}, checks {:.2}, warm {:.2}, halving {:.2}, decide {:.2})",
         o.problem,
         o.winner,
         fmt_us(o.winner_time),
@@ -260,9 +260,13 @@ fn shape_line(i: usize, n: usize, o: &Outcome) -> String {
         o.candidates.len(),
         o.rejected(),
         o.wall.as_secs_f64(),
-        o.phases[0].as_secs_f64(),
-        o.phases[1].as_secs_f64(),
-        o.phases[2].as_secs_f64()
+        o.phases.list.as_secs_f64(),
+        o.phases.resolve.as_secs_f64(),
+        o.phases.draws.as_secs_f64(),
+        o.phases.checks.as_secs_f64(),
+        o.phases.warm.as_secs_f64(),
+        o.phases.halving.as_secs_f64(),
+        o.phases.decide.as_secs_f64()
     )
 }
 

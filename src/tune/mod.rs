@@ -111,8 +111,27 @@ pub struct Outcome {
     pub decision: String,
     pub candidates: Vec<CandidateResult>,
     pub wall: Duration,
-    /// Where the wall time went: listing candidates, validating them, timing them.
-    pub phases: [Duration; 3],
+    /// Where the wall time went.
+    pub phases: Phases,
+}
+
+/// A shape's wall time by phase (`tune -v` prints them).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Phases {
+    /// Listing the candidates (on a GPU, the first shape waits for its kernels' compiles).
+    pub list: Duration,
+    /// Loading every candidate (modules, library descriptors).
+    pub resolve: Duration,
+    /// Drawing operands and their reference, and reading the inputs back after each draw.
+    pub draws: Duration,
+    /// Running and judging each candidate once.
+    pub checks: Duration,
+    /// Rotating operand sets made, every survivor called once (warm-up, first cut).
+    pub warm: Duration,
+    /// Successive halving of the contenders.
+    pub halving: Duration,
+    /// The A/B against the default and the winner's re-validation.
+    pub decide: Duration,
 }
 
 impl Outcome {
@@ -205,6 +224,8 @@ fn decide<B: Backend>(
             }
         }
     }
+    let resolved = start.elapsed();
+    let mut checking = Duration::ZERO;
     let mut ops = alloc_operands(b, p)?;
     let draws = cfg.draws.clamp(1, results.len().max(1));
     let tol = validate::tolerance(p, cfg.allow_tf32);
@@ -217,8 +238,10 @@ fn decide<B: Backend>(
             guarded(|| draw.inputs_changed(b, p, ops)).map_err(|e| Error::runtime(format!("{p}: cannot read the operands back: {e}")))
         };
         // Candidate i's verdict on the operands as they are; a lost context ends the shape.
-        let check = |i: usize, ops: &mut Operands<B::Buffer>| -> Result<std::result::Result<f64, String>> {
+        let mut check = |i: usize, ops: &mut Operands<B::Buffer>| -> Result<std::result::Result<f64, String>> {
+            let t = Instant::now();
             let v = draw.check_run(b, kernels[i].as_ref().expect("in the group"), p, ops, tol);
+            checking += t.elapsed();
             if let Err(reason) = &v {
                 context_lost(p, &results[i].id, reason)?;
             }
@@ -312,6 +335,7 @@ fn decide<B: Backend>(
         }
     }
     alive.retain(|&i| i == default_idx || warm[i] <= 3.0 * best_warm);
+    let warmed = start.elapsed();
 
     // 3. Successive halving over the contenders (the default always stays for the A/B).
     let budget = cfg.budget.as_secs_f64();
@@ -359,6 +383,7 @@ fn decide<B: Backend>(
         per_round *= 2;
         cut = (cut * 0.5).max(0.05);
     }
+    let halved = start.elapsed();
     for (i, r) in results.iter_mut().enumerate() {
         r.samples = timings[i].len();
         r.warm = warm[i].is_finite().then_some(warm[i]);
@@ -385,7 +410,15 @@ fn decide<B: Backend>(
         decision,
         candidates: results,
         wall: start.elapsed(),
-        phases: [listed, validated - listed, start.elapsed() - validated],
+        phases: Phases {
+            list: listed,
+            resolve: resolved - listed,
+            draws: validated.saturating_sub(resolved + checking),
+            checks: checking,
+            warm: warmed - validated,
+            halving: halved - warmed,
+            decide: start.elapsed() - halved,
+        },
     };
     match (contender, default_ok) {
         (None, true) => {

@@ -2,7 +2,7 @@
 # The GPU runtime's prompts packed into full passes (`plan_passes`, twenty-second session):
 # two calls on one warm machine, as docs/runs/h200/recheck-runtime/run.sh (same .gpu/.gpu2
 # carries: xz'd binaries, the model in two xz'd parts).
-#   a: decode-bench where the batch exceeds the prompt (the packed case: before, one
+#   a: the 63 shapes tuned with the finer phases of -v; decode-bench where the batch exceeds the prompt (the packed case: before, one
 #      pass a prompt), tuned vs default, against the numbers of recheck-runtime/out;
 #   b: the runtime GPU tests with the real model, the new packed-pass test among them.
 set -uo pipefail
@@ -18,6 +18,10 @@ case "$1" in
       .dev/gemmtune decode-bench --config shapes/configs/$1.json --table tables/$2.csv --baseline \
         --batch 64 --prompt-len 16 --steps 64 --reps 5 --json "$OUT/decode-$1-b64-p16.json" 2>&1 | grep -vE "^\s*$"
     done
+    # Where a tune's wall time goes, by the finer phases of `tune -v` (fresh kernel cache).
+    rm -rf ~/.cache/gemmtune
+    .dev/gemmtune tune --backend cuda --shapes shapes/llama-h100-63.csv --out /tmp/t.csv --budget-ms 250 --pdl --seed 7 -v 2>&1 \
+      | grep -E "^\[[0-9]+/63\]|^tuned " > "$OUT/tune-phases.txt"; tail -1 "$OUT/tune-phases.txt"
     ;;
   b)
     m=models/SmolLM2-135M-Instruct.Q4_1.gguf

@@ -323,6 +323,63 @@ fn gpu_tf32_candidates_need_the_opt_in() {
         relaxed.winner.as_str().get(..40).unwrap_or(relaxed.winner.as_str()), relaxed.speedup());
 }
 
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn gpu_prompts_packed_into_small_passes_match_each_prompt_in_one_pass() {
+    use gemmtune::dispatch::Dispatcher;
+    use gemmtune::model::cuda::{CudaLlama, GpuOptions};
+    use gemmtune::model::llama::Config;
+    use gemmtune::model::runtime::{Runtime, SeqCache};
+    // SmolLM2-135M's shapes with random weights (made on the GPU, as decode-bench does):
+    // no model file needed.
+    let mc = gemmtune::profile::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/shapes/configs/smollm2-135m.json"))).unwrap();
+    let cfg = Config::from_model(&mc, 1e-5, 10000.0, 256.0);
+    let runtime = |max_rows: usize| {
+        let d = Dispatcher::untuned(CudaBackend::new(0).expect("this test needs an NVIDIA GPU"));
+        let opt = GpuOptions { dtype: DType::F16, slots: 4, context: 256, max_rows, graphs: true, ..Default::default() };
+        CudaLlama::random(cfg.clone(), d, opt, 3).unwrap()
+    };
+    let prompts: Vec<Vec<u32>> = [23usize, 9, 40].iter().enumerate().map(|(s, &n)| (0..n).map(|i| ((s * 7919 + i * 104_729) % 49_152) as u32).collect()).collect();
+    let next: [u32; 4] = [17, 4242, 31_000, 9];
+    let rel_rms = |a: &[f32], b: &[f32]| {
+        let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+        (num / b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>()).sqrt()
+    };
+    // Each prompt alone in one pass, then decode steps.
+    let mut one = runtime(256);
+    let alone: Vec<Vec<Vec<f32>>> = prompts
+        .iter()
+        .map(|p| {
+            let mut c = one.new_cache().unwrap();
+            let mut out = vec![one.forward(&mut [(&mut c, &p[..])]).unwrap().remove(0)];
+            for t in next {
+                out.push(one.forward(&mut [(&mut c, &[t][..])]).unwrap().remove(0));
+            }
+            out
+        })
+        .collect();
+    // Passes of 7 rows: the three prompts (72 rows) packed in order into 11 passes, pieces
+    // of a prompt continuing into the next pass; then decode steps of all three together.
+    let mut small = runtime(7);
+    let mut caches: Vec<_> = (0..3).map(|_| small.new_cache().unwrap()).collect();
+    let mut seqs: Vec<(&mut _, &[u32])> = caches.iter_mut().zip(&prompts).map(|(c, p)| (c, &p[..])).collect();
+    let mut packed: Vec<Vec<Vec<f32>>> = small.forward(&mut seqs).unwrap().into_iter().map(|l| vec![l]).collect();
+    for t in next {
+        let mut seqs: Vec<(&mut _, &[u32])> = caches.iter_mut().map(|c| (c, std::slice::from_ref(&t))).collect();
+        for (i, l) in small.forward(&mut seqs).unwrap().into_iter().enumerate() {
+            packed[i].push(l);
+        }
+    }
+    for s in 0..3 {
+        assert_eq!(caches[s].len(), prompts[s].len() + next.len(), "sequence {s}: cache length");
+        for (i, (a, b)) in alone[s].iter().zip(&packed[s]).enumerate() {
+            assert!(a.iter().all(|v| v.is_finite()), "sequence {s} step {i}: non-finite logits");
+            let e = rel_rms(b, a);
+            assert!(e < 0.01, "sequence {s} step {i}: logits after packed passes differ by {e:.3e}");
+        }
+    }
+}
+
 // ------------------------------------------------------------- the GPU runtime (SmolLM2)
 
 mod runtime {
@@ -331,7 +388,7 @@ mod runtime {
     use gemmtune::dispatch::Dispatcher;
     use gemmtune::model::cuda::{CudaLlama, GpuOptions};
     use gemmtune::model::llama::{KvCache, Llama};
-    use gemmtune::model::runtime::{Runtime, SeqCache};
+    use gemmtune::model::runtime::Runtime;
     use gemmtune::problem::DType;
     use std::path::Path;
 
@@ -512,38 +569,6 @@ mod runtime {
         let again: Vec<_> = (0..4).map(|_| rt.new_cache().unwrap()).collect();
         assert!(rt.new_cache().is_err(), "a fifth sequence exceeds the 4 slots");
         drop(again);
-    }
-
-    #[test]
-    #[ignore = "needs an NVIDIA GPU and the SmolLM2 model"]
-    fn gpu_prompts_packed_into_small_passes_match_each_prompt_in_one_pass() {
-        let m = model();
-        let ps = prompts();
-        let ps = &ps[..3];
-        let (toks, _) = cpu_greedy(&m, &ps[0], 4);
-        let mut rt = gpu_runtime(&m, DType::F16, true);
-        let alone: Vec<Vec<Vec<f32>>> = ps.iter().map(|p| gpu_forced(&mut rt, p, &toks)).collect();
-        // Passes of 7 rows: the three prompts' rows packed in order, pieces of a prompt
-        // continuing into the next pass, then decode steps of all three together.
-        let d = Dispatcher::untuned(CudaBackend::new(0).unwrap());
-        let opt = GpuOptions { dtype: DType::F16, slots: 4, context: 1024, max_rows: 7, graphs: true, ..Default::default() };
-        let mut small = CudaLlama::from_host(&m, d, opt).unwrap();
-        let mut caches: Vec<_> = (0..3).map(|_| small.new_cache().unwrap()).collect();
-        let mut seqs: Vec<(&mut _, &[u32])> = caches.iter_mut().zip(ps).map(|(c, p)| (c, &p[..])).collect();
-        let mut packed: Vec<Vec<Vec<f32>>> = small.forward(&mut seqs).unwrap().into_iter().map(|l| vec![l]).collect();
-        for &t in &toks {
-            let mut seqs: Vec<(&mut _, &[u32])> = caches.iter_mut().map(|c| (c, std::slice::from_ref(&t))).collect();
-            for (i, l) in small.forward(&mut seqs).unwrap().into_iter().enumerate() {
-                packed[i].push(l);
-            }
-        }
-        for s in 0..3 {
-            assert_eq!(caches[s].len(), ps[s].len() + toks.len(), "sequence {s}: cache length");
-            for (i, (a, b)) in alone[s].iter().zip(&packed[s]).enumerate() {
-                let e = rel_rms(b, a);
-                assert!(e < 0.01, "sequence {s} step {i}: logits after packed passes differ by {e:.3e}");
-            }
-        }
     }
 
     #[test]

@@ -135,8 +135,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
     /// Most prompt tokens prefilled between two decode steps while other sequences are
-    /// decoding (a long prompt is prefilled in chunks of this size, so it stalls their
-    /// streams by one chunk at a time).
+    /// decoding, over the waiting prompts in arrival order (a long prompt is prefilled in
+    /// chunks of this size, so it stalls their streams by one chunk at a time).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
     pub prefill_chunk: u64,
     /// Record every GEMM problem of the session to this shape file (written at exit).

@@ -331,3 +331,93 @@ fn the_stream_decoder_flushes_a_held_character_at_the_end() {
     let text: String = ids.iter().map(|&i| whole.push(tok, i).unwrap()).collect();
     assert_eq!(text + &whole.finish(tok).unwrap(), "🚀");
 }
+
+/// A runtime that records each forward call (phase, new tokens per sequence); its first
+/// call says it has begun and waits until told to go on.
+struct Watched<R> {
+    inner: R,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<(Phase, Vec<usize>)>>>,
+    phase: std::sync::Mutex<Phase>,
+    hold: Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>,
+}
+
+impl<R: gemmtune::model::runtime::Runtime> gemmtune::model::runtime::Runtime for Watched<R> {
+    type Cache = R::Cache;
+    fn config(&self) -> &gemmtune::model::llama::Config {
+        self.inner.config()
+    }
+    fn new_cache(&mut self) -> gemmtune::error::Result<R::Cache> {
+        self.inner.new_cache()
+    }
+    fn forward(&mut self, seqs: &mut [(&mut R::Cache, &[u32])]) -> gemmtune::error::Result<Vec<Vec<f32>>> {
+        let phase = *self.phase.lock().unwrap();
+        self.calls.lock().unwrap().push((phase, seqs.iter().map(|(_, t)| t.len()).collect()));
+        if let Some((begun, go)) = self.hold.take() {
+            begun.send(()).unwrap();
+            go.recv().unwrap();
+        }
+        self.inner.forward(seqs)
+    }
+    fn set_phase(&self, p: Phase) {
+        *self.phase.lock().unwrap() = p;
+        self.inner.set_phase(p)
+    }
+}
+
+#[test]
+fn serve_prefills_waiting_prompts_in_one_call_and_they_generate_what_they_generate_alone() {
+    use gemmtune::model::runtime::CpuRuntime;
+    use gemmtune::serve::engine::{Engine, Event, Job, Submit};
+    use std::sync::{mpsc, Arc, Mutex};
+    let (m, _) = model();
+    let tok = Arc::new(Tokenizer::from_gguf(&Gguf::open(&model_path()).unwrap()).unwrap());
+    let prompts: Vec<Vec<u32>> = ["The capital of France is", "Water boils at a temperature of", "One, two, three,", "The opposite of hot is"]
+        .iter()
+        .map(|p| tok.encode(p).unwrap())
+        .collect();
+    // Texts of the four prompts (greedy, 6 tokens) and the engine's forward calls; with
+    // `together`, the other three are queued while the first one's prefill runs.
+    let run = |together: bool| -> (Vec<String>, Vec<(Phase, Vec<usize>)>) {
+        let ((go, hold), (begun_tx, begun)) = (mpsc::channel(), mpsc::channel());
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let inner = CpuRuntime { model: m, d: Box::new(Dispatcher::untuned(CpuBackend::new())) };
+        let rt = Watched { inner, calls: calls.clone(), phase: Mutex::new(Phase::Decode), hold: together.then_some((begun_tx, hold)) };
+        let limits = gemmtune::serve::Limits { max_batch: 4, queue: 4, prefill_chunk: 512 };
+        let engine = Engine::start(rt, tok.clone(), limits);
+        let submit = |p: &Vec<u32>| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let job = Job { prompt: p.clone(), max_tokens: 6, temperature: 0.0, top_p: 1.0, seed: 0, stop: vec![], events: tx };
+            assert!(matches!(engine.submit(job), Submit::Ok));
+            rx
+        };
+        let text = |mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>| {
+            let mut s = String::new();
+            loop {
+                match rx.blocking_recv() {
+                    Some(Event::Text(t)) => s += &t,
+                    Some(Event::Done { .. }) => return s,
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        let texts = if together {
+            let first = submit(&prompts[0]);
+            begun.recv().unwrap();
+            let rxs: Vec<_> = std::iter::once(first).chain(prompts[1..].iter().map(submit)).collect();
+            go.send(()).unwrap();
+            rxs.into_iter().map(text).collect()
+        } else {
+            prompts.iter().map(|p| text(submit(p))).collect()
+        };
+        let calls = calls.lock().unwrap().clone();
+        (texts, calls)
+    };
+    let (alone, alone_calls) = run(false);
+    let (together, calls) = run(true);
+    assert!(alone_calls.iter().all(|(p, l)| *p != Phase::Prefill || l.len() == 1), "{alone_calls:?}");
+    let rest: Vec<usize> = prompts[1..].iter().map(Vec::len).collect();
+    assert_eq!(calls[0], (Phase::Prefill, vec![prompts[0].len()]), "{calls:?}");
+    assert!(calls.contains(&(Phase::Prefill, rest.clone())), "the three waiting prompts, whole, in one call: {rest:?} not in {calls:?}");
+    assert_eq!(together, alone, "batched prefill and decode change no greedy token");
+    assert!(alone.iter().all(|t| !t.is_empty()));
+}

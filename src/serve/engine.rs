@@ -1,10 +1,10 @@
 //! The batching engine: one thread owns the model and runs continuous batching. Every
 //! active sequence advances by one token in a single forward pass, so the decode GEMMs run
 //! with M = number of active sequences, exactly where tuned M buckets matter. Finished
-//! sequences leave the batch at once. A new request is prefilled between decode steps
-//! (M = prompt tokens), in chunks of at most `prefill_chunk` tokens while others are
-//! decoding, so a long prompt delays their next token by one chunk, not by its whole
-//! prefill.
+//! sequences leave the batch at once. New requests are prefilled between decode steps,
+//! those waiting together in one forward call (M = their prompt tokens), at most
+//! `prefill_chunk` tokens a call while others are decoding, so a long prompt delays their
+//! next token by one chunk, not by its whole prefill.
 //!
 //! Admission: at most `max_batch` sequences decode and `queue` more wait; a request past
 //! that gets 429 at once. Each job carries a slot of that count, freed when the engine
@@ -165,11 +165,11 @@ impl Engine {
 fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Queued>, active_count: Arc<AtomicUsize>, max_batch: usize, chunk: usize) {
     let context = rt.config().context;
     let mut waiting: VecDeque<Queued> = VecDeque::new();
-    let mut prefill: Option<Prefill<R::Cache>> = None;
+    let mut prefills: Vec<Prefill<R::Cache>> = Vec::new();
     let mut active: Vec<Active<R::Cache>> = Vec::new();
     loop {
         // Take new jobs (block when idle); forget the ones whose client left while waiting.
-        if active.is_empty() && prefill.is_none() && waiting.is_empty() {
+        if active.is_empty() && prefills.is_empty() && waiting.is_empty() {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(q) => waiting.push_back(q),
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -178,36 +178,65 @@ fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Queued>, active_
         }
         waiting.extend(rx.try_iter());
         waiting.retain(|q| !q.job.events.is_closed());
-        if prefill.is_none() && active.len() < max_batch {
-            if let Some(q) = waiting.pop_front() {
-                match rt.new_cache() {
-                    Ok(cache) => prefill = Some(Prefill { q, cache, done: 0 }),
-                    Err(e) => {
-                        let _ = q.job.events.send(Event::Error(e.to_string()));
-                    }
+        while active.len() + prefills.len() < max_batch {
+            let Some(q) = waiting.pop_front() else { break };
+            if q.job.prompt.is_empty() {
+                let _ = q.job.events.send(Event::Error("the prompt is empty".into()));
+                continue;
+            }
+            match rt.new_cache() {
+                Ok(cache) => prefills.push(Prefill { q, cache, done: 0 }),
+                Err(e) => {
+                    let _ = q.job.events.send(Event::Error(e.to_string()));
                 }
             }
         }
-        // One prefill chunk (the whole prompt when nothing else is decoding).
-        if let Some(mut p) = prefill.take() {
-            if !p.q.job.events.is_closed() {
-                let prompt = &p.q.job.prompt;
-                let end = if active.is_empty() { prompt.len() } else { (p.done + chunk).min(prompt.len()) };
-                rt.set_phase(Phase::Prefill);
-                match rt.forward(&mut [(&mut p.cache, &prompt[p.done..end])]) {
-                    Ok(_) if end < prompt.len() => {
+        // One prefill call for the prompts being prefilled, in arrival order: all of them
+        // when nothing else is decoding (at least the first whole), else `chunk` tokens.
+        prefills.retain(|p| !p.q.job.events.is_closed());
+        if !prefills.is_empty() {
+            let spans: Vec<(usize, usize)> = prefills.iter().map(|p| (p.done, p.q.job.prompt.len())).collect();
+            let budget = if active.is_empty() { chunk.max(spans[0].1 - spans[0].0) } else { chunk };
+            let ends = prefill_ends(&spans, budget);
+            rt.set_phase(Phase::Prefill);
+            let result = {
+                let mut seqs: Vec<(&mut R::Cache, &[u32])> = prefills
+                    .iter_mut()
+                    .zip(&ends)
+                    .filter(|(p, &end)| end > p.done)
+                    .map(|(p, &end)| (&mut p.cache, &p.q.job.prompt[p.done..end]))
+                    .collect();
+                rt.forward(&mut seqs)
+            };
+            match result {
+                Ok(logits) => {
+                    let mut logits = logits.into_iter();
+                    for (mut p, end) in std::mem::take(&mut prefills).into_iter().zip(ends) {
+                        if end == p.done {
+                            prefills.push(p); // no tokens this call
+                            continue;
+                        }
+                        let l = logits.next().expect("one row of logits a sequence run");
                         p.done = end;
-                        prefill = Some(p);
-                    }
-                    Ok(mut logits) => {
+                        if end < p.q.job.prompt.len() {
+                            prefills.push(p);
+                            continue;
+                        }
                         let j = &p.q.job;
                         let mut sampler = Sampler::new(j.temperature, j.top_p, j.seed);
-                        let next = sampler.sample(&logits.remove(0));
+                        let next = sampler.sample(&l);
                         let stop = StopText::new(j.stop.clone());
                         active.push(Active { q: p.q, cache: p.cache, sampler, decoder: StreamDecoder::new(), stop, next, generated: 0 });
                     }
-                    Err(e) => {
-                        let _ = p.q.job.events.send(Event::Error(e.to_string()));
+                }
+                Err(e) => {
+                    // Those of the call fail; the others wait for the next one.
+                    for (p, end) in std::mem::take(&mut prefills).into_iter().zip(ends) {
+                        if end > p.done {
+                            let _ = p.q.job.events.send(Event::Error(e.to_string()));
+                        } else {
+                            prefills.push(p);
+                        }
                     }
                 }
             }
@@ -255,6 +284,21 @@ fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Queued>, active_
     }
 }
 
+/// Where each prompt's prefill gets to in one call: `spans` are (tokens done, prompt
+/// length) in arrival order; `budget` tokens go to them in that order (a prompt not
+/// reached keeps its `done`).
+fn prefill_ends(spans: &[(usize, usize)], budget: usize) -> Vec<usize> {
+    let mut left = budget;
+    spans
+        .iter()
+        .map(|&(done, len)| {
+            let take = (len - done).min(left);
+            left -= take;
+            done + take
+        })
+        .collect()
+}
+
 /// Sends a sequence's pending token as text; false when the sequence is finished (an end
 /// token, a stop sequence, its length limit or the context) or its client has gone.
 fn emit<C: SeqCache>(a: &mut Active<C>, tok: &Tokenizer, context: usize) -> bool {
@@ -288,4 +332,17 @@ fn emit<C: SeqCache>(a: &mut Active<C>, tok: &Tokenizer, context: usize) -> bool
         return false;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefill_ends;
+
+    #[test]
+    fn the_prefill_budget_goes_to_the_prompts_in_arrival_order() {
+        assert_eq!(prefill_ends(&[(0, 40), (0, 30), (0, 100)], 128), vec![40, 30, 58]);
+        assert_eq!(prefill_ends(&[(120, 300), (0, 5)], 128), vec![248, 0]);
+        assert_eq!(prefill_ends(&[(0, 10), (3, 7)], 1000), vec![10, 7]);
+        assert_eq!(prefill_ends(&[(0, 10), (0, 7)], 0), vec![0, 0]);
+    }
 }

@@ -4,7 +4,9 @@
 //! problem. Unseen problems fall back in this order (documented in docs/architecture.md):
 //! 1. **bucket**: a row with the same dtype, layout, N, K and batch whose M is the
 //!    smallest tuned M ≥ the requested M (the kernel tuned for a slightly larger batch),
-//!    else the largest tuned M below it; the kernel must resolve for the requested M;
+//!    else the largest tuned M below it; the kernel must resolve for the requested M (else
+//!    the next nearest row). A row whose kernel is a library configuration chosen for its
+//!    own M (`Backend::fits_other_m`) stands for the library's choice: the default;
 //! 2. **default**: the backend's default kernel.
 //!
 //! Each decision is made once per problem and cached. Coverage (hits, bucket and
@@ -191,7 +193,12 @@ impl<B: Backend> Dispatcher<B> {
         if let Some(ms) = self.by_weights.get(&p.weight_key()) {
             let above = ms.range(p.m..).map(|(_, id)| id);
             let below = ms.range(..p.m).rev().map(|(_, id)| id);
+            // Nearest first. A row that chose a library configuration for its M stands
+            // for the library's choice at this M: the default, after any nearer rows.
             for id in above.chain(below) {
+                if !self.backend.fits_other_m(id) {
+                    break;
+                }
                 tries.push((id.clone(), Source::Bucket));
             }
         }

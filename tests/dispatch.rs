@@ -1,5 +1,6 @@
 //! Dispatcher: exact hits, bucket and default fallbacks, coverage, record mode.
 
+mod common;
 use gemmtune::backend::cpu::CpuBackend;
 use gemmtune::backend::{Backend, KernelId, Operands};
 use gemmtune::dispatch::{Dispatcher, Source};
@@ -99,6 +100,23 @@ fn bucket_skips_kernels_that_cannot_run_the_requested_m() {
     let d = Dispatcher::from_loaded(&t, std::path::Path::new("t.csv"), CpuBackend::new(), true).unwrap();
     assert_eq!(run(&d, &p16.with_m(3), 5), Source::Bucket);
     assert_eq!(run(&d, &p16.with_m(200), 6), Source::Default);
+}
+
+#[test]
+fn a_bucket_row_of_a_library_configuration_stands_for_the_default() {
+    // A row whose kernel stands for a library configuration (a cuBLASLt algo chosen at
+    // M = 128) gives M = 64 the library's own choice, the default; rows of our kernels
+    // are still fallbacks.
+    let p128 = Problem::linear(DType::F32, 128, 32, 64).unwrap();
+    let t = table_with(&[(p128, "cpu:matrixmultiply:t1"), (p128.with_m(32), "cpu:gemm:t1")]);
+    let mut b = common::Restricted::new("cpu:gemm:t2", &["cpu:matrixmultiply:t1", "cpu:gemm:t1"]);
+    b.fixed_m = vec![KernelId::new("cpu:matrixmultiply:t1")];
+    let d = Dispatcher::from_loaded(&t, std::path::Path::new("t.csv"), b, true).unwrap();
+    let choice = |m: usize| d.choose(&p128.with_m(m)).unwrap();
+    assert_eq!(choice(64), (KernelId::new("cpu:gemm:t2"), Source::Default), "the nearest row above is a configuration");
+    assert_eq!(choice(200), (KernelId::new("cpu:gemm:t2"), Source::Default), "the nearest row below is a configuration");
+    assert_eq!(choice(16), (KernelId::new("cpu:gemm:t1"), Source::Bucket), "the nearest row above is ours");
+    assert_eq!(choice(128), (KernelId::new("cpu:matrixmultiply:t1"), Source::Exact), "an exact row is used whatever its kernel");
 }
 
 #[test]

@@ -23,6 +23,8 @@ pub struct Restricted {
     /// negated values, until it is refilled.
     pub clobbers: Option<KernelId>,
     pub clobbers_w: bool,
+    /// Kernels that model a library configuration chosen for one M (`fits_other_m`).
+    pub fixed_m: Vec<KernelId>,
     /// Where the X buffers it changed live (their data addresses).
     clobbered: std::sync::Mutex<std::collections::HashSet<usize>>,
 }
@@ -54,7 +56,7 @@ impl Restricted {
     pub fn new(default: &str, others: &[&str]) -> Restricted {
         let mut ids = vec![KernelId::new(default)];
         ids.extend(others.iter().map(|s| KernelId::new(*s)));
-        Restricted { inner: CpuBackend::new().with_test_kernels(), default: KernelId::new(default), ids, time_hook: None, warm_up_calls: 2, clobbers: None, clobbers_w: false, clobbered: Default::default() }
+        Restricted { inner: CpuBackend::new().with_test_kernels(), default: KernelId::new(default), ids, time_hook: None, warm_up_calls: 2, clobbers: None, clobbers_w: false, fixed_m: Vec::new(), clobbered: Default::default() }
     }
 }
 
@@ -72,6 +74,9 @@ impl Backend for Restricted {
     }
     fn default_kernel(&self, _p: &Problem) -> KernelId {
         self.default.clone()
+    }
+    fn fits_other_m(&self, id: &KernelId) -> bool {
+        !self.fixed_m.contains(id)
     }
     fn resolve(&self, p: &Problem, id: &KernelId) -> Result<CpuKernel> {
         self.inner.resolve(p, id)

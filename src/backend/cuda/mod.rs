@@ -72,6 +72,14 @@ impl CudaKernel {
 struct Graphs(HashMap<(u64, u64, usize, bool), cudarc::driver::CudaGraph>);
 
 /// The timing-graph key part of `sets` (`kernels::sets_key`).
+/// cuBLAS and cuBLASLt kernels (`cuda:cublas:*`, `cuda:cublaslt*:*`, and the same after
+/// a dequantization, `cuda:dq:cublas*`): a configuration of the library for one problem
+/// (see `Backend::fits_other_m`).
+fn is_library(id: &KernelId) -> bool {
+    let s = id.as_str();
+    s.starts_with("cuda:cublas") || s.starts_with("cuda:dq:cublas")
+}
+
 fn sets_key(sets: &[Operands<DevBuf>]) -> u64 {
     crate::backend::kernels::sets_key(sets.iter().map(|s| (s.x.ptr, s.w.ptr, s.y.ptr)))
 }
@@ -467,6 +475,10 @@ impl Backend for CudaBackend {
         KernelId::new(if p.wformat.is_dense() { "cuda:cublas:default" } else { DQ_DEFAULT })
     }
 
+    fn fits_other_m(&self, id: &KernelId) -> bool {
+        !is_library(id)
+    }
+
     fn precompile(&self, problems: &[Problem], stop: &(dyn Fn() -> bool + Sync)) {
         self.rtc.precompile(&custom::Custom::modules_after_first(problems, self.rtc.arch()), stop);
     }
@@ -642,5 +654,20 @@ impl Backend for CudaBackend {
         let on = on && self.gpu.cc.0 >= 9;
         self.set_pdl(on);
         on
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_library, KernelId};
+
+    #[test]
+    fn library_configurations_are_told_from_our_kernels() {
+        for id in ["cuda:cublas:default", "cuda:cublas:tf32", "cuda:cublaslt:130100:a66-t20:00ff", "cuda:cublaslt-tf32:130100:x:00", "cuda:dq:cublas:default", "cuda:dq:cublaslt:130100:a66-t20:00ff"] {
+            assert!(is_library(&KernelId::new(id)), "{id}");
+        }
+        for id in ["cuda:gemv:r2:t256:u1:m1", "cuda:wgt:n32:g1:t1:s16:k1", "cuda:mmal:mt2:w8:v2:n1:k2", "cuda:qmma:x"] {
+            assert!(!is_library(&KernelId::new(id)), "{id}");
+        }
     }
 }

@@ -16,7 +16,7 @@
 use super::custom::Custom;
 use super::hipblaslt::{decode_id, encode_id, index_of};
 use super::sys::hipblasLtMatmulAlgo_t as Algo;
-use crate::backend::Candidate;
+use crate::backend::{Candidate, KernelId};
 use crate::error::{Error, Result};
 use crate::problem::Problem;
 
@@ -43,6 +43,13 @@ pub enum Choice {
 }
 
 pub const DEFAULT: &str = "rocm:rocblas:default";
+
+/// rocBLAS and hipBLASLt kernels (`rocm:rocblas:*`, `rocm:hipblaslt:*`): a solution or
+/// algorithm of the library for one problem (see `Backend::fits_other_m`).
+pub fn is_library(id: &KernelId) -> bool {
+    let s = id.as_str();
+    s.starts_with("rocm:rocblas:") || s.starts_with("rocm:hipblaslt:")
+}
 
 /// Most candidates taken from each library per problem (rocBLAS solutions, hipBLASLt
 /// algorithms), in the library's order.
@@ -134,6 +141,14 @@ pub fn resolve(libs: &impl Libraries, p: &Problem, id: &str) -> Result<Choice> {
 mod tests {
     use super::*;
     use crate::problem::DType;
+
+    #[test]
+    fn library_solutions_are_told_from_our_kernels() {
+        for id in [DEFAULT, "rocm:rocblas:1216", "rocm:hipblaslt:110000:00ff"] {
+            assert!(is_library(&KernelId::new(id)), "{id}");
+        }
+        assert!(!is_library(&KernelId::new("rocm:gemv:r2:t256:u1")));
+    }
 
     /// TEST DOUBLE, never a backend: answers the library questions from fixed lists, as a
     /// device with these rocBLAS solutions and hipBLASLt algorithms would.

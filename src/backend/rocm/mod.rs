@@ -264,6 +264,10 @@ impl Backend for RocmBackend {
         KernelId::new(candidates::DEFAULT)
     }
 
+    fn fits_other_m(&self, id: &KernelId) -> bool {
+        !candidates::is_library(id)
+    }
+
     fn precompile(&self, problems: &[Problem], stop: &(dyn Fn() -> bool + Sync)) {
         self.rtc.precompile(&custom::Custom::modules_after_first(problems, self.gfx(), self.rtc.warp()), stop);
     }

@@ -332,11 +332,14 @@ fn the_stream_decoder_flushes_a_held_character_at_the_end() {
     assert_eq!(text + &whole.finish(tok).unwrap(), "🚀");
 }
 
+/// Forward calls as a runtime saw them: the phase and each sequence's new tokens.
+type Calls = std::sync::Arc<std::sync::Mutex<Vec<(Phase, Vec<usize>)>>>;
+
 /// A runtime that records each forward call (phase, new tokens per sequence); its first
 /// call says it has begun and waits until told to go on.
 struct Watched<R> {
     inner: R,
-    calls: std::sync::Arc<std::sync::Mutex<Vec<(Phase, Vec<usize>)>>>,
+    calls: Calls,
     phase: std::sync::Mutex<Phase>,
     hold: Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>,
 }

@@ -180,8 +180,9 @@ fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Queued>, active_
         waiting.retain(|q| !q.job.events.is_closed());
         while active.len() + prefills.len() < max_batch {
             let Some(q) = waiting.pop_front() else { break };
-            if q.job.prompt.is_empty() {
-                let _ = q.job.events.send(Event::Error("the prompt is empty".into()));
+            // Refused here, not by the forward call, which it shares with other prompts.
+            if let Some(why) = unrunnable(&q.job.prompt, rt.config()) {
+                let _ = q.job.events.send(Event::Error(why));
                 continue;
             }
             match rt.new_cache() {
@@ -284,6 +285,18 @@ fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Queued>, active_
     }
 }
 
+/// Why a prompt cannot be prefilled, if it cannot: the HTTP layer refuses these first, but
+/// a prompt that reached a shared forward call would fail the other prompts of the call.
+fn unrunnable(prompt: &[u32], c: &crate::model::llama::Config) -> Option<String> {
+    if prompt.is_empty() {
+        return Some("the prompt is empty".into());
+    }
+    if prompt.len() >= c.context {
+        return Some(format!("the prompt has {} tokens; the context holds {}", prompt.len(), c.context));
+    }
+    prompt.iter().find(|&&t| t as usize >= c.vocab).map(|t| format!("token id {t} is outside the vocabulary of {}", c.vocab))
+}
+
 /// Where each prompt's prefill gets to in one call: `spans` are (tokens done, prompt
 /// length) in arrival order; `budget` tokens go to them in that order (a prompt not
 /// reached keeps its `done`).
@@ -336,7 +349,20 @@ fn emit<C: SeqCache>(a: &mut Active<C>, tok: &Tokenizer, context: usize) -> bool
 
 #[cfg(test)]
 mod tests {
-    use super::prefill_ends;
+    use super::{prefill_ends, unrunnable};
+    use crate::model::llama::Config;
+
+    #[test]
+    fn prompts_that_would_fail_a_shared_prefill_call_are_refused_alone() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shapes/configs/smollm2-135m.json");
+        let c = Config::from_model(&crate::profile::load(&path).unwrap(), 1e-5, 1e4, 64.0);
+        assert_eq!(c.context, 64);
+        assert_eq!(unrunnable(&[1, 2, 3], &c), None);
+        assert_eq!(unrunnable(&[7; 63], &c), None);
+        assert!(unrunnable(&[], &c).unwrap().contains("empty"));
+        assert!(unrunnable(&[7; 64], &c).unwrap().contains("context holds 64"));
+        assert!(unrunnable(&[1, c.vocab as u32], &c).unwrap().contains("outside the vocabulary"));
+    }
 
     #[test]
     fn the_prefill_budget_goes_to_the_prompts_in_arrival_order() {

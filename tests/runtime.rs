@@ -405,7 +405,7 @@ fn serve_prefills_waiting_prompts_in_one_call_and_they_generate_what_they_genera
         };
         let texts = if together {
             let first = submit(&prompts[0]);
-            begun.recv().unwrap();
+            begun.recv_timeout(std::time::Duration::from_secs(60)).expect("the engine began the first prompt's prefill");
             let rxs: Vec<_> = std::iter::once(first).chain(prompts[1..].iter().map(submit)).collect();
             go.send(()).unwrap();
             rxs.into_iter().map(text).collect()

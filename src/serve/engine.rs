@@ -2,9 +2,9 @@
 //! active sequence advances by one token in a single forward pass, so the decode GEMMs run
 //! with M = number of active sequences, exactly where tuned M buckets matter. Finished
 //! sequences leave the batch at once. New requests are prefilled between decode steps,
-//! those waiting together in one forward call (M = their prompt tokens), at most
-//! `prefill_chunk` tokens a call while others are decoding, so a long prompt delays their
-//! next token by one chunk, not by its whole prefill.
+//! those waiting together in one forward call (M = their prompt tokens), `prefill_chunk`
+//! tokens a call (a longer first prompt whole when nothing else decodes), so a long prompt
+//! delays the others' next token by one chunk, not by its whole prefill.
 //!
 //! Admission: at most `max_batch` sequences decode and `queue` more wait; a request past
 //! that gets 429 at once. Each job carries a slot of that count, freed when the engine
@@ -192,8 +192,9 @@ fn run<R: Runtime>(mut rt: R, tok: Arc<Tokenizer>, rx: Receiver<Queued>, active_
                 }
             }
         }
-        // One prefill call for the prompts being prefilled, in arrival order: all of them
-        // when nothing else is decoding (at least the first whole), else `chunk` tokens.
+        // One prefill call for the prompts being prefilled, in arrival order: `chunk`
+        // tokens, or the first prompt whole when nothing else is decoding (a call's work
+        // and activations stay bounded, and the first streams start after one chunk).
         prefills.retain(|p| !p.q.job.events.is_closed());
         if !prefills.is_empty() {
             let spans: Vec<(usize, usize)> = prefills.iter().map(|p| (p.done, p.q.job.prompt.len())).collect();

@@ -71,7 +71,6 @@ impl CudaKernel {
 /// (even with the first at the same address) get a graph of their own.
 struct Graphs(HashMap<(u64, u64, usize, bool), cudarc::driver::CudaGraph>);
 
-/// The timing-graph key part of `sets` (`kernels::sets_key`).
 /// cuBLAS and cuBLASLt kernels (`cuda:cublas:*`, `cuda:cublaslt*:*`, and the same after
 /// a dequantization, `cuda:dq:cublas*`): a configuration of the library for one problem
 /// (see `Backend::fits_other_m`).
@@ -80,6 +79,7 @@ fn is_library(id: &KernelId) -> bool {
     s.starts_with("cuda:cublas") || s.starts_with("cuda:dq:cublas")
 }
 
+/// The timing-graph key part of `sets` (`kernels::sets_key`).
 fn sets_key(sets: &[Operands<DevBuf>]) -> u64 {
     crate::backend::kernels::sets_key(sets.iter().map(|s| (s.x.ptr, s.w.ptr, s.y.ptr)))
 }

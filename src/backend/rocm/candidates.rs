@@ -44,11 +44,12 @@ pub enum Choice {
 
 pub const DEFAULT: &str = "rocm:rocblas:default";
 
-/// rocBLAS and hipBLASLt kernels (`rocm:rocblas:*`, `rocm:hipblaslt:*`): a solution or
-/// algorithm of the library for one problem (see `Backend::fits_other_m`).
+/// rocBLAS and hipBLASLt kernels (`rocm:rocblas:*`, `rocm:hipblaslt:*`, and TunableOp's
+/// `rocm:hipblaslt-index:*`): a solution or algorithm of the library for one problem (see
+/// `Backend::fits_other_m`).
 pub fn is_library(id: &KernelId) -> bool {
     let s = id.as_str();
-    s.starts_with("rocm:rocblas:") || s.starts_with("rocm:hipblaslt:")
+    s.starts_with("rocm:rocblas:") || s.starts_with("rocm:hipblaslt")
 }
 
 /// Most candidates taken from each library per problem (rocBLAS solutions, hipBLASLt
@@ -144,7 +145,7 @@ mod tests {
 
     #[test]
     fn library_solutions_are_told_from_our_kernels() {
-        for id in [DEFAULT, "rocm:rocblas:1216", "rocm:hipblaslt:110000:00ff"] {
+        for id in [DEFAULT, "rocm:rocblas:1216", "rocm:hipblaslt:110000:00ff", "rocm:hipblaslt-index:56537"] {
             assert!(is_library(&KernelId::new(id)), "{id}");
         }
         assert!(!is_library(&KernelId::new("rocm:gemv:r2:t256:u1")));

@@ -261,8 +261,9 @@ pub trait Backend: Send + Sync {
     /// weights (the dispatcher's bucket fallback). Our own kernels take an M range and
     /// say by `resolve` whether they run an M. A library configuration (a cuBLASLt algo
     /// blob, a rocBLAS solution) was chosen for its M alone: at another M the library's
-    /// own heuristic (the default) is the better guess, and the dispatcher takes it. On the H200 the M = 128 rows'
-    /// cuBLASLt configurations ran Llama-3.1-8B at batch 64 at 0.885x the default's speed.
+    /// own heuristic (the default) is the better guess, and the dispatcher takes it. On
+    /// the H200 the M = 128 rows' cuBLASLt configurations ran Llama-3.1-8B at batch 64 at
+    /// 0.885x the default's speed.
     fn fits_other_m(&self, _id: &KernelId) -> bool {
         true
     }

@@ -224,12 +224,12 @@ impl CudaBackend {
                 let (wp, xp, yp) = (w.ptr as *const c_void, x.ptr as *const c_void, y.ptr as *mut c_void);
                 let algo = blas::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
                 let (n, m, k) = (p.n as i32, p.m as i32, p.k as i32);
+                let (tw, tx) = (op(p.layout.w_trans), op(p.layout.x_trans));
                 // SAFETY: operands hold the problem's elements (batch items at the strides
                 // given); dimensions are below MAX_DIM, so the i32 casts are exact.
                 unsafe {
                     if p.batch == 1 {
                         // torch.mm / F.linear: one cublasGemmEx.
-                        let (tw, tx) = (op(p.layout.w_trans), op(p.layout.x_trans));
                         cudarc::cublas::result::gemm_ex(self.blas.0, tw, tx, n, m, k, ab, wp, t, lda as i32, xp, t, ldb as i32, ap, yp, t, n, compute, algo)
                             .map_err(|e| Error::runtime(format!("cublasGemmEx: {e:?}")))?;
                     } else {
@@ -238,8 +238,8 @@ impl CudaBackend {
                         let (sw, sx, sy) = ((p.n * p.k) as i64, (p.m * p.k) as i64, (p.m * p.n) as i64);
                         cudarc::cublas::result::gemm_strided_batched_ex(
                             self.blas.0,
-                            op(p.layout.w_trans),
-                            op(p.layout.x_trans),
+                            tw,
+                            tx,
                             n,
                             m,
                             k,
